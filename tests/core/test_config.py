@@ -1,0 +1,164 @@
+"""config.toml: discovery order, validation errors with file:line [key], comment-keeping edits."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from zelda_tui.core import config
+from zelda_tui.core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_repo_config_describes_the_plan():
+    cfg = config.load(REPO / "config.toml")
+    assert cfg.model.name == "zelda-16b-v1"
+    assert cfg.model.base == "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"
+    assert "Qwen/Qwen2.5-Coder-32B-Instruct" in cfg.model.alternatives
+    locked = cfg.mix("zelda_16b_mix_v1")
+    assert locked.datasets == (
+        "vultr_train_full", "vultr_gold_full", "oos_enriched_v1_normalized_notodo",
+        "asm_gold_asar_pass_20260102", "nerv_watcher_v1", "expert_router_v1",
+    )
+    assert (locked.eval_fraction, locked.min_eval_samples, locked.seed) == (0.02, 1, 42)
+    assert cfg.mix(cfg.phases[0]).datasets == ("asm_gold_asar_pass_20260102",)
+    assert cfg.mix(cfg.phases[1]).datasets == ("vultr_gold_full", "oos_enriched_v1_normalized_notodo")
+    assert cfg.mix(cfg.phases[1]).optional == ("nerv_watcher_v1",)
+    assert cfg.phases[2] == "zelda_16b_mix_v1"
+    raw = cfg.doc.unwrap()
+    assert raw["remote"]["training_dir"] == "/opt/training"
+    assert raw["backup"]["host"] == "halext-nj"
+    assert raw["train"]["checkpoint_every_steps"] == 50
+    assert raw["monitoring"] == {
+        "gpu_idle_threshold_percent": 5, "gpu_idle_alert_minutes": 15,
+        "gpu_idle_shutdown_minutes": 30, "disk_warning_percent": 85,
+    }
+    assert raw["budget"]["max_total_usd"] > 0
+
+
+def test_paths_resolve_relative_to_config_and_datasets_dir(small_ws: Path, tmp_path: Path):
+    text = small_ws.read_text().replace('path = "beta.jsonl"', f'path = "{tmp_path}/elsewhere/beta.jsonl"')
+    small_ws.write_text(text)
+    cfg = config.load(small_ws)
+    assert cfg.datasets_dir == small_ws.parent / "datasets"
+    assert cfg.dataset("alpha").path == small_ws.parent / "datasets" / "alpha.jsonl"
+    assert cfg.dataset("beta").path == tmp_path / "elsewhere" / "beta.jsonl"
+    assert cfg.state_path == small_ws.parent / "state.sqlite"
+
+
+def test_discovery_order(small_ws: Path, tmp_path: Path, monkeypatch):
+    other = tmp_path / "other.toml"
+    other.write_text(small_ws.read_text())
+    monkeypatch.chdir(small_ws.parent)
+    monkeypatch.delenv(config.ENV_VAR, raising=False)
+    assert config.discover() == small_ws
+    monkeypatch.setenv(config.ENV_VAR, str(other))
+    assert config.discover() == other
+    assert config.discover(str(small_ws)) == small_ws
+    monkeypatch.chdir(tmp_path / "datasets")
+    monkeypatch.delenv(config.ENV_VAR)
+    with pytest.raises(ConfigError, match="no config.toml here"):
+        config.discover()
+    with pytest.raises(ConfigError, match="missing.toml: config file not found"):
+        config.discover(str(tmp_path / "missing.toml"))
+
+
+def _expect(small_ws: Path, old: str, new: str, pattern: str) -> ConfigError:
+    text = small_ws.read_text()
+    assert old in text
+    small_ws.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        config.load(small_ws)
+    assert info.value.exit_code == 2
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(small_ws))
+    import re
+    assert re.search(pattern, message), message
+    return info.value
+
+
+def test_broken_toml_names_the_line(small_ws: Path):
+    _expect(small_ws, "seed = 7", "seed = = 7", r"config\.toml:\d+: invalid TOML")
+
+
+@pytest.mark.parametrize(
+    "old,new,pattern",
+    [
+        ("eval_fraction = 0.1", "eval_fraction = 1.5", r":23 \[mix\.small\.eval_fraction\]: eval_fraction must be between 0 and 1"),
+        ("eval_fraction = 0.1", "eval_fraction = 0", r":23 \[mix\.small\.eval_fraction\]"),
+        ('datasets = ["alpha", "beta", "gamma"]', 'datasets = ["alpha", "nope"]', r":22 \[mix\.small\.datasets\]: .*unknown dataset 'nope'"),
+        ('datasets = ["alpha", "beta", "gamma"]', 'datasets = ["alpha", "alpha"]', r"\[mix\.small\.datasets\]: .*'alpha' twice"),
+        ("seed = 7", 'seed = "seven"', r":25 \[mix\.small\.seed\]: `seed` must be an integer, got str 'seven'"),
+        ('path = "alpha.jsonl"', "path = 3", r":11 \[datasets\.alpha\.path\]: `path` must be a string"),
+        ("max_seq_len = 64", "max_seq_len = -1", r"\[model\.max_seq_len\]: must be > 0"),
+        ('datasets_dir = "datasets"', "datasets_dir = []", r":3 \[workspace\.datasets_dir\]"),
+    ],
+)
+def test_bad_values_name_file_line_and_key(small_ws: Path, old: str, new: str, pattern: str):
+    _expect(small_ws, old, new, pattern)
+
+
+def test_duplicate_table_is_reported(small_ws: Path):
+    small_ws.write_text(small_ws.read_text() + '\n[datasets.alpha]\npath = "again.jsonl"\n')
+    with pytest.raises(ConfigError, match=r"config\.toml.*invalid TOML"):
+        config.load(small_ws)
+
+
+def test_set_mix_round_trip_keeps_comments_and_order(small_ws: Path):
+    before = small_ws.read_text()
+    cfg = config.load(small_ws)
+    mix = cfg.mix("small")
+    cfg.set_mix(dataclasses.replace(mix, seed=99, datasets=("beta", "alpha")))
+    cfg.set_mix(config.MixSpec(name="new_mix", datasets=("gamma",), eval_fraction=0.5))
+    cfg.save()
+    after = small_ws.read_text()
+    # only the changed values differ; every comment and the table order survive
+    assert "# small test workspace" in after and "# the mix under test" in after
+    assert 'datasets_dir = "datasets"          # relative to the config file' in after
+    assert after.index("[datasets.alpha]") < after.index("[mix.small]") < after.index("[mix.new_mix]")
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert 'datasets = ["beta", "alpha"]' in changed and "seed = 99" in changed
+    reloaded = config.load(small_ws)
+    assert reloaded.mix("small").seed == 99
+    assert reloaded.mix("small").datasets == ("beta", "alpha")
+    assert reloaded.mix("new_mix").eval_fraction == 0.5
+    # no temp files left beside it
+    assert sorted(p.name for p in small_ws.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_unchanged_save_is_byte_identical(small_ws: Path):
+    before = small_ws.read_bytes()
+    cfg = config.load(small_ws)
+    cfg.set_mix(cfg.mix("small"))
+    cfg.save()
+    assert small_ws.read_bytes() == before
+
+
+def test_set_mix_refuses_bad_values_and_leaves_file(small_ws: Path):
+    before = small_ws.read_bytes()
+    cfg = config.load(small_ws)
+    with pytest.raises(ConfigError, match="eval_fraction must be between 0 and 1"):
+        cfg.set_mix(dataclasses.replace(cfg.mix("small"), eval_fraction=1.0))
+    with pytest.raises(ConfigError, match="unknown dataset 'zzz'"):
+        cfg.set_mix(dataclasses.replace(cfg.mix("small"), datasets=("zzz",)))
+    assert small_ws.read_bytes() == before
+
+
+def test_save_through_symlink_updates_target(small_ws: Path, tmp_path: Path):
+    link = tmp_path / "link.toml"
+    os.symlink(small_ws, link)
+    cfg = config.load(link)
+    cfg.set_mix(dataclasses.replace(cfg.mix("small"), seed=5))
+    cfg.save()
+    assert link.is_symlink()
+    assert config.load(small_ws).mix("small").seed == 5
+
+
+def test_keymap_from_config(small_ws: Path):
+    small_ws.write_text(small_ws.read_text() + '\n[keys]\n"mix.build" = "f5"\n')
+    assert config.load(small_ws).keymap == {"mix.build": "f5"}

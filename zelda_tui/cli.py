@@ -1,0 +1,335 @@
+"""Entry point: `zelda-tui` opens the TUI; `zelda-tui [--no-ui] COMMAND` runs it headless.
+
+Every command calls the same `Services` the screens use. Output: markdown tables for people,
+`--json` for scripts; rich progress bars on a TTY (stderr). Exit codes: 0 ok, 1 failed,
+2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .core.errors import ZeldaError
+from .services import Services, build_services
+
+
+def _common(top: bool) -> argparse.ArgumentParser:
+    """--config/--json accepted before or after the command (SUPPRESS keeps the top value)."""
+    common = argparse.ArgumentParser(add_help=False)
+    default = {} if top else {"default": argparse.SUPPRESS}
+    common.add_argument("--config", metavar="PATH", help="config.toml (else $ZELDA_TUI_CONFIG, else ./config.toml)", **default)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout", **default)
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common(top=False)
+    p = argparse.ArgumentParser(
+        prog="zelda-tui",
+        description="QLoRA fine-tunes from raw JSONL to a ranked checkpoint. No command: open the TUI.",
+        parents=[_common(top=True)],
+    )
+    p.add_argument("--no-ui", action="store_true", help="run COMMAND headless (the default when a command is given)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="demo workspace").add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = demo.add_parser("init", help="write config.toml + six generated datasets with the real sizes", parents=[common])
+    d.add_argument("dir", type=Path)
+    d.add_argument("--seed", type=int, default=None)
+    d.add_argument("--force", action="store_true", help="write into a non-empty directory")
+
+    inv = sub.add_parser("inventory", help="datasets: records, size, modified, problems", parents=[common])
+    inv.add_argument("--rescan", action="store_true", help="ignore the cache")
+
+    q = sub.add_parser("qa", help="full QA report per dataset (markdown, or --json)", parents=[common])
+    q.add_argument("names", nargs="*", metavar="DATASET")
+    q.add_argument("--rescan", action="store_true", help="ignore the cache")
+
+    reg = sub.add_parser("registry", help="dataset registry").add_subparsers(dest="action", required=True, metavar="ACTION")
+    ri = reg.add_parser("index", help="record name/path/records/bytes/sha256/mtime/tags; export datasets_registry.json", parents=[common])
+    ri.add_argument("--out", type=Path, help="export path (default: workspace/datasets_registry.json)")
+
+    mix = sub.add_parser("mix", help="mixes").add_subparsers(dest="action", required=True, metavar="ACTION")
+    mix.add_parser("list", help="configured mixes and phases", parents=[common])
+    mp = mix.add_parser("preview", help="counts and ratios; writes nothing", parents=[common])
+    mp.add_argument("name")
+    mb = mix.add_parser("build", help="write train/eval/val.jsonl + metadata.json atomically", parents=[common])
+    mb.add_argument("name")
+    mb.add_argument("--out", type=Path, help="output dir (default: workspace/mixes/NAME)")
+    mb.add_argument("--overwrite", action="store_true", help="replace a non-empty output dir")
+
+    cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
+    cfg.add_parser("check", help="validate and summarise the config", parents=[common])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        if args.no_ui:
+            parser.print_usage(sys.stderr)
+            print("zelda-tui: error: --no-ui needs a COMMAND", file=sys.stderr)
+            return 2
+        return _run_tui(args)
+    try:
+        return COMMANDS[(args.command, getattr(args, "action", None))](args)
+    except ZeldaError as exc:
+        print(f"zelda-tui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("zelda-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    from .app import ZeldaApp
+
+    try:
+        services = build_services(args.config)
+    except ZeldaError as exc:
+        print(f"zelda-tui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        ZeldaApp(services).run()
+    finally:
+        services.close()
+    return 0
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress(args: argparse.Namespace, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a TTY stderr, nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _services(args: argparse.Namespace) -> Services:
+    return build_services(args.config)
+
+
+def _table(headers: list[str], rows: list[list[Any]], align: str = "") -> str:
+    """A markdown pipe table (readable in a terminal, pasteable into notes)."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    right = [i < len(align) and align[i] == "r" for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in cells])
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _fmt_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_demo_init(args: argparse.Namespace) -> int:
+    from .core import demo
+    from .core.inventory import make_pool
+
+    pool = make_pool()
+    try:
+        with _progress(args, "generating demo datasets") as progress:
+            path = demo.init_workspace(
+                args.dir, seed=args.seed if args.seed is not None else demo.DEFAULT_SEED,
+                force=args.force, pool=pool, progress=progress,
+            )
+    finally:
+        pool.shutdown()
+    if args.json:
+        _emit_json({"config": str(path)})
+    else:
+        print(f"demo workspace written: {path}\nopen it with: zelda-tui --config {path}")
+    return 0
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        with _progress(args, "scanning datasets") as progress:
+            reports = services.scan(force=args.rescan, progress=progress)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json([r.to_json() for r in reports])
+    else:
+        rows = []
+        for r in reports:
+            if r.error:
+                rows.append([r.name, "-", "-", "-", "-", "-", r.error])
+                continue
+            q = r.qa
+            rows.append([
+                r.name, f"{r.records:,}", human_bytes(r.bytes), _fmt_time(r.mtime),
+                f"{q['parse_errors']['count']:,}", f"{r.problems:,}", f"{q['exact_duplicates']:,} dup",
+            ])
+        print(_table(["dataset", "records", "size", "modified", "parse errors", "problems", "notes"], rows, "lrrrrrl"))
+    return 1 if any(r.error for r in reports) else 0
+
+
+def cmd_qa(args: argparse.Namespace) -> int:
+    from .core.report import qa_markdown
+
+    services = _services(args)
+    try:
+        for name in args.names:
+            services.config.dataset(name)
+        with _progress(args, "QA") as progress:
+            reports = services.scan(force=args.rescan, names=args.names or None, progress=progress)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json([r.to_json() for r in reports])
+    else:
+        print(qa_markdown(reports, services.config.model.max_seq_len))
+    return 1 if any(r.error for r in reports) else 0
+
+
+def cmd_registry_index(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        rows, target = services.registry_index(args.out)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json({"export": str(target), "datasets": rows})
+    else:
+        print(_table(
+            ["dataset", "records", "size", "sha256", "tags"],
+            [[r["name"], f"{r['records']:,}", human_bytes(r["bytes"]), r["sha256"][:16], ", ".join(r["tags"])] for r in rows],
+            "lrrll",
+        ))
+        print(f"\nexported {target}")
+    return 0
+
+
+def cmd_mix_list(args: argparse.Namespace) -> int:
+    services = _services(args)
+    services.close()
+    cfg = services.config
+    phase_of = {m: p for p, m in cfg.phases.items()}
+    if args.json:
+        _emit_json([{**m.__dict__, "phase": phase_of.get(m.name)} for m in cfg.mixes.values()])
+    else:
+        print(_table(
+            ["mix", "phase", "datasets", "eval", "seed", "description"],
+            [[m.name, phase_of.get(m.name, ""), len(m.datasets), m.eval_fraction, m.seed, m.description] for m in cfg.mixes.values()],
+            "lrrrrl",
+        ))
+    return 0
+
+
+def _plan_rows(plan_json: dict) -> str:
+    rows = [[d["name"], f"{d['total']:,}", f"{d['train']:,}", f"{d['eval']:,}", f"{d['ratio_percent']:.2f} %", d["parse_errors"]]
+            for d in plan_json["datasets"]]
+    rows.append(["**total**", f"{plan_json['total_records']:,}", f"{plan_json['total_train']:,}", f"{plan_json['total_eval']:,}",
+                 "100 %", plan_json["parse_errors_total"]])
+    return _table(["dataset", "records", "train", "eval", "ratio", "parse errors"], rows, "lrrrrr")
+
+
+def cmd_mix_preview(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        with _progress(args, "counting records") as progress:
+            services.scan(names=list(services.config.mix(args.name).datasets), progress=progress)
+        plan = services.mix_preview(args.name)
+    finally:
+        services.close()
+    data = plan.to_json()
+    if args.json:
+        _emit_json(data)
+    else:
+        m = plan.mix
+        print(f"mix {m.name}: seed {m.seed}, eval_fraction {m.eval_fraction}, min_eval_samples {m.min_eval_samples} (preview, nothing written)\n")
+        print(_plan_rows(data))
+    return 0
+
+
+def cmd_mix_build(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        with _progress(args, "building mix") as progress:
+            meta = services.mix_build(
+                args.name, args.out, args.overwrite,
+                progress=(lambda phase, done, total: progress(done, total)) if progress else None,
+            )
+        out = args.out or services.config.mix_dir(args.name)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json({"out": str(out), "metadata": meta})
+    else:
+        print(_plan_rows(meta))
+        print(f"\nbuilt {out}: train {meta['total_train']:,}, eval {meta['total_eval']:,}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    services = _services(args)
+    services.close()
+    cfg = services.config
+    summary = {
+        "config": str(cfg.path),
+        "workspace": str(cfg.workspace),
+        "datasets_dir": str(cfg.datasets_dir),
+        "datasets": {n: str(d.path) for n, d in cfg.datasets.items()},
+        "missing_files": [n for n, d in cfg.datasets.items() if not d.path.is_file()],
+        "mixes": list(cfg.mixes),
+        "phases": cfg.phases,
+        "model": cfg.model.__dict__,
+    }
+    if args.json:
+        _emit_json(summary)
+    else:
+        print(f"{cfg.path}: ok — {len(cfg.datasets)} datasets, {len(cfg.mixes)} mixes, model {cfg.model.base}")
+        for name in summary["missing_files"]:
+            print(f"  warning: dataset '{name}' file not found: {cfg.datasets[name].path}")
+    return 0
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
+    ("demo", "init"): cmd_demo_init,
+    ("inventory", None): cmd_inventory,
+    ("qa", None): cmd_qa,
+    ("registry", "index"): cmd_registry_index,
+    ("mix", "list"): cmd_mix_list,
+    ("mix", "preview"): cmd_mix_preview,
+    ("mix", "build"): cmd_mix_build,
+    ("config", "check"): cmd_config_check,
+}

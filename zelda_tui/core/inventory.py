@@ -1,0 +1,203 @@
+"""Inventory of the configured datasets: file facts + QA, cached by (path, size, mtime_ns).
+
+Cold scans split every file into newline-aligned chunks and run `qa.scan_chunk` on all cores;
+a warm scan of an unchanged workspace is one stat() and one SQLite lookup per dataset and
+parses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import qa
+from .config import Config, DatasetSpec
+from .jsonl import Chunk, chunks, read_chunk
+from .store import Store
+
+QA_VERSION = 1
+CHUNK_BYTES = 4 << 20  # work unit for the pool
+INLINE_BYTES = 2 << 20  # below this in total, scanning in-process beats starting workers
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass(frozen=True)
+class TokenCounting:
+    """A real tokenizer injected by the caller (backends.tokenizer), or None for the estimate."""
+
+    name: str
+    count: qa.TokenCounter
+
+
+@dataclass
+class DatasetReport:
+    name: str
+    path: str
+    tags: list[str]
+    exists: bool
+    error: str | None = None
+    bytes: int = 0
+    mtime: float = 0.0
+    mtime_ns: int = 0
+    cached: bool = False
+    qa: dict = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        return self.qa.get("records", 0)
+
+    @property
+    def problems(self) -> int:
+        """Lines or records a user should look at (parse errors, non-objects, missing/wrong fields)."""
+        if not self.qa:
+            return 0
+        q = self.qa
+        return (
+            q["parse_errors"]["count"]
+            + q["not_object"]["count"]
+            + sum(p["count"] for p in q["missing"].values())
+            + sum(p["count"] for p in q["wrong_type"].values())
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "tags": self.tags,
+            "exists": self.exists,
+            "error": self.error,
+            "bytes": self.bytes,
+            "mtime": self.mtime,
+            "cached": self.cached,
+            "problems": self.problems,
+            "qa": self.qa,
+        }
+
+
+def _scan_job(chunk: Chunk, keep_texts: bool) -> qa.ChunkStats:
+    return qa.scan_chunk(read_chunk(chunk), keep_texts)
+
+
+def make_pool(workers: int | None = None) -> Executor:
+    """A process pool safe to start from a threaded app (forkserver, not fork)."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
+
+
+class Inventory:
+    """Scans datasets for the Inventory screen and the `inventory`/`qa` commands."""
+
+    def __init__(self, config: Config, store: Store, tokens: TokenCounting | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.tokens = tokens
+
+    def _params(self) -> str:
+        method = f"tok:{self.tokens.name}" if self.tokens else f"est:{qa.CHARS_PER_TOKEN}"
+        return f"v{QA_VERSION}|{method}|{self.config.model.max_seq_len}"
+
+    def scan(
+        self,
+        names: list[str] | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        pool: Executor | None = None,
+    ) -> list[DatasetReport]:
+        specs = [self.config.dataset(n) for n in names] if names else list(self.config.datasets.values())
+        params = self._params()
+        reports: list[DatasetReport] = []
+        todo: list[tuple[DatasetReport, int, int]] = []
+        for spec in specs:
+            report = _facts(spec)
+            reports.append(report)
+            if not report.exists or report.error:
+                continue
+            size, mtime_ns = report.bytes, report.mtime_ns
+            cached = None if force else self.store.qa_lookup(str(spec.path), size, mtime_ns, params)
+            if cached is not None:
+                report.qa, report.cached = cached, True
+            else:
+                todo.append((report, size, mtime_ns))
+        if todo:
+            self._scan_files(todo, params, progress, pool)
+        elif progress:
+            progress(1, 1)
+        return reports
+
+    def _scan_files(
+        self, todo: list[tuple[DatasetReport, int, int]], params: str, progress: Progress | None, pool: Executor | None
+    ) -> None:
+        total = sum(size for _, size, _ in todo)
+        keep_texts = self.tokens is not None
+        parts = max(1, (os.cpu_count() or 1))
+        plan: list[tuple[DatasetReport, list[Chunk]]] = []
+        for report, size, _ in todo:
+            n = max(parts if size > CHUNK_BYTES else 1, -(-size // CHUNK_BYTES))
+            plan.append((report, chunks(Path(report.path), size, n)))
+        done = 0
+        own_pool = None
+        if pool is None and total > INLINE_BYTES and (os.cpu_count() or 1) > 1:
+            pool = own_pool = make_pool()
+        try:
+            futures = [[pool.submit(_scan_job, c, keep_texts) for c in cs] if pool else None for _, cs in plan]
+            for (report, cs), futs, (_, size, mtime_ns) in zip(plan, futures, todo):
+                merged = qa.ChunkStats(texts=[] if keep_texts else None)
+                for i, c in enumerate(cs):
+                    part = futs[i].result() if futs else _scan_job(c, keep_texts)
+                    part.offset(merged.lines)
+                    merged.merge(part)
+                    done += c.end - c.start
+                    if progress:
+                        progress(done, total)
+                report.qa = qa.finish(
+                    merged,
+                    self.config.model.max_seq_len,
+                    self.tokens.count if self.tokens else None,
+                    self.tokens.name if self.tokens else "",
+                )
+                self.store.qa_save(report.path, size, mtime_ns, params, report.qa)
+        finally:
+            if own_pool is not None:
+                own_pool.shutdown()
+
+    def sha256(self, spec: DatasetSpec) -> str:
+        """sha256 of a dataset file, cached by (path, size, mtime_ns) like the QA."""
+        st = os.stat(spec.path)
+        cached = self.store.digest_lookup(str(spec.path), st.st_size, st.st_mtime_ns)
+        if cached:
+            return cached
+        with open(spec.path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        self.store.digest_save(str(spec.path), st.st_size, st.st_mtime_ns, digest)
+        return digest
+
+
+def _facts(spec: DatasetSpec) -> DatasetReport:
+    report = DatasetReport(name=spec.name, path=str(spec.path), tags=list(spec.tags), exists=spec.path.exists())
+    if not report.exists:
+        report.error = f"{spec.path}: file not found"
+        return report
+    try:
+        st = os.stat(spec.path)
+        if not os.path.isfile(spec.path):
+            report.error = f"{spec.path}: not a regular file"
+            return report
+        with open(spec.path, "rb"):
+            pass
+    except PermissionError:
+        report.error = f"{spec.path}: permission denied"
+        return report
+    except OSError as exc:
+        report.error = f"{spec.path}: cannot read ({exc.strerror})"
+        return report
+    report.bytes, report.mtime, report.mtime_ns = st.st_size, st.st_mtime, st.st_mtime_ns
+    return report
+
+

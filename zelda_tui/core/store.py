@@ -1,0 +1,129 @@
+"""The workspace state database (SQLite): caches, registry, and later runs/instances/evals.
+
+One connection per Store; WAL so the TUI's workers and a CLI in another terminal can share
+it. Schema changes are numbered migrations applied on open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE qa_cache (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        params TEXT NOT NULL,
+        report BLOB NOT NULL,
+        scanned_at REAL NOT NULL
+    );
+    CREATE TABLE file_digest (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE TABLE registry (
+        name TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        mtime REAL NOT NULL,
+        tags TEXT NOT NULL,
+        indexed_at REAL NOT NULL
+    );
+    """,
+)
+
+
+class Store:
+    """Thin typed access to state.sqlite. Safe to share between threads (one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for i, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in filter(str.strip, sql.split(";")):
+                        self._db.execute(stmt)
+                    self._db.execute(f"PRAGMA user_version = {i}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+
+    # --- QA cache ------------------------------------------------------------------
+    def qa_lookup(self, path: str, size: int, mtime_ns: int, params: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT report FROM qa_cache WHERE path=? AND size=? AND mtime_ns=? AND params=?",
+                (path, size, mtime_ns, params),
+            ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def qa_save(self, path: str, size: int, mtime_ns: int, params: str, report: dict) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO qa_cache VALUES (?,?,?,?,?,?)",
+                (path, size, mtime_ns, params, orjson.dumps(report), time.time()),
+            )
+
+    # --- file digests --------------------------------------------------------------
+    def digest_lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sha256 FROM file_digest WHERE path=? AND size=? AND mtime_ns=?", (path, size, mtime_ns)
+            ).fetchone()
+        return row[0] if row else None
+
+    def digest_save(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO file_digest VALUES (?,?,?,?)", (path, size, mtime_ns, sha256))
+
+    # --- registry ------------------------------------------------------------------
+    def registry_replace(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM registry")
+                for r in rows:
+                    self._db.execute(
+                        "INSERT INTO registry VALUES (?,?,?,?,?,?,?,?)",
+                        (r["name"], r["path"], r["records"], r["bytes"], r["sha256"], r["mtime"],
+                         orjson.dumps(r["tags"]).decode(), r["indexed_at"]),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def registry_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute("SELECT name, path, records, bytes, sha256, mtime, tags, indexed_at FROM registry ORDER BY rowid")
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        for r in rows:
+            r["tags"] = orjson.loads(r["tags"])
+        return rows

@@ -1,0 +1,176 @@
+"""Inventory screen: every configured dataset with its QA numbers; Enter opens the detail."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, Static
+
+from ..core.inventory import DatasetReport
+from ..core.report import dataset_markdown
+from ..services import Services
+from ..widgets.format import human_bytes, short_time
+
+COLUMNS = ("dataset", "records", "size", "modified", "errors", "problems", "dups", f"> max len", "input %")
+
+
+class InventoryScreen(Screen):
+    CSS_PATH = "inventory.tcss"
+    BINDINGS = [
+        Binding("r", "rescan", "Re-scan", id="inventory.rescan", tooltip="Scan every dataset again, ignoring the cache"),
+        Binding("g", "registry", "Registry", id="inventory.registry", tooltip="Index datasets (sha256) and export datasets_registry.json"),
+        Binding("enter", "details", "QA detail", id="inventory.details", tooltip="Open the QA report of the selected dataset", show=True),
+    ]
+
+    class ScanProgress(Message):
+        def __init__(self, done: int, total: int) -> None:
+            super().__init__()
+            self.done, self.total = done, total
+
+    class ScanDone(Message):
+        def __init__(self, reports: list[DatasetReport], seconds: float) -> None:
+            super().__init__()
+            self.reports, self.seconds = reports, seconds
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.reports: list[DatasetReport] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Scanning datasets…", id="inventory-summary", classes="summary")
+        yield ProgressBar(id="inventory-progress", show_eta=False)
+        yield DataTable(id="inventory-table", cursor_type="row", zebra_stripes=True)
+        yield Static("Enter: QA detail · r: re-scan · g: registry index", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Inventory"
+        table = self.query_one(DataTable)
+        table.add_columns(*COLUMNS)
+        self.scan(force=False)
+
+    # --- work ------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def scan(self, force: bool) -> None:
+        started = time.perf_counter()
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] > 0.1 or done >= total:  # no flood of messages
+                last[0] = now
+                self.post_message(self.ScanProgress(done, total))
+
+        try:
+            reports = self.services.scan(force=force, progress=progress)
+        except Exception as exc:  # shown to the user by the app's one error handler
+            self.app.call_from_thread(self.app.report_error, exc, "scan failed")
+            return
+        self.post_message(self.ScanDone(reports, time.perf_counter() - started))
+
+    @on(ScanProgress)
+    def _progress(self, msg: ScanProgress) -> None:
+        bar = self.query_one(ProgressBar)
+        bar.remove_class("-hidden")
+        bar.update(total=msg.total, progress=msg.done)
+
+    @on(ScanDone)
+    def _done(self, msg: ScanDone) -> None:
+        self.reports = msg.reports
+        self.query_one(ProgressBar).add_class("-hidden")
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        max_len = self.services.config.model.max_seq_len
+        for r in msg.reports:
+            if r.error:
+                table.add_row(r.name, "—", "—", "—", "—", "—", "—", "—", "—", key=r.name)
+                continue
+            q = r.qa
+            table.add_row(
+                r.name,
+                f"{r.records:,}",
+                human_bytes(r.bytes),
+                short_time(r.mtime),
+                f"{q['parse_errors']['count']:,}",
+                f"{r.problems:,}",
+                f"{q['exact_duplicates']:,}",
+                f"{q['length']['over_max']:,}",
+                f"{q['input_present'] / max(q['records'], 1):.0%}",
+                key=r.name,
+            )
+        if msg.reports:
+            table.move_cursor(row=min(row, len(msg.reports) - 1))
+        total = sum(r.records for r in msg.reports)
+        broken = [r for r in msg.reports if r.error]
+        cached = sum(r.cached for r in msg.reports)
+        method = next((r.qa["length"]["method"] for r in msg.reports if r.qa), "")
+        text = (
+            f"{len(msg.reports)} datasets · {total:,} records · "
+            f"{'cached' if cached == len(msg.reports) else 'scanned'} in {msg.seconds * 1000:.0f} ms · "
+            f"max_seq_len {max_len:,} ({method})"
+        )
+        if broken:
+            text += f"\n[b red]{len(broken)} missing/unreadable:[/] {broken[0].error}"
+        self.query_one("#inventory-summary", Static).update(text)
+
+    @work(thread=True, exclusive=True, group="registry", exit_on_error=False)
+    def registry(self) -> None:
+        try:
+            rows, path = self.services.registry_index()
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "registry index failed")
+            return
+        self.app.call_from_thread(self.notify, f"{len(rows)} datasets indexed → {path}", title="Registry")
+
+    # --- actions ---------------------------------------------------------------------
+    def action_rescan(self) -> None:
+        self.query_one("#inventory-summary", Static).update("Re-scanning datasets…")
+        self.scan(force=True)
+
+    def action_registry(self) -> None:
+        self.registry()
+
+    def action_details(self) -> None:
+        report = self.selected()
+        if report is not None:
+            self.app.push_screen(DatasetDetailScreen(report))
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, _: DataTable.RowSelected) -> None:
+        self.action_details()
+
+    def selected(self) -> DatasetReport | None:
+        table = self.query_one(DataTable)
+        if not self.reports or table.cursor_row < 0 or table.cursor_row >= len(self.reports):
+            return None
+        return self.reports[table.cursor_row]
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Re-scan datasets", "Inventory: scan every dataset again", self.action_rescan)
+        yield SystemCommand("Index registry", "Inventory: sha256 + datasets_registry.json", self.action_registry)
+
+
+class DatasetDetailScreen(ModalScreen):
+    """The full QA report of one dataset (the same markdown `zelda-tui qa NAME` prints)."""
+
+    CSS_PATH = "inventory.tcss"
+    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="detail.close", tooltip="Back to the inventory")]
+
+    def __init__(self, report: DatasetReport) -> None:
+        super().__init__()
+        self.report = report
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-body"):
+            yield Markdown(dataset_markdown(self.report), id="detail-markdown")
+        yield Footer()

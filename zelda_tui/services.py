@@ -1,0 +1,74 @@
+"""The one factory: builds the service objects the TUI screens and the CLI both use.
+
+Screens never construct core/backends objects themselves; tests build `Services` over a temp
+workspace exactly as the CLI does.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends.tokenizer import load_token_counter
+from .core import config as config_mod
+from .core import mix as mix_mod
+from .core import registry as registry_mod
+from .core.config import Config, MixSpec
+from .core.inventory import DatasetReport, Inventory, Progress, make_pool
+from .core.store import Store
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    inventory: Inventory
+    _pool: Executor | None = field(default=None, repr=False)
+
+    # --- pool shared by long jobs (lazily started, closed with the services) ---------
+    def pool(self) -> Executor:
+        if self._pool is None:
+            self._pool = make_pool()
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self.store.close()
+
+    # --- datasets --------------------------------------------------------------------
+    def scan(self, force: bool = False, names: list[str] | None = None, progress: Progress | None = None) -> list[DatasetReport]:
+        return self.inventory.scan(names=names, force=force, progress=progress, pool=self._pool_if_needed())
+
+    def registry_index(self, out: Path | None = None) -> tuple[list[dict], Path]:
+        return registry_mod.index(self.inventory, pool=self._pool_if_needed(), out=out)
+
+    # --- mixes -----------------------------------------------------------------------
+    def mix_preview(self, mix: MixSpec | str) -> mix_mod.MixPlan:
+        spec = self.config.mix(mix) if isinstance(mix, str) else mix
+        return mix_mod.preview(self.config, self.inventory, spec, pool=self._pool_if_needed())
+
+    def mix_build(self, mix: MixSpec | str, out: Path | None = None, overwrite: bool = False, progress=None) -> dict:
+        spec = self.config.mix(mix) if isinstance(mix, str) else mix
+        return mix_mod.build(self.config, spec, out, overwrite, progress, pool=self._pool_if_needed())
+
+    def save_mix(self, mix: MixSpec) -> None:
+        """Store a mix in config.toml (comments kept, atomic)."""
+        self.config.set_mix(mix)
+        self.config.save()
+
+    def _pool_if_needed(self) -> Executor | None:
+        # A long-lived app reuses one pool; the CLI lets each call decide (small jobs run inline).
+        return self._pool
+
+
+def build_services(config_path: str | Path | None = None, keep_pool: bool = False) -> Services:
+    path = config_mod.discover(config_path)
+    cfg = config_mod.load(path)
+    store = Store(cfg.state_path)
+    services = Services(config=cfg, store=store, inventory=Inventory(cfg, store, load_token_counter(cfg.model)))
+    if keep_pool:
+        services.pool()
+    return services
