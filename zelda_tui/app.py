@@ -45,13 +45,15 @@ class ZeldaApp(App):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+        services.prepare_for_ui()
         for mode, (_, _, screen_cls) in SCREENS_BY_MODE.items():
             self.add_mode(mode, lambda cls=screen_cls: cls(self.services))
         if services.config.keymap:
             self.set_keymap(services.config.keymap)
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.services.config.path)
+        path = self.services.config.path
+        self.sub_title = f"{path.parent.name}/{path.name}"
         self.switch_mode("inventory")
 
     def action_toggle_help(self) -> None:

@@ -11,12 +11,12 @@ import argparse
 import json
 import sys
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .core.errors import ZeldaError
 from .services import Services, build_services
+from .widgets.format import human_bytes, short_time
 
 
 def _common(top: bool) -> argparse.ArgumentParser:
@@ -144,18 +144,6 @@ def _table(headers: list[str], rows: list[list[Any]], align: str = "") -> str:
     return "\n".join([line(headers), sep] + [line(r) for r in cells])
 
 
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
-def _fmt_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
-
-
 # --- commands --------------------------------------------------------------------------
 
 
@@ -196,7 +184,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
                 continue
             q = r.qa
             rows.append([
-                r.name, f"{r.records:,}", human_bytes(r.bytes), _fmt_time(r.mtime),
+                r.name, f"{r.records:,}", human_bytes(r.bytes), short_time(r.mtime),
                 f"{q['parse_errors']['count']:,}", f"{r.problems:,}", f"{q['exact_duplicates']:,} dup",
             ])
         print(_table(["dataset", "records", "size", "modified", "parse errors", "problems", "notes"], rows, "lrrrrrl"))

@@ -15,7 +15,7 @@ from .core import config as config_mod
 from .core import mix as mix_mod
 from .core import registry as registry_mod
 from .core.config import Config, MixSpec
-from .core.inventory import DatasetReport, Inventory, Progress, make_pool
+from .core.inventory import DatasetReport, Inventory, Progress, make_pool, start_process_helpers
 from .core.store import Store
 
 
@@ -31,6 +31,15 @@ class Services:
         if self._pool is None:
             self._pool = make_pool()
         return self._pool
+
+    def prepare_for_ui(self) -> None:
+        """Start multiprocessing's helper processes now, before a UI swaps out sys.stderr.
+
+        Textual replaces sys.stderr with a capture object whose fileno() is not a real fd; the
+        resource tracker that a pool would start lazily later passes stderr's fd to its child
+        and fails with "bad value(s) in fds_to_keep".
+        """
+        start_process_helpers()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -201,3 +201,12 @@ def _facts(spec: DatasetSpec) -> DatasetReport:
     return report
 
 
+
+
+def start_process_helpers() -> None:
+    """Start the forkserver and resource tracker now (see Services.prepare_for_ui for why)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        forkserver.ensure_running()

@@ -14,11 +14,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, Static
 
 from ..core.inventory import DatasetReport
+from ..core.qa import CHARS_PER_TOKEN
 from ..core.report import dataset_markdown
 from ..services import Services
 from ..widgets.format import human_bytes, short_time
 
-COLUMNS = ("dataset", "records", "size", "modified", "errors", "problems", "dups", f"> max len", "input %")
+COLUMNS = ("dataset", "records", "size", "errors", "problems", "dups", "> max len", "input %", "modified")
 
 
 class InventoryScreen(Screen):
@@ -43,6 +44,7 @@ class InventoryScreen(Screen):
         super().__init__()
         self.services = services
         self.reports: list[DatasetReport] = []
+        self.ready = False  # True once the first scan is on screen (tests and scripts wait for it)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -93,19 +95,19 @@ class InventoryScreen(Screen):
         max_len = self.services.config.model.max_seq_len
         for r in msg.reports:
             if r.error:
-                table.add_row(r.name, "—", "—", "—", "—", "—", "—", "—", "—", key=r.name)
+                table.add_row(r.name, "missing", "—", "—", "—", "—", "—", "—", "—", key=r.name)
                 continue
             q = r.qa
             table.add_row(
                 r.name,
                 f"{r.records:,}",
                 human_bytes(r.bytes),
-                short_time(r.mtime),
                 f"{q['parse_errors']['count']:,}",
                 f"{r.problems:,}",
                 f"{q['exact_duplicates']:,}",
                 f"{q['length']['over_max']:,}",
                 f"{q['input_present'] / max(q['records'], 1):.0%}",
+                short_time(r.mtime),
                 key=r.name,
             )
         if msg.reports:
@@ -116,12 +118,13 @@ class InventoryScreen(Screen):
         method = next((r.qa["length"]["method"] for r in msg.reports if r.qa), "")
         text = (
             f"{len(msg.reports)} datasets · {total:,} records · "
-            f"{'cached' if cached == len(msg.reports) else 'scanned'} in {msg.seconds * 1000:.0f} ms · "
-            f"max_seq_len {max_len:,} ({method})"
+            f"{'cached' if cached == len(msg.reports) else 'scanned'} · "
+            f"max len {max_len:,} tok ({f'est. {CHARS_PER_TOKEN} ch/tok' if method.startswith('estimate') else method})"
         )
         if broken:
             text += f"\n[b red]{len(broken)} missing/unreadable:[/] {broken[0].error}"
         self.query_one("#inventory-summary", Static).update(text)
+        self.ready = True
 
     @work(thread=True, exclusive=True, group="registry", exit_on_error=False)
     def registry(self) -> None:

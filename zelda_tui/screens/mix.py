@@ -52,6 +52,7 @@ class MixScreen(Screen):
         self.count_errors: dict[str, str] = {}
         self.current: MixSpec | None = None
         self._loading = False
+        self.ready = False  # True once record counts are on screen
 
     def compose(self) -> ComposeResult:
         cfg = self.services.config
@@ -184,6 +185,7 @@ class MixScreen(Screen):
     def _counts(self, msg: Counts) -> None:
         self.counts, self.count_errors = msg.counts, msg.errors
         self.refresh_preview()
+        self.ready = True
 
     @work(thread=True, exclusive=True, group="mix-build", exit_on_error=False)
     def build(self, spec: MixSpec, overwrite: bool) -> None:

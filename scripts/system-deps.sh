@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages the test suite drives for real: tmux (the TUI in a real terminal),
+# openssh-server (the SSH tests), librsvg2-bin (SVG screenshots -> PNG for the README).
+# Installs only what is missing; needs root (or sudo) and apt. Elsewhere it says what to install.
+set -euo pipefail
+need=()
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ ${#need[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "system-deps: please install: ${need[*]}" >&2
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,34 @@
+"""The layer rule (import-linter contracts in pyproject.toml) and the light base install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broken" not in result.stdout.lower().replace("0 broken", "")
+
+
+def test_base_install_does_not_pull_torch():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    heavy = {"torch", "transformers", "peft", "bitsandbytes", "trl", "datasets", "accelerate"}
+    base = {dep.split("[")[0].split("=")[0].split(">")[0].split("<")[0].split(";")[0].strip().lower() for dep in project["dependencies"]}
+    assert not base & heavy
+    train = {dep.split("=")[0].split(">")[0].strip().lower() for dep in project["optional-dependencies"]["train"]}
+    assert heavy <= train
+    assert any(d.startswith("torch==2.13.0") for d in project["optional-dependencies"]["train"])
+    assert project["scripts"]["zelda-tui"] == "zelda_tui.cli:main"
+
+
+def test_importing_the_app_does_not_import_torch():
+    code = "import sys, zelda_tui.app, zelda_tui.cli; print(any(m.split('.')[0] in {'torch','transformers','peft','trl'} for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -1,0 +1,46 @@
+"""Snapshots of the two built screens on the demo workspace at 80x24.
+
+Update after an intended UI change with `pytest tests/tui/test_snapshots.py --snapshot-update`
+and look at the SVGs in tests/tui/__snapshots__/ before committing them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from zelda_tui.app import ZeldaApp
+from zelda_tui.services import build_services
+
+from .pilot_util import settle
+
+FIXED_MTIME = 1_767_225_600  # 2026-01-01 00:00 UTC
+
+
+@pytest.fixture
+def snapshot_app(demo_ws: Path, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    for f in (demo_ws.parent / "datasets").iterdir():
+        os.utime(f, (FIXED_MTIME, FIXED_MTIME))
+    services = build_services(demo_ws)
+    services.scan()  # warm the cache so the screen shows the same summary every run
+    yield ZeldaApp(services)
+    services.close()
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def test_inventory_snapshot(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_mix_snapshot(snap_compare, snapshot_app):
+    async def to_mix(pilot) -> None:
+        await pilot.press("2")
+        await settle(pilot)
+
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=to_mix)
