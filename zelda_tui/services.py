@@ -6,8 +6,7 @@ workspace exactly as the CLI does.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backends.tokenizer import load_token_counter
@@ -15,7 +14,7 @@ from .core import config as config_mod
 from .core import mix as mix_mod
 from .core import registry as registry_mod
 from .core.config import Config, MixSpec
-from .core.inventory import DatasetReport, Inventory, Progress, make_pool, start_process_helpers
+from .core.inventory import DatasetReport, Inventory, Progress, start_process_helpers
 from .core.store import Store
 
 
@@ -24,13 +23,6 @@ class Services:
     config: Config
     store: Store
     inventory: Inventory
-    _pool: Executor | None = field(default=None, repr=False)
-
-    # --- pool shared by long jobs (lazily started, closed with the services) ---------
-    def pool(self) -> Executor:
-        if self._pool is None:
-            self._pool = make_pool()
-        return self._pool
 
     def prepare_for_ui(self) -> None:
         """Start multiprocessing's helper processes now, before a UI swaps out sys.stderr.
@@ -42,42 +34,33 @@ class Services:
         start_process_helpers()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
         self.store.close()
 
     # --- datasets --------------------------------------------------------------------
     def scan(self, force: bool = False, names: list[str] | None = None, progress: Progress | None = None) -> list[DatasetReport]:
-        return self.inventory.scan(names=names, force=force, progress=progress, pool=self._pool_if_needed())
+        return self.inventory.scan(names=names, force=force, progress=progress)
 
     def registry_index(self, out: Path | None = None) -> tuple[list[dict], Path]:
-        return registry_mod.index(self.inventory, pool=self._pool_if_needed(), out=out)
+        return registry_mod.index(self.inventory, out=out)
 
     # --- mixes -----------------------------------------------------------------------
     def mix_preview(self, mix: MixSpec | str) -> mix_mod.MixPlan:
         spec = self.config.mix(mix) if isinstance(mix, str) else mix
-        return mix_mod.preview(self.config, self.inventory, spec, pool=self._pool_if_needed())
+        return mix_mod.preview(self.config, self.inventory, spec)
 
-    def mix_build(self, mix: MixSpec | str, out: Path | None = None, overwrite: bool = False, progress=None) -> dict:
+    def mix_build(self, mix: MixSpec | str, out: Path | None = None, overwrite: bool = False,
+                  progress: mix_mod.Progress | None = None) -> dict:
         spec = self.config.mix(mix) if isinstance(mix, str) else mix
-        return mix_mod.build(self.config, spec, out, overwrite, progress, pool=self._pool_if_needed())
+        return mix_mod.build(self.config, spec, out, overwrite, progress)
 
     def save_mix(self, mix: MixSpec) -> None:
         """Store a mix in config.toml (comments kept, atomic)."""
         self.config.set_mix(mix)
         self.config.save()
 
-    def _pool_if_needed(self) -> Executor | None:
-        # A long-lived app reuses one pool; the CLI lets each call decide (small jobs run inline).
-        return self._pool
 
-
-def build_services(config_path: str | Path | None = None, keep_pool: bool = False) -> Services:
+def build_services(config_path: str | Path | None = None) -> Services:
     path = config_mod.discover(config_path)
     cfg = config_mod.load(path)
     store = Store(cfg.state_path)
-    services = Services(config=cfg, store=store, inventory=Inventory(cfg, store, load_token_counter(cfg.model)))
-    if keep_pool:
-        services.pool()
-    return services
+    return Services(config=cfg, store=store, inventory=Inventory(cfg, store, load_token_counter(cfg.model)))

@@ -117,3 +117,43 @@ def test_demo_init_refuses_non_empty_dir(tmp_path: Path):
 def test_config_check(small_ws: Path):
     res = run_cli("config", "check", "--config", str(small_ws))
     assert res.returncode == 0 and "3 datasets, 1 mixes" in res.stdout
+
+
+def test_kill_9_during_build_keeps_previous_bundle(demo_ws: Path):
+    """SIGKILL the real CLI while it writes the new bundle: the old one must survive intact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    first = run_cli("mix", "build", "zelda_phase1_core", "--config", str(demo_ws))
+    assert first.returncode == 0, first.stderr
+    bundle = demo_ws.parent / "mixes" / "zelda_phase1_core"
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    killed = False
+    for _ in range(5):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zelda_tui", "mix", "build", "zelda_phase1_core", "--overwrite", "--config", str(demo_ws)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        while proc.poll() is None and not list(bundle.parent.glob(".zelda_phase1_core.build-*")):
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = proc.wait() == -signal.SIGKILL
+        else:
+            proc.wait()
+        if killed:
+            break
+    assert killed, "the build always finished before it could be killed"
+    after = {p.name: p.read_bytes() for p in bundle.iterdir()} if bundle.exists() else {}
+    if not after:  # killed between the two renames: the next command restores it
+        run_cli("mix", "build", "zelda_phase1_core", "--config", str(demo_ws))
+        after = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    assert after == before
+    # and a normal rebuild afterwards works and cleans up the leftovers
+    again = run_cli("mix", "build", "zelda_phase1_core", "--overwrite", "--config", str(demo_ws))
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in bundle.parent.iterdir()] == ["zelda_phase1_core"]
+    assert (bundle / "train.jsonl").read_bytes() == before["train.jsonl"]
