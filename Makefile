@@ -3,29 +3,37 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 
-.PHONY: setup system-deps demo test bench screenshot clean
+.PHONY: setup setup-train system-deps demo test bench screenshot clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	touch $(STAMP)
 
-setup: $(STAMP)
+# the TUI and the test tools (no torch)
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# + the trainer stack (torch 2.13.0 CPU build on these machines), for the trainer tests
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev,train]"
+	touch $(VENV)/.installed-dev $@
+
+setup: $(VENV)/.installed-dev
+setup-train: $(VENV)/.installed-train
 
 system-deps:
 	bash scripts/system-deps.sh
 
-$(DEMO)/config.toml: | $(STAMP)
+$(DEMO)/config.toml: | $(VENV)/.installed-dev
 	$(BIN)/zelda-tui demo init $(DEMO)
 
 demo: setup $(DEMO)/config.toml
 	$(BIN)/zelda-tui --config $(DEMO)/config.toml
 
-test: setup system-deps
+test: setup-train system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup

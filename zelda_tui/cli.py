@@ -64,6 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     mb.add_argument("--out", type=Path, help="output dir (default: workspace/mixes/NAME)")
     mb.add_argument("--overwrite", action="store_true", help="replace a non-empty output dir")
 
+    train = sub.add_parser("train", help="QLoRA training runs").add_subparsers(dest="action", required=True, metavar="ACTION")
+    ts = train.add_parser("start", help="freeze a run (run.toml + data) and start the trainer detached", parents=[common])
+    ts.add_argument("--mix", help="mix to train on (default: the phase's, else the last phase's)")
+    ts.add_argument("--phase", type=int, help="phase N of [phases.N]: its mix and training overrides")
+    ts.add_argument("--local", action="store_true", help="train on this machine (the default until remote runs land)")
+    ts.add_argument("--device", choices=["auto", "cuda", "cpu"], help="override train.device")
+    ts.add_argument("--max-steps", type=int, help="override train.max_steps (e.g. a quick smoke run)")
+    train.add_parser("list", help="runs with state, step, loss, ETA", parents=[common])
+    for action, text in (("status", "one run in detail"), ("stop", "SIGTERM: checkpoint, then exit"),
+                         ("resume", "restart a stopped/died run from its latest checkpoint")):
+        a = train.add_parser(action, help=text, parents=[common])
+        a.add_argument("run", help="run name (or run directory)")
+    tl = sub.add_parser("tail", help="follow a run's train.log and metrics (replays a finished run)", parents=[common])
+    tl.add_argument("run", help="run name (or run directory)")
+    tl.add_argument("--no-follow", action="store_true", help="print what is there and exit")
+    tl.add_argument("--metrics-only", action="store_true", help="only metrics events")
+
     cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg.add_parser("check", help="validate and summarise the config", parents=[common])
     return p
@@ -311,6 +328,125 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _fmt_num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def cmd_train_start(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        run_dir = services.train_start(args.mix, args.phase, device=args.device, max_steps=args.max_steps)
+        info = services.run_info(run_dir)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json(info)
+    else:
+        print(f"started {run_dir.name} (pid {info['pid']}) in {run_dir}\nfollow it with: zelda-tui tail {run_dir.name}")
+    return 0
+
+
+def cmd_train_list(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        rows = services.run_list()
+    finally:
+        services.close()
+    if args.json:
+        _emit_json(rows)
+    else:
+        print(_table(
+            ["run", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
+            [[r["name"], r["state"], r["mix"] or "-", f"{r['step']}/{r['max_steps'] or '?'}", _fmt_num(r["loss"]),
+              _fmt_num(r["eval_loss"]), _fmt_num(r["tokens_per_s"], 0), _fmt_eta(r["eta_s"])] for r in rows],
+            "llllrrrr",
+        ) if rows else "no runs yet: zelda-tui train start --phase 0")
+    return 0
+
+
+def cmd_train_status(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        info = services.run_info(services.run_dir(args.run))
+    finally:
+        services.close()
+    if args.json:
+        _emit_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key:>16}: {value if value is not None else '-'}")
+    return 0 if info["state"] not in ("failed", "died") else 1
+
+
+def cmd_train_stop(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        pid = services.train_stop(args.run)
+    finally:
+        services.close()
+    print(f"sent SIGTERM to {pid}: the run saves a checkpoint and stops (resume with `zelda-tui train resume {args.run}`)")
+    return 0
+
+
+def cmd_train_resume(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        run_dir = services.train_resume(args.run)
+    finally:
+        services.close()
+    print(f"resumed {run_dir.name}: it continues from its latest complete checkpoint")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Follow train.log and metrics.jsonl by byte offset until the run is no longer active."""
+    import time
+
+    from .core import runs
+
+    services = _services(args)
+    try:
+        run_dir = services.run_dir(args.run)
+        log_tail = runs.LineTail(run_dir / runs.TRAIN_LOG)
+        metric_tail = runs.LineTail(run_dir / runs.METRICS)
+        while True:
+            if not args.metrics_only:
+                for line in log_tail.read_new():
+                    print(line, flush=True)
+            for event in runs.parse_metrics(metric_tail.read_new()):
+                print(json.dumps(event) if args.json else _metric_line(event), flush=True)
+            state = services.run_info(run_dir)["state"]
+            if args.no_follow or state not in runs.ACTIVE_STATES:
+                # one last read: lines written just before the state changed
+                if not args.metrics_only:
+                    for line in log_tail.read_new():
+                        print(line, flush=True)
+                for event in runs.parse_metrics(metric_tail.read_new()):
+                    print(json.dumps(event) if args.json else _metric_line(event), flush=True)
+                break
+            time.sleep(0.25)
+    finally:
+        services.close()
+    return 1 if state in ("failed", "died") else 0
+
+
+def _metric_line(e: dict) -> str:
+    if e.get("event") == "train":
+        return (f"[metrics] step {e.get('step')} loss {_fmt_num(e.get('loss'))} lr {e.get('lr')} "
+                f"{_fmt_num(e.get('tokens_per_s'), 0)} tok/s vram {e.get('vram_peak_gb')} GB eta {_fmt_eta(e.get('eta_s'))}")
+    if e.get("event") == "eval":
+        per = " ".join(f"{k.split('/', 1)[1]}={v:.4f}" for k, v in e.items() if k.startswith("eval_loss/"))
+        return f"[metrics] step {e.get('step')} eval_loss {_fmt_num(e.get('eval_loss'))} {per}"
+    return f"[metrics] {e.get('event')}: " + ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "event"))
+
+
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("demo", "init"): cmd_demo_init,
     ("inventory", None): cmd_inventory,
@@ -320,4 +456,10 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("mix", "preview"): cmd_mix_preview,
     ("mix", "build"): cmd_mix_build,
     ("config", "check"): cmd_config_check,
+    ("train", "start"): cmd_train_start,
+    ("train", "list"): cmd_train_list,
+    ("train", "status"): cmd_train_status,
+    ("train", "stop"): cmd_train_stop,
+    ("train", "resume"): cmd_train_resume,
+    ("tail", None): cmd_tail,
 }

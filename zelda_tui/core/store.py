@@ -41,6 +41,19 @@ MIGRATIONS: tuple[str, ...] = (
         indexed_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE runs (
+        name TEXT PRIMARY KEY,
+        run_dir TEXT NOT NULL,
+        host TEXT NOT NULL,
+        mix TEXT NOT NULL,
+        phase INTEGER,
+        pid INTEGER,
+        state TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -127,3 +140,27 @@ class Store:
         for r in rows:
             r["tags"] = orjson.loads(r["tags"])
         return rows
+
+    # --- runs ----------------------------------------------------------------------
+    def run_upsert(self, name: str, run_dir: str, host: str, mix: str, phase: int | None, pid: int | None, state: str) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                "run_dir=excluded.run_dir, host=excluded.host, pid=excluded.pid, state=excluded.state, updated=excluded.updated",
+                (name, run_dir, host, mix, phase, pid, state, now, now),
+            )
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM runs ORDER BY created DESC")
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def run_row(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM runs WHERE name = ?", (name,))
+            cols = [c[0] for c in cur.description]
+            row = cur.fetchone()
+        return dict(zip(cols, row)) if row else None
+

@@ -1,0 +1,142 @@
+"""The real trainer program started by the real CLI, detached, on the tiny model (CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from zelda_tui.core import runs
+
+from .conftest import make_workspace, wait_for
+
+
+def start(cfg: Path, *extra: str) -> Path:
+    res = run_cli("train", "start", "--phase", "0", "--json", "--config", str(cfg), *extra)
+    assert res.returncode == 0, res.stderr
+    return Path(json.loads(res.stdout)["run_dir"])
+
+
+def finished(run_dir: Path) -> runs.RunStatus | None:
+    status = runs.read_status(run_dir)
+    return status if status and status.state in ("completed", "stopped", "failed") else None
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    return {m["step"]: m["loss"] for m in runs.read_metrics(run_dir) if m["event"] == "train"}
+
+
+def test_run_writes_the_run_directory_contract(train_ws: Path):
+    run_dir = start(train_ws)
+    assert run_dir.parent == train_ws.parent / "runs" and run_dir.name.startswith("tiny-zelda_")
+    status = wait_for(lambda: finished(run_dir))
+    log = (run_dir / runs.TRAIN_LOG).read_text()
+    assert status.state == "completed", log[-3000:]
+    assert "in 4-bit" in log and "routed experts" in log and "trainable parameters" in log
+    assert "adapted: model.layers.1.mlp.shared_experts.gate_proj" in log
+
+    metrics = runs.read_metrics(run_dir)
+    train = [m for m in metrics if m["event"] == "train"]
+    evals = [m for m in metrics if m["event"] == "eval"]
+    assert [m["step"] for m in train] == [1, 2, 3, 4, 5, 6]
+    for m in train:
+        for key in ("loss", "lr", "grad_norm", "tokens_per_s", "vram_peak_gb", "elapsed_s", "eta_s", "epoch"):
+            assert m[key] is not None, key
+    assert [e["step"] for e in evals] == [3, 6]
+    for e in evals:
+        assert set(k for k in e if k.startswith("eval_loss/")) == {"eval_loss/gold", "eval_loss/oos"}
+        lo, hi = sorted((e["eval_loss/gold"], e["eval_loss/oos"]))
+        assert lo <= e["eval_loss"] <= hi  # the sample-weighted mean of the two
+
+    assert [p.name for _, p in runs.checkpoints(run_dir)] == ["checkpoint-3", "checkpoint-6"]
+    assert status.last_checkpoint == "checkpoints/checkpoint-6"
+    assert status.heartbeat >= status.started
+
+    adapters = run_dir / runs.ADAPTERS
+    card = (adapters / "README.md").read_text()
+    assert "mix: `tiny_mix` (phase 0)" in card and "sha256 train.jsonl" in card and "final eval loss" in card
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from zelda_tui.backends.trainer.lora import adapted_modules, load_adapters
+    from zelda_tui.core.train_config import load_run_config
+
+    base = AutoModelForCausalLM.from_pretrained(load_run_config(run_dir).model.base)
+    loaded = load_adapters(base, str(adapters))
+    assert "model.layers.1.mlp.shared_experts.gate_proj" in adapted_modules(loaded)["modules"]
+    assert not adapted_modules(loaded)["parameters"]  # nothing moved onto the routed experts
+    saved = load_file(str(adapters / "adapter_model.safetensors"))
+    state = loaded.state_dict()
+    for key, tensor in saved.items():  # every trained tensor is on the model, and B moved off zero
+        live = state[key.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")]
+        assert (live.float() == tensor.float()).all(), key
+    assert any(k.endswith("lora_B.weight") and saved[k].abs().sum() > 0 for k in saved)
+
+    listed = run_cli("train", "list", "--json", "--config", str(train_ws))
+    assert json.loads(listed.stdout)[0]["state"] == "completed"
+    tail = run_cli("tail", run_dir.name, "--config", str(train_ws))
+    assert tail.returncode == 0
+    assert "[metrics] step 6 eval_loss" in tail.stdout and "done: adapters in" in tail.stdout
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path: Path, tiny_model: Path):
+    cfg = make_workspace(tmp_path / "ws", tiny_model, max_steps=40, every=20)
+    run_dir = start(cfg)
+    wait_for(lambda: max(train_losses(run_dir), default=0) >= 3)
+    stop = run_cli("train", "stop", run_dir.name, "--config", str(cfg))
+    assert stop.returncode == 0, stop.stderr
+    status = wait_for(lambda: finished(run_dir))
+    assert status.state == "stopped", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
+    stopped_at = status.step
+    assert 3 <= stopped_at < 40
+    assert runs.latest_checkpoint(run_dir).name == f"checkpoint-{stopped_at}"
+
+    again = run_cli("train", "resume", run_dir.name, "--config", str(cfg))
+    assert again.returncode == 0, again.stderr
+    status = wait_for(lambda: finished(run_dir) if runs.read_status(run_dir).state != "stopped" else None)
+    assert status.state == "completed"
+    steps = sorted(train_losses(run_dir))
+    assert steps[-1] == 40 and min(s for s in steps if s > stopped_at) == stopped_at + 1
+    assert "resuming from checkpoint-" in (run_dir / runs.TRAIN_LOG).read_text()
+
+
+def test_kill_9_then_resume_keeps_the_data_order(tmp_path: Path, tiny_model: Path):
+    """After kill -9 and a restart the losses match an uninterrupted run step for step."""
+    ref_cfg = make_workspace(tmp_path / "ref", tiny_model, max_steps=10, every=4)
+    ref_dir = start(ref_cfg)
+    cut_cfg = make_workspace(tmp_path / "cut", tiny_model, max_steps=10, every=4)
+    cut_dir = start(cut_cfg)
+    wait_for(lambda: runs.latest_checkpoint(cut_dir) and max(train_losses(cut_dir), default=0) >= 5, every=0.02)
+    os.kill(runs.read_status(cut_dir).pid, signal.SIGKILL)
+    wait_for(lambda: not runs.pid_alive(runs.read_status(cut_dir).pid))
+    listed = json.loads(run_cli("train", "list", "--json", "--config", str(cut_cfg)).stdout)
+    assert listed[0]["state"] == "died"
+    # a half-written checkpoint left by the kill is ignored on resume
+    (cut_dir / runs.CHECKPOINTS / "checkpoint-9").mkdir(exist_ok=True)
+    assert run_cli("train", "resume", cut_dir.name, "--config", str(cut_cfg)).returncode == 0
+    assert wait_for(lambda: finished(cut_dir)).state == "completed"
+    assert wait_for(lambda: finished(ref_dir)).state == "completed"
+    ref, cut = train_losses(ref_dir), train_losses(cut_dir)
+    assert sorted(ref) == sorted(cut) == list(range(1, 11))
+    for step in range(1, 11):
+        assert cut[step] == pytest.approx(ref[step], rel=1e-3), step
+
+
+def test_bad_inputs_fail_clearly(tmp_path: Path, tiny_model: Path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "zelda_tui.backends.trainer", str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 2 and "run.toml: missing" in res.stderr
+
+    cfg = make_workspace(tmp_path / "ws", tmp_path / "no-such-model")
+    run_dir = start(cfg)
+    status = wait_for(lambda: finished(run_dir))
+    assert status.state == "failed"
+    assert "no-such-model" in status.message and "\n" not in status.message
+    bad = run_cli("train", "start", "--phase", "7", "--config", str(cfg))
+    assert bad.returncode == 2 and "no [phases.7]" in bad.stderr

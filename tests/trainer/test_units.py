@@ -1,0 +1,120 @@
+"""Trainer pieces on the tiny model: loss masks, 4-bit counts (experts included), LoRA targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, DeepseekV2ForCausalLM
+
+from zelda_tui.backends.trainer import data as data_mod
+from zelda_tui.backends.trainer.lora import apply_lora, resolve_targets, trainable_parameters
+from zelda_tui.backends.trainer.modeling import load_model
+from zelda_tui.core.errors import ZeldaError
+from zelda_tui.core.train_config import RunConfig
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model: Path):
+    return AutoTokenizer.from_pretrained(str(tiny_model))
+
+
+def test_chat_template_is_deepseek_not_chatml(tok):
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == f"{tok.bos_token}User: hi\n\nAssistant:"
+    assert "<|im_start|>" not in text
+
+
+def test_only_the_answer_and_eos_carry_loss(tok):
+    rec = {"instruction": "Write a loop", "input": "```\nLDX #$10\n```", "output": "```asm\n-\nDEX\nBNE -\n```"}
+    sample = data_mod.tokenize(tok, rec)
+    ids, mask = sample["input_ids"], sample["completion_mask"]
+    assert len(ids) == len(mask)
+    prompt = tok.decode([i for i, m in zip(ids, mask) if not m])
+    answer = tok.decode([i for i, m in zip(ids, mask) if m])
+    assert prompt == f"{tok.bos_token}User: Write a loop\n\n```\nLDX #$10\n```\n\nAssistant:"
+    assert answer == f" ```asm\n-\nDEX\nBNE -\n```{tok.eos_token}"
+    # every user-turn token is masked, every answer token (and the closing EOS) is not
+    first_answer = mask.index(1)
+    assert all(m == 0 for m in mask[:first_answer]) and all(m == 1 for m in mask[first_answer:])
+    assert ids[-1] == tok.eos_token_id and mask[-1] == 1
+
+
+def test_chat_records_mask_every_user_turn(tok):
+    rec = {"messages": [
+        {"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"},
+    ]}
+    sample = data_mod.tokenize(tok, rec)
+    pieces, current, flag = [], [], None
+    for i, m in zip(sample["input_ids"], sample["completion_mask"]):
+        if m != flag and current:
+            pieces.append((flag, tok.decode(current)))
+            current = []
+        flag = m
+        current.append(i)
+    pieces.append((flag, tok.decode(current)))
+    assert pieces == [
+        (0, f"{tok.bos_token}User: q1\n\nAssistant:"), (1, f" a1{tok.eos_token}"),
+        (0, "User: q2\n\nAssistant:"), (1, f" a2{tok.eos_token}"),
+    ]
+
+
+def _cfg(base: Path) -> RunConfig:
+    cfg = RunConfig(name="t")
+    cfg.model.base = str(base)
+    cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout = 4, 8, 0.0
+    return cfg
+
+
+def test_experts_are_quantised_and_counted(tiny_model: Path):
+    plain = DeepseekV2ForCausalLM.from_pretrained(str(tiny_model))
+    linear = sum(m.weight.numel() for n, m in plain.named_modules()
+                 if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head"))
+    experts = sum(p.numel() for n, p in plain.named_parameters() if ".mlp.experts." in n)
+    other = sum(p.numel() for p in plain.parameters()) - linear - experts
+    model, report = load_model(_cfg(tiny_model), "cpu")
+    assert report.expert_params_4bit == experts > 0
+    assert report.four_bit == linear + experts
+    assert report.not_quantised == other  # embeddings, lm_head, norms, router
+    ex = model.model.layers[1].mlp.experts
+    assert ex.parametrizations.gate_up_proj.original.dtype == torch.uint8  # stored packed, not bf16
+    cfg = _cfg(tiny_model)
+    cfg.quant.quantize_experts = False
+    _, unquantised = load_model(cfg, "cpu")
+    assert unquantised.four_bit == linear and unquantised.not_quantised == other + experts
+
+
+def test_lora_reaches_shared_and_dense_mlp_but_not_router_or_experts(tiny_model: Path):
+    cfg = _cfg(tiny_model)
+    model, _ = load_model(cfg, "cpu")
+    plan = resolve_targets(model, cfg.lora)
+    assert "model.layers.0.mlp.gate_proj" in plan.modules  # dense MLP (first_k_dense_replace)
+    assert "model.layers.1.mlp.shared_experts.down_proj" in plan.modules
+    assert not any(".mlp.gate" == n[-9:] or ".experts" in n for n in plan.modules)
+    assert plan.by_target["q_proj"] == 2 and plan.by_target["q_a_proj"] == 0
+    peft_model = apply_lora(model, cfg.lora, plan)
+    shapes = {n: m for n, m in model.named_modules()}
+    expected = 0
+    for name in plan.modules:
+        base = shapes[name].base_layer if hasattr(shapes[name], "base_layer") else shapes[name]
+        expected += cfg.lora.r * (base.in_features + base.out_features)
+    trainable, _ = trainable_parameters(peft_model)
+    assert trainable == expected
+
+
+def test_unknown_target_is_a_clear_error(tiny_model: Path):
+    cfg = _cfg(tiny_model)
+    cfg.lora.targets = ["q_proj", "w1"]
+    model, _ = load_model(cfg, "cpu")
+    with pytest.raises(ZeldaError, match="'w1' matches no linear layer"):
+        resolve_targets(model, cfg.lora)
+
+
+def test_expert_lora_needs_zero_dropout(tiny_model: Path):
+    cfg = _cfg(tiny_model)
+    cfg.lora.target_experts, cfg.lora.dropout = True, 0.1
+    model, _ = load_model(cfg, "cpu")
+    with pytest.raises(ZeldaError, match="dropout = 0"):
+        resolve_targets(model, cfg.lora)

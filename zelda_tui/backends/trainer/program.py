@@ -1,0 +1,203 @@
+"""The trainer entry point: run.toml in, run directory out (see zelda_tui.core.runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ...core import runs
+from ...core.errors import ZeldaError
+from ...core.train_config import RunConfig, load_run_config
+
+log = logging.getLogger("zelda_tui.trainer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zelda_tui.backends.trainer")
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    run_dir = args.run_dir.resolve()
+    status = runs.read_status(run_dir) or runs.RunStatus()
+    status.pid, status.state, status.message = os.getpid(), "starting", ""
+    status.started = status.started or time.time()
+    status.heartbeat = time.time()
+    if not (run_dir / runs.RUN_TOML).is_file():
+        print(f"error: {run_dir / runs.RUN_TOML}: missing (is {run_dir} a run directory?)", file=sys.stderr)
+        return 2
+    runs.write_status(run_dir, status)
+    try:
+        cfg = load_run_config(run_dir)
+        return train(run_dir, cfg, status)
+    except ZeldaError as exc:
+        return _fail(run_dir, status, str(exc))
+    except Exception as exc:  # the run must end in a readable status, whatever broke
+        traceback.print_exc()
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if "out of memory" in str(exc).lower():
+            message = ("CUDA out of memory: lower train.micro_batch or model.max_seq_len "
+                       "(`zelda-tui estimate` shows the peak for a setting) — " + message)
+        return _fail(run_dir, status, message)
+
+
+def _fail(run_dir: Path, status: runs.RunStatus, message: str) -> int:
+    log.error(message)
+    status.state, status.message, status.finished, status.heartbeat = "failed", message, time.time(), time.time()
+    runs.write_status(run_dir, status)
+    runs.append_metric(run_dir, "status", state="failed", message=message)
+    return 1
+
+
+def _clear_incomplete_checkpoints(run_dir: Path) -> None:
+    """A checkpoint dir without trainer_state.json was cut off mid-save: move it out of the way."""
+    root = run_dir / runs.CHECKPOINTS
+    if not root.is_dir():
+        return
+    complete = {p for _, p in runs.checkpoints(run_dir)}
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith("checkpoint-") and p not in complete:
+            log.warning("ignoring incomplete checkpoint %s", p.name)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus) -> int:
+    import torch
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from .callbacks import RunDirCallback, install_sigterm
+    from .data import load_splits, tokenize
+    from .lora import apply_lora, resolve_targets, trainable_parameters
+    from .modeling import load_model, load_tokenizer, pick_device
+
+    device = pick_device(cfg.train.device)
+    log.info("run %s: base %s on %s", cfg.name, cfg.model.base, device)
+    tokenizer = load_tokenizer(cfg)
+    train_records, eval_groups = load_splits(run_dir, cfg.data.train_file, cfg.data.eval_file, cfg.data.eval_sources_file)
+    train_ds = Dataset.from_list([tokenize(tokenizer, r) for r in train_records])
+    eval_ds = {name: Dataset.from_list([tokenize(tokenizer, r) for r in recs]) for name, recs in eval_groups.items()}
+    log.info("data: %d train samples; eval %s", len(train_ds), {k: len(v) for k, v in eval_ds.items()})
+
+    model, quant = load_model(cfg, device)
+    log.info(quant.line())
+    plan = resolve_targets(model, cfg.lora)
+    model.config.use_cache = False
+    model = apply_lora(model, cfg.lora, plan)
+    trainable, total = trainable_parameters(model)
+    log.info("LoRA r=%d alpha=%d dropout=%s on %d modules %s%s", cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout,
+             len(plan.modules), json.dumps(plan.by_target), f" + {len(plan.parameters)} expert parameters" if plan.parameters else "")
+    for name in plan.modules:
+        log.info("  adapted: %s", name)
+    log.info("trainable parameters: %s of %s (%.3f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1))
+    if cfg.train.gradient_checkpointing:
+        # not prepare_model_for_kbit_training: it upcasts every non-quantised weight to fp32
+        model.enable_input_require_grads()
+
+    t = cfg.train
+    early = bool(t.early_stopping_dataset)
+    if early and t.early_stopping_dataset not in eval_ds:
+        raise ZeldaError(f"train.early_stopping_dataset '{t.early_stopping_dataset}' has no eval records "
+                         f"(eval datasets: {', '.join(eval_ds)})")
+    use_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(run_dir / runs.CHECKPOINTS),
+        per_device_train_batch_size=t.micro_batch,
+        per_device_eval_batch_size=t.micro_batch,
+        gradient_accumulation_steps=t.grad_accum,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.lr,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps",
+        eval_steps=t.checkpoint_every_steps if early else t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.checkpoint_every_steps,
+        save_total_limit=t.keep_checkpoints,
+        load_best_model_at_end=early,
+        metric_for_best_model=f"eval_{t.early_stopping_dataset}_loss" if early else None,
+        greater_is_better=False if early else None,
+        bf16=use_bf16,
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        max_length=cfg.model.max_seq_len,
+        packing=t.packing,
+        completion_only_loss=True,
+        optim=t.optimizer if device == "cuda" else "adamw_torch",
+        include_num_input_tokens_seen=True,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    status.max_steps = None
+    callback = RunDirCallback(run_dir, status, {k: len(v) for k, v in eval_ds.items()})
+    callbacks = [callback]
+    if early:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer, callbacks=callbacks)
+    install_sigterm(callback)
+    _clear_incomplete_checkpoints(run_dir)
+    resume = runs.latest_checkpoint(run_dir)
+    if resume:
+        log.info("resuming from %s", resume.name)
+        runs.append_metric(run_dir, "status", state="resumed", checkpoint=resume.name)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        callback.close()
+    if callback.failed:
+        raise ZeldaError(callback.failed)
+    if callback.stop_requested:
+        callback.write_status(state="stopped", message="stopped by SIGTERM after a checkpoint", finished=time.time())
+        runs.append_metric(run_dir, "status", state="stopped")
+        log.info("stopped cleanly; restart the run to resume from %s", callback.status.last_checkpoint)
+        return 0
+    _save_adapters(run_dir, cfg, trainer, tokenizer, callback)
+    callback.write_status(state="completed", finished=time.time(), message="adapters in lora_adapters/")
+    runs.append_metric(run_dir, "status", state="completed")
+    log.info("done: adapters in %s", run_dir / runs.ADAPTERS)
+    return 0
+
+
+def _save_adapters(run_dir: Path, cfg: RunConfig, trainer, tokenizer, callback) -> None:
+    """lora_adapters/ with the tokenizer and a model card, written beside and renamed into place."""
+    final = run_dir / runs.ADAPTERS
+    tmp = run_dir / f".{runs.ADAPTERS}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    metrics = runs.read_metrics(run_dir)
+    last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
+    last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
+    card = [
+        f"# {cfg.name}", "",
+        f"LoRA adapters for `{cfg.model.base}` trained by zelda-tui.", "",
+        f"- mix: `{cfg.data.mix}`" + (f" (phase {cfg.data.phase})" if cfg.data.phase is not None else ""),
+        *[f"- sha256 {name}: `{digest}`" for name, digest in sorted(cfg.data.sha256.items())],
+        f"- LoRA: r={cfg.lora.r}, alpha={cfg.lora.alpha}, dropout={cfg.lora.dropout}, targets={', '.join(cfg.lora.targets)}",
+        f"- train: epochs={cfg.train.epochs}, max_steps={cfg.train.max_steps}, micro_batch={cfg.train.micro_batch}, "
+        f"grad_accum={cfg.train.grad_accum}, lr={cfg.train.lr}, scheduler={cfg.train.scheduler}, "
+        f"max_seq_len={cfg.model.max_seq_len}, seed={cfg.train.seed}",
+        f"- quantisation: {cfg.quant.quant_type} 4-bit={cfg.quant.load_in_4bit}, experts 4-bit={cfg.quant.quantize_experts}",
+        f"- final train loss: {last_train.get('loss')}; final eval loss: {last_eval.get('eval_loss')}",
+        *[f"- {k}: {v}" for k, v in last_eval.items() if k.startswith("eval_loss/")],
+        f"- best checkpoint: {callback.status.best_checkpoint or 'n/a (no early stopping)'}",
+        "",
+    ]
+    (tmp / "README.md").write_text("\n".join(card), encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)

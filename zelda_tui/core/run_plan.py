@@ -1,0 +1,91 @@
+"""From a workspace config + mix (or phase) to a frozen RunConfig and a fresh run directory.
+
+Precedence (later wins): built-in defaults (train_config) < config.toml [model]/[quant]/[lora]/
+[train] < the phase's keys in [phases.N] (everything but `mix`, applied to [train]).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import runs
+from .config import Config
+from .errors import ConfigError, ZeldaError
+from .mix import EVAL_SOURCES, read_metadata
+from .train_config import RunConfig, apply
+
+
+def choose_mix(config: Config, mix: str | None, phase: int | None) -> tuple[str, int | None]:
+    if phase is not None:
+        if phase not in config.phases:
+            known = ", ".join(map(str, sorted(config.phases))) or "none"
+            raise ConfigError(f"{config.path}: no [phases.{phase}] (phases: {known})")
+        if mix and mix != config.phases[phase]:
+            raise ConfigError(f"--mix {mix} conflicts with phase {phase}, which trains on '{config.phases[phase]}'")
+        return config.phases[phase], phase
+    if mix:
+        config.mix(mix)
+        phase_of = {m: p for p, m in config.phases.items()}
+        return mix, phase_of.get(mix)
+    if config.phases:
+        last = max(config.phases)
+        return config.phases[last], last
+    if len(config.mixes) == 1:
+        return next(iter(config.mixes)), None
+    raise ConfigError(f"{config.path}: say which mix to train (--mix NAME or --phase N)")
+
+
+def plan_run(config: Config, mix: str | None = None, phase: int | None = None, **overrides) -> RunConfig:
+    mix_name, phase = choose_mix(config, mix, phase)
+    raw = config.doc.unwrap()
+    cfg = RunConfig()
+    m = config.model
+    cfg.model.base, cfg.model.name, cfg.model.max_seq_len = m.base, m.name, m.max_seq_len
+    if m.tokenizer:
+        cfg.model.tokenizer = m.tokenizer
+    for section in ("quant", "lora", "train"):
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{config.path} [{section}]: must be a table")
+        apply(getattr(cfg, section), table, f"{config.path} [{section}]")
+    if phase is not None:
+        phase_table = {k: v for k, v in raw.get("phases", {}).get(str(phase), {}).items() if k != "mix"}
+        apply(cfg.train, phase_table, f"{config.path} [phases.{phase}]")
+    apply(cfg.train, {k: v for k, v in overrides.items() if v is not None}, "command line")
+    cfg.data.mix, cfg.data.phase = mix_name, phase
+    return cfg
+
+
+def create_run(config: Config, cfg: RunConfig, bundle: Path, runs_root: Path | None = None,
+               now: datetime | None = None) -> Path:
+    """A new run dir named <model.name>_<UTC timestamp> holding run.toml, data/ and status.json."""
+    meta = read_metadata(bundle)
+    root = runs_root or config.workspace / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    now = now or datetime.now(timezone.utc)
+    name = runs.run_name(cfg.model.name, now)
+    run_dir = root / name
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        raise ZeldaError(f"{run_dir}: a run with this name already exists (started twice in one second?)") from None
+    data = run_dir / runs.DATA_DIR
+    data.mkdir()
+    for fname in ("train.jsonl", "eval.jsonl", EVAL_SOURCES, "metadata.json"):
+        src = bundle / fname
+        if not src.is_file():
+            shutil.rmtree(run_dir)
+            raise ZeldaError(f"{bundle}: incomplete mix bundle, {fname} missing (rebuild it with `zelda-tui mix build`)")
+        try:
+            os.link(src, data / fname)  # bundles are replaced, never edited: a hard link is a safe copy
+        except OSError:
+            shutil.copy2(src, data / fname)
+    cfg.name = name
+    cfg.created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    cfg.data.sha256 = {k: v for k, v in meta.get("sha256", {}).items() if k in ("train.jsonl", "eval.jsonl")}
+    cfg.save(run_dir)
+    runs.write_status(run_dir, runs.RunStatus(state="created", pid=None, started=None))
+    return run_dir

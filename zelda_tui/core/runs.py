@@ -1,0 +1,170 @@
+"""The run directory contract (same layout locally and on a remote box).
+
+    RUN_DIR/run.toml          frozen config of the run (train_config.RunConfig)
+    RUN_DIR/data/             mix files (train/eval jsonl, eval_sources.txt, metadata.json)
+    RUN_DIR/metrics.jsonl     one JSON object per event, append-only
+    RUN_DIR/train.log         stdout + stderr of the trainer
+    RUN_DIR/status.json       state, pid, host, started, heartbeat, checkpoints (atomic writes)
+    RUN_DIR/checkpoints/checkpoint-<step>/
+    RUN_DIR/lora_adapters/    final adapters + tokenizer + model card
+
+Readers here tolerate a partially written last line: `MetricsTail` keeps a byte offset and
+only ever returns complete lines, so a reader never sees a line twice or half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import atomic
+
+RUN_TOML = "run.toml"
+DATA_DIR = "data"
+METRICS = "metrics.jsonl"
+TRAIN_LOG = "train.log"
+STATUS = "status.json"
+CHECKPOINTS = "checkpoints"
+ADAPTERS = "lora_adapters"
+CHECKPOINT_DONE = "trainer_state.json"  # written last by the trainer: a checkpoint without it is incomplete
+
+STATES = ("created", "starting", "running", "stopping", "stopped", "completed", "failed")
+ACTIVE_STATES = ("created", "starting", "running", "stopping")
+
+
+def run_name(model_name: str, now: datetime | None = None) -> str:
+    """`<model.name>_<UTC timestamp>`, e.g. zelda-16b-v1_20261124T180000Z."""
+    now = now or datetime.now(timezone.utc)
+    return f"{model_name}_{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+@dataclass
+class RunStatus:
+    state: str = "created"
+    pid: int | None = None
+    host: str = field(default_factory=socket.gethostname)
+    started: float | None = None
+    heartbeat: float | None = None
+    step: int = 0
+    max_steps: int | None = None
+    epoch: float = 0.0
+    last_checkpoint: str | None = None
+    best_checkpoint: str | None = None
+    best_metric: float | None = None
+    message: str = ""
+    finished: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunStatus":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def read_status(run_dir: Path) -> RunStatus | None:
+    path = Path(run_dir) / STATUS
+    try:
+        return RunStatus.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, TypeError):  # atomic writes make this rare; treat as unknown
+        return None
+
+
+def write_status(run_dir: Path, status: RunStatus) -> None:
+    atomic.write_text(Path(run_dir) / STATUS, json.dumps(asdict(status), indent=2) + "\n")
+
+
+def append_metric(run_dir: Path, event: str, **values: Any) -> dict:
+    """Append one event line; a single write() of a complete line keeps readers whole."""
+    record = {"t": round(time.time(), 3), "event": event, **values}
+    line = json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n"
+    with open(Path(run_dir) / METRICS, "a", encoding="utf-8") as fh:
+        fh.write(line)
+    return record
+
+
+@dataclass
+class LineTail:
+    """Incremental reader of an append-only file: byte offset + held partial line.
+
+    Only complete lines are returned, each exactly once, in order; a line still being written
+    is held until its newline arrives.
+    """
+
+    path: Path
+    offset: int = 0
+    partial: bytes = b""
+
+    def read_new(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        return self.feed(data)
+
+    def feed(self, data: bytes) -> list[str]:
+        buf = self.partial + data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            self.partial = buf
+            return []
+        self.partial = buf[cut + 1 :]
+        return buf[:cut].decode("utf-8", "replace").split("\n")
+
+
+def parse_metrics(lines: list[str]) -> list[dict]:
+    out = []
+    for line in lines:
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a corrupt line is skipped, never fatal for a viewer
+    return out
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return parse_metrics(LineTail(Path(run_dir) / METRICS).read_new())
+
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints, oldest first (half-written ones lack trainer_state.json)."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _CKPT.match(p.name)
+        if m and p.is_dir() and (p / CHECKPOINT_DONE).is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
