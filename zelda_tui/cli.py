@@ -166,7 +166,7 @@ def _table(headers: list[str], rows: list[list[Any]], align: str = "") -> str:
 
 def cmd_demo_init(args: argparse.Namespace) -> int:
     from .core import demo
-    from .core.inventory import make_pool
+    from .core.jsonl import make_pool
 
     pool = make_pool()
     try:

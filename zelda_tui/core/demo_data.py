@@ -1152,7 +1152,7 @@ def _rec_asar_qa(g: _G) -> tuple[str, str | None, str]:
         nm = r.choice(("SpriteSpeed", "MaxHearts", "FreeRam", "CustomFlag", "MenuCursor"))
         val = _h2(r.randrange(0, 0x100)) if r.random() < 0.5 else _h6(0x7E0000 | r.randrange(0x0100, 0x2000))
         return (f"How do I define a constant like {nm} in Asar and use it?", None,
-                f"Use a define. Defines start with `!` and are plain text substitution:\n\n"
+                "Use a define. Defines start with `!` and are plain text substitution:\n\n"
                 + _fence([f"!{nm} = {val}", "", _i("LDA", f"!{nm}" if len(val) > 3 else f"#!{nm}"), _i("STA.w", "$0DF0,X")])
                 + f"\n\nBecause it is text substitution, put the `#` in the instruction for immediates, not in the define, so the same define also works as an address. Defines can be redefined later in the file, and `!{nm} ?= value` only sets it if it is not defined yet.")
     if topic == 1:

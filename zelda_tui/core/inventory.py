@@ -1,8 +1,9 @@
 """Inventory of the configured datasets: file facts + QA, cached by (path, size, mtime_ns).
 
-Cold scans split every file into newline-aligned chunks and run `qa.scan_chunk` on all cores;
-a warm scan of an unchanged workspace is one stat() and one SQLite lookup per dataset and
-parses nothing.
+Cold scans split every file into newline-aligned chunks and run `qa.scan_chunk` on all cores
+(`jsonl.run_jobs` on a process pool); each dataset is
+finished and cached as soon as its last chunk is in. A warm scan of an unchanged workspace is
+one stat() and one SQLite lookup per dataset and parses nothing.
 """
 
 from __future__ import annotations
@@ -10,20 +11,17 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from . import qa
 from .config import Config, DatasetSpec
-from .jsonl import Chunk, chunks, read_chunk
+from .jsonl import CHUNK_BYTES, INLINE_BYTES, Chunk, chunks, run_jobs
 from .store import Store
 
 QA_VERSION = 1
-CHUNK_BYTES = 4 << 20  # work unit for the pool
-INLINE_BYTES = 2 << 20  # below this in total, scanning in-process beats starting workers
-
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 
@@ -80,17 +78,6 @@ class DatasetReport:
         }
 
 
-def _scan_job(chunk: Chunk, keep_texts: bool) -> qa.ChunkStats:
-    return qa.scan_chunk(read_chunk(chunk), keep_texts)
-
-
-def make_pool(workers: int | None = None) -> Executor:
-    """A process pool safe to start from a threaded app (forkserver, not fork)."""
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
-
-
 class Inventory:
     """Scans datasets for the Inventory screen and the `inventory`/`qa` commands."""
 
@@ -136,36 +123,46 @@ class Inventory:
     ) -> None:
         total = sum(size for _, size, _ in todo)
         keep_texts = self.tokens is not None
-        parts = max(1, (os.cpu_count() or 1))
-        plan: list[tuple[DatasetReport, list[Chunk]]] = []
-        for report, size, _ in todo:
-            n = max(parts if size > CHUNK_BYTES else 1, -(-size // CHUNK_BYTES))
-            plan.append((report, chunks(Path(report.path), size, n)))
+        jobs: list[tuple[Chunk, bool]] = []
+        owner: list[int] = []  # index into todo of each job
+        for t, (report, size, _) in enumerate(todo):
+            for c in chunks(Path(report.path), size, max(1, -(-size // CHUNK_BYTES))):
+                jobs.append((c, keep_texts))
+                owner.append(t)
+        parts: list[qa.ChunkStats | None] = [None] * len(jobs)
+        left = [owner.count(t) for t in range(len(todo))]
         done = 0
-        own_pool = None
-        if pool is None and total > INLINE_BYTES and (os.cpu_count() or 1) > 1:
-            pool = own_pool = make_pool()
-        try:
-            futures = [[pool.submit(_scan_job, c, keep_texts) for c in cs] if pool else None for _, cs in plan]
-            for (report, cs), futs, (_, size, mtime_ns) in zip(plan, futures, todo):
-                merged = qa.ChunkStats(texts=[] if keep_texts else None)
-                for i, c in enumerate(cs):
-                    part = futs[i].result() if futs else _scan_job(c, keep_texts)
-                    part.offset(merged.lines)
-                    merged.merge(part)
-                    done += c.end - c.start
-                    if progress:
-                        progress(done, total)
-                report.qa = qa.finish(
-                    merged,
-                    self.config.model.max_seq_len,
-                    self.tokens.count if self.tokens else None,
-                    self.tokens.name if self.tokens else "",
-                )
-                self.store.qa_save(report.path, size, mtime_ns, params, report.qa)
-        finally:
-            if own_pool is not None:
-                own_pool.shutdown()
+
+        def on_result(i: int, part: qa.ChunkStats) -> None:
+            nonlocal done
+            parts[i] = part
+            done += jobs[i][0].end - jobs[i][0].start
+            if progress:
+                progress(done, total)
+            t = owner[i]
+            left[t] -= 1
+            if left[t] == 0:  # every chunk of this file is in: merge in file order and finish
+                mine = [j for j in range(len(jobs)) if owner[j] == t]
+                self._finish(todo[t], params, [parts[j] for j in mine])
+                for j in mine:
+                    parts[j] = None
+
+        parallel = total > INLINE_BYTES
+        run_jobs(qa.scan_file_chunk, jobs, on_result, pool=pool, parallel=parallel)
+
+    def _finish(self, item: tuple[DatasetReport, int, int], params: str, parts: list[qa.ChunkStats]) -> None:
+        report, size, mtime_ns = item
+        merged = qa.ChunkStats(texts=[] if self.tokens is not None else None)
+        for part in parts:
+            part.offset(merged.lines)
+            merged.merge(part)
+        report.qa = qa.finish(
+            merged,
+            self.config.model.max_seq_len,
+            self.tokens.count if self.tokens else None,
+            self.tokens.name if self.tokens else "",
+        )
+        self.store.qa_save(report.path, size, mtime_ns, params, report.qa)
 
     def sha256(self, spec: DatasetSpec) -> str:
         """sha256 of a dataset file, cached by (path, size, mtime_ns) like the QA."""

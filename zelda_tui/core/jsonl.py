@@ -2,21 +2,31 @@
 
 Everything that reads dataset files (QA, mix, registry) goes through here so "line 17" means
 the same thing everywhere: 1-based physical line numbers, blank lines counted but skipped.
+`run_jobs` runs per-chunk work on all cores: a process pool (`make_pool`) plus this process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
 import orjson
 
 from .errors import ZeldaError
 
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
 JSONDecodeError = (orjson.JSONDecodeError, json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+CHUNK_BYTES = 2 << 20  # unit of work: small enough that the cores finish close together
+INLINE_BYTES = 2 << 20  # below this in total, one process beats starting workers
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -101,3 +111,85 @@ def file_signature(path: Path) -> tuple[int, int]:
     """(size, mtime_ns): the cache key part that says a file is unchanged."""
     st = os.stat(path)
     return st.st_size, st.st_mtime_ns
+
+
+# --- worker processes ----------------------------------------------------------------------
+# Modules whose functions run in pool workers; the forkserver imports them once, not every worker.
+WORKER_MODULES = ("zelda_tui.core.qa", "zelda_tui.core.mix")
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def make_pool(workers: int | None = None) -> "Executor":
+    """A process pool: fork when this process has one thread (fast, safe), else forkserver.
+
+    Forking a threaded process (the TUI runs workers and Textual's own threads) can copy a held
+    lock into the child; the forkserver forks from a clean single-threaded server instead.
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    if threading.active_count() == 1 and "fork" in methods:
+        ctx = multiprocessing.get_context("fork")
+    elif "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["__main__", *WORKER_MODULES])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers or cpu_count(), mp_context=ctx)
+
+
+def run_jobs(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    on_result: Callable[[int, R], None],
+    pool: "Executor | None" = None,
+    parallel: bool = False,
+    local: Callable[[int], R] | None = None,
+) -> None:
+    """Call `fn(item)` for every item; `on_result(index, result)` runs in this thread, in any order.
+
+    With a `pool` (a long-lived app's) every item runs there. With `parallel`, a pool of
+    cpu_count - 1 workers is started for this call and this process works too, taking items
+    from the other end of the queue, so work starts at once instead of after the pool's
+    start-up. Otherwise everything runs here, in order. `local(index)` (when given) replaces
+    `fn(items[index])` for items done in this process, so it can use data this process holds.
+    `fn` must be a module-level function (it is pickled to the workers).
+    """
+    from concurrent.futures import FIRST_COMPLETED, as_completed, wait
+
+    here = local or (lambda i: fn(items[i]))
+    if pool is not None:
+        index = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        for fut in as_completed(index):
+            on_result(index[fut], fut.result())
+        return
+    n_workers = min(cpu_count() - 1, len(items) - 1)
+    if not parallel or n_workers < 1:
+        for i in range(len(items)):
+            on_result(i, here(i))
+        return
+    executor = make_pool(n_workers)
+    todo = deque(range(len(items)))
+    inflight: dict = {}
+    try:
+        while todo or inflight:
+            while todo and len(inflight) < 2 * n_workers:  # keep the workers fed, not flooded
+                i = todo.popleft()
+                inflight[executor.submit(fn, items[i])] = i
+            for fut in [f for f in inflight if f.done()]:
+                on_result(inflight.pop(fut), fut.result())
+            if todo:
+                i = todo.pop()
+                on_result(i, here(i))
+            elif inflight:
+                wait(inflight, return_when=FIRST_COMPLETED)
+    finally:
+        executor.shutdown(cancel_futures=True)

@@ -7,14 +7,18 @@ rest; then `rng.shuffle(train)`, `rng.shuffle(eval)`; each record written as
 `json.dumps(record, ensure_ascii=True) + "\n"`.
 
 Why it is fast and small: `random.shuffle`'s permutation depends only on the list length and
-the rng state, so we never keep parsed records. Worker processes turn each line into its
-final serialised bytes (parse + dump), the parent shuffles lists of those bytes with the same
-rng calls as the original and streams them out. Lines that are JSON but not objects are
-skipped and counted as parse errors (the trainer could not use them).
+the rng state, so we never keep parsed records, only each record's output line. Most lines
+already are their own output line (see the canonical fast path); worker processes (and this
+one) find the few that are not and send back only those, re-serialised, plus the count of
+parse errors. This process keeps its own read of the lines, shuffles them with the same rng
+calls as the original, dataset by dataset as soon as each is checked, and streams them out
+while a thread hashes them. Lines that are JSON but not objects are skipped and counted as
+parse errors (the trainer could not use them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,18 +26,21 @@ import random
 import re
 import shutil
 import tempfile
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import orjson
 
-from .config import Config, MixSpec
 from .errors import ZeldaError
-from .inventory import CHUNK_BYTES, INLINE_BYTES, Inventory, make_pool
-from .jsonl import Chunk, JSONDecodeError, chunks, read_chunk, split_lines
+from .jsonl import CHUNK_BYTES, INLINE_BYTES, Chunk, JSONDecodeError, chunks, read_chunk, run_jobs, split_lines
+
+if TYPE_CHECKING:  # worker processes import this module: keep its imports light
+    from concurrent.futures import Executor
+
+    from .config import Config, MixSpec
+    from .inventory import Inventory
 
 OUTPUTS = ("train.jsonl", "eval.jsonl", "val.jsonl")
 EVAL_SOURCES = "eval_sources.txt"  # one dataset name per eval.jsonl line (per-dataset eval loss)
@@ -128,49 +135,94 @@ def preview(config: Config, inventory: Inventory, mix: MixSpec, pool: Executor |
 # --- canonical fast path ---------------------------------------------------------------
 # A line already in the exact form `json.dumps(obj, ensure_ascii=True)` would give (a flat
 # object of strings, ints, booleans and nulls, ", " / ": " separators, only the escapes the
-# encoder emits, lowercase \u escapes for what it does not print raw) is written as-is.
-# Most datasets are written by json.dumps, so most lines skip parse + dump entirely.
-# Anything else (floats, nesting, other spacing, CRLF, duplicate keys) takes the exact path.
-_STR = (
-    rb'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]++'  # printable ASCII except " and \
-    rb'|\\["\\bfnrt]'  # the short escapes json emits
-    rb'|\\u(?!00(?:[2-6][0-9a-f]|7[0-9a-e]|0[89acd]))[0-9a-f]{4})*+"'  # other chars, lowercase hex
+# encoder emits, lowercase \u escapes for what it does not print raw, no repeated key) is
+# written as-is. Most datasets are written by json.dumps, so most lines skip parse + dump.
+# Anything else (floats, nesting, other spacing, CRLF) takes the exact path. Strings are
+# matched as `"run (escape run)*"` (the unrolled form: fewer steps than one alternation per
+# character), and the first MAX_KEYS keys are captured so repeats can be spotted.
+_RUN = rb"[\x20\x21\x23-\x5b\x5d-\x7e]*+"  # printable ASCII except " and \
+_ESCAPE = (
+    rb'\\["\\bfnrt]'  # the short escapes json emits
+    rb"|\\u(?!00(?:[2-6][0-9a-f]|7[0-9a-e]|0[89acd]))[0-9a-f]{4}"  # other chars, lowercase hex
 )
+_STR = rb'"' + _RUN + rb"(?:(?:" + _ESCAPE + rb")" + _RUN + rb')*+"'
 _SCALAR = rb"(?:" + _STR + rb"|0|-?[1-9][0-9]{0,4000}|true|false|null)"
-_CANONICAL = re.compile(rb"\{(?:" + _STR + rb": " + _SCALAR + rb"(?:, " + _STR + rb": " + _SCALAR + rb")*)?\}")
+MAX_KEYS = 6  # keys captured one by one; a line with more has them all listed by _repeats_a_key
+
+
+def _canonical_pattern(max_keys: int) -> re.Pattern[bytes]:
+    """{"k1": v1, "k2": v2, ...}: key j in group j, so `lastindex` is the number of keys captured.
+
+    The optional pairs are possessive: a pair that can match must (the next thing is ", " or
+    "}", never both), which keeps the match linear on lines that are not canonical.
+    """
+    pair = rb"(" + _STR + rb"): " + _SCALAR
+    tail = rb"(?:, " + _STR + rb": " + _SCALAR + rb")*+"
+    return re.compile(rb"\{(?:" + pair + (rb"(?:, " + pair + rb")?+") * (max_keys - 1) + tail + rb")?\}")
+
+
+_CANONICAL = _canonical_pattern(MAX_KEYS)
 _FIRST_KEY = re.compile(rb"\{(" + _STR + rb"): ")
 _NEXT_KEYS = re.compile(rb", (" + _STR + rb"): ")  # literal prefix: re scans for ", " fast
 
+Fixes = list[tuple[int, "bytes | None"]]  # (line index, its output line, or None: not a record)
 
-def serialise_chunk(chunk: Chunk) -> tuple[list[bytes], int]:
-    """Each valid record of a chunk as its final output line (no newline); plus the error count."""
-    out: list[bytes] = []
-    append = out.append
+
+def _repeats_a_key(m: re.Match[bytes]) -> bool:
+    """Whether a canonical-looking line names a key twice (json.loads keeps one: not canonical)."""
+    n = m.lastindex or 0
+    if n < MAX_KEYS:
+        return len(set(m.groups()[:n])) != n
+    raw = m.string  # maybe more keys than groups: list them all. A ", " inside a value can add
+    keys = _NEXT_KEYS.findall(raw)  # a false key here (never hide one): that only costs time.
+    keys.append(_FIRST_KEY.match(raw).group(1))
+    return len(keys) != len(set(keys))
+
+
+def check_lines(lines: list[bytes]) -> tuple[int, Fixes]:
+    """Parse errors and the lines that are not already output lines.
+
+    Returns (parse errors, fixes): each fix is (index, json.dumps of the line's object) or
+    (index, None) for a blank line, a parse error or JSON that is not an object. Lines not
+    in `fixes` are written as they are.
+    """
+    fixes: Fixes = []
     errors = 0
+    canonical = _CANONICAL.fullmatch
     dumps, parse = json.dumps, json.loads  # json, not orjson: orjson turns >64-bit ints into floats
-    canonical, first_key, next_keys = _CANONICAL.fullmatch, _FIRST_KEY.match, _NEXT_KEYS.findall
-    for raw in split_lines(read_chunk(chunk)):
-        if canonical(raw):
-            # duplicate keys collapse in json.loads, so such a line is not canonical. A ", " inside
-            # a value can add a false key here (never hide one): that only sends it the slow way.
-            keys = next_keys(raw)
-            first = first_key(raw)
-            if first is not None:
-                keys.append(first.group(1))
-            if len(keys) == len(set(keys)):
-                append(raw)
-                continue
+    for i, raw in enumerate(lines):
+        m = canonical(raw)
+        if m is not None and not _repeats_a_key(m):
+            continue
         try:
             rec = parse(raw)
         except JSONDecodeError:
             if raw.strip():
                 errors += 1
+            fixes.append((i, None))
             continue
         if type(rec) is not dict:
             errors += 1
+            fixes.append((i, None))
             continue
-        append(dumps(rec, ensure_ascii=True).encode("ascii"))
-    return out, errors
+        fixes.append((i, dumps(rec, ensure_ascii=True).encode("ascii")))
+    return errors, fixes
+
+
+def check_chunk(chunk: Chunk) -> tuple[int, int, Fixes]:
+    """(lines, parse errors, fixes) of a byte range of a file: the unit of work sent to workers."""
+    lines = split_lines(read_chunk(chunk))
+    return (len(lines), *check_lines(lines))
+
+
+def _records(lines: list[bytes], fixes: Fixes) -> list[bytes]:
+    """The output lines of a chunk: its lines with the fixes applied."""
+    if not fixes:
+        return lines
+    out: list[bytes | None] = lines.copy()
+    for i, fixed in fixes:
+        out[i] = fixed
+    return [line for line in out if line is not None]
 
 
 def build(
@@ -181,7 +233,14 @@ def build(
     progress: Progress | None = None,
     pool: Executor | None = None,
 ) -> dict:
-    """Build the bundle into `out_dir` (default mixes/<name>) atomically; returns metadata."""
+    """Build the bundle into `out_dir` (default mixes/<name>) atomically; returns metadata.
+
+    Reading: every file is cut into chunks; `check_chunk` runs on them in worker processes
+    and in this one, and reports only the lines that are not output lines already. For a
+    chunk a worker checked, this process reads the lines to write itself (from the page
+    cache, cheaper than receiving them). Each dataset is shuffled as soon as it and all
+    datasets before it are complete, in dataset order, so the rng calls are the original's.
+    """
     out_dir = Path(out_dir) if out_dir else config.mix_dir(mix.name)
     _recover(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -193,43 +252,61 @@ def build(
     sizes = [s.path.stat().st_size for s in specs]
     total_bytes = sum(sizes)
 
-    own_pool = None
-    if pool is None and total_bytes > INLINE_BYTES and (os.cpu_count() or 1) > 1:
-        pool = own_pool = make_pool()
-    try:
-        parts = os.cpu_count() or 1
-        jobs = []
-        for spec, size in zip(specs, sizes):
-            n = max(parts if size > CHUNK_BYTES else 1, -(-size // CHUNK_BYTES))
-            cs = chunks(spec.path, size, n)
-            jobs.append([(c, pool.submit(serialise_chunk, c) if pool else None) for c in cs])
+    jobs: list[Chunk] = []
+    owner: list[int] = []  # dataset index of each job
+    for d, (spec, size) in enumerate(zip(specs, sizes)):
+        for c in chunks(spec.path, size, max(1, -(-size // CHUNK_BYTES))):
+            jobs.append(c)
+            owner.append(d)
+    lines_of: list[list[bytes] | None] = [None] * len(jobs)  # chunks this process has read
+    results: list[tuple[int, int, Fixes] | None] = [None] * len(jobs)
+    left = [owner.count(d) for d in range(len(specs))]
 
-        rng = random.Random(mix.seed)
-        train: list[bytes] = []
-        evals: list[bytes] = []
-        eval_src: list[str] = []
-        rows = []
-        done = 0
-        for spec, job in zip(specs, jobs):
-            records: list[bytes] = []
-            errors = 0
-            for c, fut in job:
-                lines, errs = fut.result() if fut else serialise_chunk(c)
-                records.extend(lines)
-                errors += errs
-                done += c.end - c.start
-                if progress:
-                    progress("read", done, total_bytes)
-            rng.shuffle(records)
-            n_eval = n_eval_for(len(records), mix)
-            evals.extend(records[:n_eval])
-            eval_src.extend([spec.name] * n_eval)
-            train.extend(records[n_eval:])
-            rows.append((spec.name, str(spec.path), len(records), errors))
-            del records
-    finally:
-        if own_pool is not None:
-            own_pool.shutdown()
+    rng = random.Random(mix.seed)
+    train: list[bytes] = []
+    evals: list[bytes] = []
+    eval_src: list[str] = []
+    rows: list[tuple[str, str, int, int]] = []
+    done = 0
+
+    def check_here(i: int) -> tuple[int, int, Fixes]:
+        lines = lines_of[i] = split_lines(read_chunk(jobs[i]))
+        return (len(lines), *check_lines(lines))
+
+    def split_dataset(d: int) -> None:
+        records: list[bytes] = []
+        errors = 0
+        for i in range(len(jobs)):
+            if owner[i] != d:
+                continue
+            _, errs, fixes = results[i]
+            errors += errs
+            records.extend(_records(lines_of[i], fixes))
+            lines_of[i] = results[i] = None
+        rng.shuffle(records)
+        n_eval = n_eval_for(len(records), mix)
+        evals.extend(records[:n_eval])
+        eval_src.extend([specs[d].name] * n_eval)
+        train.extend(records[n_eval:])
+        rows.append((specs[d].name, str(specs[d].path), len(records), errors))
+
+    def on_result(i: int, result: tuple[int, int, Fixes]) -> None:
+        nonlocal done
+        results[i] = result
+        if lines_of[i] is None:  # a worker checked it: read the lines to write now, not at the end
+            lines_of[i] = split_lines(read_chunk(jobs[i]))
+            if len(lines_of[i]) != result[0]:
+                raise ZeldaError(f"{jobs[i].path}: file changed while the mix was being built")
+        done += jobs[i].end - jobs[i].start
+        if progress:
+            progress("read", done, total_bytes)
+        left[owner[i]] -= 1
+        while len(rows) < len(specs) and left[len(rows)] == 0:
+            split_dataset(len(rows))
+
+    run_jobs(check_chunk, jobs, on_result, pool=pool, parallel=total_bytes > INLINE_BYTES, local=check_here)
+    while len(rows) < len(specs):  # datasets with no chunks at all (empty files) come last in order
+        split_dataset(len(rows))
 
     rng.shuffle(train)
     # The eval side file must follow eval.jsonl's order: shuffle (record, source) pairs with
@@ -244,22 +321,10 @@ def build(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
     try:
-        digests = {}
         n_total = len(train) + 2 * len(evals)
-        written = 0
-        for name, lines in (("train.jsonl", train), ("eval.jsonl", evals), ("val.jsonl", evals)):
-            h = hashlib.sha256()
-            with open(tmp / name, "wb", buffering=1 << 20) as fh:
-                for i in range(0, len(lines), 4096):
-                    block = b"\n".join(lines[i : i + 4096]) + b"\n"
-                    h.update(block)
-                    fh.write(block)
-                    written += min(4096, len(lines) - i)
-                    if progress:
-                        progress("write", written, n_total)
-                fh.flush()
-                os.fsync(fh.fileno())
-            digests[name] = h.hexdigest()
+        step = _Progress(progress, n_total)
+        digests = {"train.jsonl": _write_lines([tmp / "train.jsonl"], train, step)}
+        digests["eval.jsonl"] = digests["val.jsonl"] = _write_lines([tmp / "eval.jsonl", tmp / "val.jsonl"], evals, step)
         src_bytes = "".join(f"{s}\n" for s in eval_src).encode()
         (tmp / EVAL_SOURCES).write_bytes(src_bytes)
         digests[EVAL_SOURCES] = hashlib.sha256(src_bytes).hexdigest()
@@ -270,6 +335,59 @@ def build(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return metadata
+
+
+class _Progress:
+    """("write", lines written, total) reports; a line written to two files counts twice."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, lines: int) -> None:
+        self.done += lines
+        if self.progress:
+            self.progress("write", self.done, self.total)
+
+
+WRITE_BLOCK = 4096  # lines per write
+
+
+def _write_lines(paths: list[Path], lines: list[bytes], step: _Progress) -> str:
+    """Write `lines` (newline-terminated) to each path and fsync; returns the content's sha256.
+
+    Hashing runs in a thread (hashlib releases the GIL on large buffers) while this thread
+    joins and writes the next block, so the digest costs little extra wall time on a second
+    core. After each block the kernel is asked to start writing it out (POSIX_FADV_DONTNEED
+    starts writeback of dirty pages on Linux), so the final fsync has little left to wait for.
+    """
+    from concurrent.futures import ThreadPoolExecutor  # not at the top: workers import this module
+
+    h = hashlib.sha256()
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(p, "wb")) for p in paths]  # blocks bypass the buffer
+        hasher = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="zelda-sha256"))
+        pending = None
+        at = 0
+        for i in range(0, len(lines), WRITE_BLOCK):
+            part = lines[i : i + WRITE_BLOCK]
+            part.append(b"")  # the join then ends with a newline
+            block = b"\n".join(part)
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(h.update, block)
+            for fh in files:
+                fh.write(block)
+                if hasattr(os, "posix_fadvise"):
+                    fh.flush()
+                    os.posix_fadvise(fh.fileno(), at, len(block), os.POSIX_FADV_DONTNEED)
+            at += len(block)
+            step((len(part) - 1) * len(files))
+        if pending is not None:
+            pending.result()
+        for fh in files:
+            fh.flush()
+            os.fsync(fh.fileno())
+    return h.hexdigest()
 
 
 def _metadata(config: Config, result: MixPlan, digests: dict[str, str]) -> dict:

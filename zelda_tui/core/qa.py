@@ -1,8 +1,9 @@
 """Per-dataset QA statistics: computed per chunk (in worker processes), then merged.
 
-`scan_chunk` is the hot loop: one orjson parse per line and a handful of len()/count() calls
-per record. Everything it returns is mergeable (sums, maxima, counters, a set of record
-digests for exact duplicates), so a file can be split across all cores.
+`scan_chunk` is the hot path: one orjson parse per line, then the fields are measured
+column-wise with C-level calls, plus one sha256 per record for exact duplicates. Everything
+it returns is mergeable (sums, maxima, counters, record digests), so a file can be split
+across all cores (`jsonl.run_jobs`).
 
 Token lengths: with a real tokenizer (injected by the caller) each sample is the rendered
 user + assistant text; without one they are estimated as chars / CHARS_PER_TOKEN, and the
@@ -12,11 +13,15 @@ result says so (`token_method`).
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from itertools import repeat
+from typing import Any, Callable, Sequence
 
-from .jsonl import JSONDecodeError, loads, split_lines
+import orjson
+
+from .jsonl import Chunk, JSONDecodeError, loads, read_chunk, split_lines
 
 TEXT_FIELDS = ("instruction", "input", "output")
 REQUIRED = ("instruction", "output")
@@ -31,6 +36,8 @@ LENGTH_BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384)
 MAX_LINE_SAMPLES = 20  # line numbers kept per problem kind (the count is always exact)
 
 TokenCounter = Callable[[list[str]], list[int]]
+_STR = {str}
+_STR_OR_NONE = {str, type(None)}
 
 
 @dataclass
@@ -119,19 +126,57 @@ class ChunkStats:
         self.digests.extend(other.digests)
         self.sample_chars.extend(other.sample_chars)
         if other.texts is not None:
-            self.texts = (self.texts or []) + other.texts
+            if self.texts is None:
+                self.texts = []
+            self.texts.extend(other.texts)
 
 
 def scan_chunk(data: bytes, keep_texts: bool = False) -> ChunkStats:
-    """Stats of a newline-aligned buffer; line numbers relative to its first line (1-based)."""
+    """Stats of a newline-aligned buffer; line numbers relative to its first line (1-based).
+
+    Column-wise: the records' fields are pulled into lists and measured with C-level calls
+    (map/len/sum/Counter) instead of per-record Python code. Records with anything unusual
+    (chat shape, missing or mistyped fields) take `_texts_slow`, which is the exact per-record
+    logic; both produce the same lists, so every statistic below is computed one way.
+    """
     st = ChunkStats(texts=[] if keep_texts else None)
-    fields = st.fields
-    f_ins, f_inp, f_out = fields["instruction"], fields["input"], fields["output"]
-    domains, sources = st.labels["domain"], st.labels["source"]
-    digests, sample_chars = st.digests, st.sample_chars
-    blake = hashlib.blake2b
     lines = split_lines(data)
     st.lines = len(lines)
+    recs, nums = _parse(lines, st)
+    ins, inp, out, recs, nums = _texts(recs, nums, st)
+    st.records = len(recs)
+    lengths = [_field(st.fields[name], values, nums) for name, values in (("instruction", ins), ("input", inp), ("output", out))]
+    st.sample_chars = list(map(_add3, *lengths))
+    for name in LABEL_FIELDS:
+        _labels(recs, nums, name, st)
+    # Exact duplicates: a 64-bit digest of instruction + input + output, the same in every
+    # process (not hash(): it is salted per process). sha256 runs on the CPU's SHA extensions.
+    sha = hashlib.sha256
+    st.digests = [sha(f"{a}\x00{b}\x00{c}".encode("utf-8", "surrogatepass")).digest()[:8] for a, b, c in zip(ins, inp, out)]
+    if keep_texts:
+        st.texts = list(map(_render, ins, inp, out))
+    return st
+
+
+def scan_file_chunk(job: tuple[Chunk, bool]) -> ChunkStats:
+    """`scan_chunk` of a byte range of a file: the unit of work sent to worker processes."""
+    chunk, keep_texts = job
+    return scan_chunk(read_chunk(chunk), keep_texts)
+
+
+def _add3(a: int, b: int, c: int) -> int:
+    return a + b + c
+
+
+def _parse(lines: list[bytes], st: ChunkStats) -> tuple[list[dict], Sequence[int]]:
+    """The JSON objects of a chunk and their line numbers; blank/bad lines are counted."""
+    try:
+        recs = list(map(orjson.loads, lines))  # the common case: every line is valid JSON
+        if not recs or set(map(type, recs)) == {dict}:
+            return recs, range(1, len(recs) + 1)
+    except JSONDecodeError:
+        pass
+    recs, nums = [], []
     for lineno, raw in enumerate(lines, 1):
         try:
             rec = loads(raw)
@@ -144,6 +189,33 @@ def scan_chunk(data: bytes, keep_texts: bool = False) -> ChunkStats:
         if type(rec) is not dict:
             st.not_object.add(lineno)
             continue
+        recs.append(rec)
+        nums.append(lineno)
+    return recs, nums
+
+
+def _texts(recs: list[dict], nums: Sequence[int], st: ChunkStats):
+    """(instruction, input, output) of every usable record, as parallel lists (None = absent/bad)."""
+    n = len(recs)
+    get = dict.get
+    ins = list(map(get, recs, repeat("instruction", n)))
+    out = list(map(get, recs, repeat("output", n)))
+    inp = list(map(get, recs, repeat("input", n)))
+    if set(map(type, ins)) <= _STR and set(map(type, out)) <= _STR and set(map(type, inp)) <= _STR_OR_NONE:
+        # All plain instruction records with text fields: only empty strings are problems.
+        for name, values in (("instruction", ins), ("output", out)):
+            if "" in values:
+                missing = st.missing.setdefault(name, Problems())
+                for lineno, v in zip(nums, values):
+                    if not v:
+                        missing.add(lineno)
+        return ins, inp, out, recs, nums
+    return _texts_slow(recs, nums, st)
+
+
+def _texts_slow(recs: list[dict], nums: Sequence[int], st: ChunkStats):
+    ins_l, inp_l, out_l, kept, kept_nums = [], [], [], [], []
+    for lineno, rec in zip(nums, recs):
         if "messages" in rec and "instruction" not in rec:
             ins, inp, out = _chat_texts(rec, lineno, st)
             if ins is None:
@@ -162,47 +234,44 @@ def scan_chunk(data: bytes, keep_texts: bool = False) -> ChunkStats:
             if inp is not None and type(inp) is not str:
                 st.wrong_type.setdefault("input", Problems()).add(lineno)
                 inp = None
-        st.records += 1
-        n = 0
-        if ins:
-            ln = len(ins)
-            n += ln
-            f_ins.present += 1
-            f_ins.total_chars += ln
-            if ln > f_ins.max_chars:
-                f_ins.max_chars, f_ins.max_line = ln, lineno
-            if FENCE in ins:
-                f_ins.code_blocks += 1
-        elif ins is not None:
+        if ins == "":
             st.missing.setdefault("instruction", Problems()).add(lineno)
-        if inp:
-            ln = len(inp)
-            n += ln
-            f_inp.present += 1
-            f_inp.total_chars += ln
-            if ln > f_inp.max_chars:
-                f_inp.max_chars, f_inp.max_line = ln, lineno
-            if FENCE in inp:
-                f_inp.code_blocks += 1
-        if out:
-            ln = len(out)
-            n += ln
-            f_out.present += 1
-            f_out.total_chars += ln
-            if ln > f_out.max_chars:
-                f_out.max_chars, f_out.max_line = ln, lineno
-            if FENCE in out:
-                f_out.code_blocks += 1
-        elif out is not None:
+        if out == "":
             st.missing.setdefault("output", Problems()).add(lineno)
-        _label(rec, "domain", domains, st, lineno)
-        _label(rec, "source", sources, st, lineno)
-        sample_chars.append(n)
-        key = f"{ins}\x00{inp}\x00{out}".encode("utf-8", "surrogatepass")
-        digests.append(blake(key, digest_size=8).digest())
-        if st.texts is not None:
-            st.texts.append(_render(ins, inp, out))
-    return st
+        ins_l.append(ins)
+        inp_l.append(inp)
+        out_l.append(out)
+        kept.append(rec)
+        kept_nums.append(lineno)
+    return ins_l, inp_l, out_l, kept, kept_nums
+
+
+def _field(f: FieldStats, values: list, nums: Sequence[int]) -> list[int]:
+    """Fold one text field into its stats; returns the per-record lengths (0 = absent/empty)."""
+    texts = [v for v in values if v]
+    if len(texts) == len(values):
+        lengths = list(map(len, values))
+    else:
+        lengths = [len(v) if v else 0 for v in values]
+    f.present = len(texts)
+    f.total_chars = sum(lengths)
+    f.code_blocks = sum(map(str.__contains__, texts, repeat(FENCE, len(texts))))
+    if texts:
+        f.max_chars = max(lengths)
+        f.max_line = nums[lengths.index(f.max_chars)]
+    return lengths
+
+
+def _labels(recs: list[dict], nums: Sequence[int], name: str, st: ChunkStats) -> None:
+    n = len(recs)
+    values = list(map(dict.get, recs, repeat(name, n), repeat("(none)", n)))
+    if not set(map(type, values)) <= _STR:  # `domain: null`, a number, a list: counted and reported
+        problems = st.wrong_type.setdefault(name, Problems())
+        for i, (lineno, v) in enumerate(zip(nums, values)):
+            if type(v) is not str:
+                values[i] = "(invalid)"
+                problems.add(lineno)
+    st.labels[name] = Counter(values)
 
 
 def _bad(st: ChunkStats, name: str, value: Any, lineno: int) -> None:
@@ -210,18 +279,6 @@ def _bad(st: ChunkStats, name: str, value: Any, lineno: int) -> None:
     if value is None:
         st.missing.setdefault(name, Problems()).add(lineno)
     else:
-        st.wrong_type.setdefault(name, Problems()).add(lineno)
-
-
-def _label(rec: dict, name: str, counter: Counter, st: ChunkStats, lineno: int) -> None:
-    if name not in rec:
-        counter["(none)"] += 1
-        return
-    value = rec[name]
-    if type(value) is str:
-        counter[value] += 1
-    else:  # `domain: null`, a number, a list: counted and reported, never a crash
-        counter["(invalid)"] += 1
         st.wrong_type.setdefault(name, Problems()).add(lineno)
 
 
@@ -262,19 +319,11 @@ def length_distribution(
     if token_lengths is None:
         token_lengths = [int(c / CHARS_PER_TOKEN) + TEMPLATE_TOKENS for c in sample_chars]
         method = f"estimate ({CHARS_PER_TOKEN} chars/token)"
-    buckets = {f"<={b}": 0 for b in LENGTH_BUCKETS}
-    buckets[f">{LENGTH_BUCKETS[-1]}"] = 0
-    keys = list(buckets)
-    over = 0
-    for t in token_lengths:
-        for i, b in enumerate(LENGTH_BUCKETS):
-            if t <= b:
-                buckets[keys[i]] += 1
-                break
-        else:
-            buckets[keys[-1]] += 1
-        if t > max_seq_len:
-            over += 1
+    keys = [f"<={b}" for b in LENGTH_BUCKETS] + [f">{LENGTH_BUCKETS[-1]}"]
+    # bisect_left gives the first bucket whose bound is >= t (the last key when none is)
+    counts = Counter(map(bisect_left, repeat(LENGTH_BUCKETS, len(token_lengths)), token_lengths))
+    buckets = {key: counts.get(i, 0) for i, key in enumerate(keys)}
+    over = sum(map(max_seq_len.__lt__, token_lengths))
     return LengthDistribution(
         method=method or "tokenizer",
         max_seq_len=max_seq_len,
