@@ -84,10 +84,15 @@ async def test_number_keys_switch_screens_and_help(small_ws: Path, app_for):
     app = app_for(small_ws)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        for key, title, text in (("3", "Offers", "GPU offers"), ("4", "Runs", "training runs"), ("5", "Leaderboard", "checkpoint")):
+        for key, title, text in (("3", "Offers", "GPU offers"), ("4", "Runs", None), ("5", "Leaderboard", "checkpoint")):
             await pilot.press(key)
             await pilot.pause()
             assert app.screen.title == title
+            if text is None:  # the Runs screen is built: an empty workspace says how to start a run
+                assert app.screen.__class__.__name__ == "RunsScreen"
+                await settle(pilot)
+                assert "zelda-tui train start" in str(app.screen.query_one("#runs-empty", Static).render())
+                continue
             assert text in app.screen.query_one(Markdown).source
             assert "not built yet" in app.screen.query_one(Markdown).source
         await pilot.press("2")

@@ -1,19 +1,333 @@
-"""Runs screen (not built yet: the trainer and remote-training issues fill it)."""
+"""Runs screen: the runs table, and for the selected run a live train.log tail and a loss chart.
 
-from .planned import PlannedScreen
-
-
-class RunsScreen(PlannedScreen):
-    SCREEN_TITLE = "Runs"
-    PLAN = """\
-# Runs — not built yet
-
-This screen will hold **your training runs, local and on rented GPU boxes**:
-
-- the runs list with state, host, step, ETA and spend so far
-- a live tail of `train.log` and `metrics.jsonl` (over SSH, surviving disconnects)
-- a loss / eval-loss chart, tokens/s and VRAM
-- `s` stops a run; fetch adapters; destroy the instance
-
-Build a mix on the Mix screen (key 2) first: runs train on a built mix.
+Everything on disk is read on worker threads: the runs list (`services.run_list()`) every
+~2 s, and the selected run's train.log / metrics.jsonl through `core.runs.LineTail` (byte
+offset, complete lines only) every ~0.25 s. Each poll posts one batch; the UI appends it in
+one go. Switching the selection starts fresh tails (a finished run replays from the start).
 """
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker
+
+from ..core import runs
+from ..core.errors import ZeldaError
+from ..core.train_config import load_run_config
+from ..services import Services
+from ..widgets.confirm import ConfirmDialog
+from ..widgets.log_view import MAX_LINES, LogView
+from ..widgets.loss_chart import LossChart
+
+COLUMNS = (("name", "name"), ("state", "state"), ("mix", "mix"), ("step", "step/max"), ("loss", "loss"),
+           ("eval", "eval"), ("tps", "tok/s"), ("eta", "ETA"))
+LIST_EVERY_S = 2.0
+TAIL_EVERY_S = 0.25
+REPLAY_BYTES = 4 * 1024 * 1024  # a long train.log replays from its last 4 MB (the pane keeps 2,000 lines anyway)
+STOPPABLE = ("starting", "running")
+EMPTY_HINT = "No runs yet. Start one from a shell:  [b]zelda-tui train start --phase 0[/b]\n(it trains on the phase's mix; build or edit mixes on the Mix screen, key 2)"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def fmt_num(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def row_cells(info: dict) -> tuple[str, ...]:
+    step = f"{info['step']:,}" + (f"/{info['max_steps']:,}" if info.get("max_steps") else "")
+    return (info["name"], info["state"], info.get("mix") or "—", step, fmt_num(info.get("loss"), ".3f"),
+            fmt_num(info.get("eval_loss"), ".3f"), fmt_num(info.get("tokens_per_s"), ",.0f"), fmt_duration(info.get("eta_s")))
+
+
+def summary_text(info: dict) -> str:
+    state = info["state"]
+    colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red"}.get(state, "yellow")
+    parts = [f"[b {colour}]{state}[/]"]
+    if info.get("message") and state in ("failed", "died"):
+        parts.append(f"[red]{info['message']}[/]")
+    parts += [
+        f"{fmt_num(info.get('tokens_per_s'), ',.0f')} tok/s",
+        f"VRAM {fmt_num(info.get('vram_peak_gb'), '.1f')} GB",
+        f"ETA {fmt_duration(info.get('eta_s'))}",
+        f"ckpt {Path(info['last_checkpoint']).name if info.get('last_checkpoint') else '—'}",
+    ]
+    if info.get("message") and state not in ("failed", "died"):
+        parts.append(info["message"])
+    return " · ".join(parts)
+
+
+@dataclass
+class Follow:
+    """The tails of one selected run; replaced (never rewound) when the selection changes."""
+
+    gen: int
+    run_dir: Path
+    log: runs.LineTail
+    metrics: runs.LineTail
+    skip_first: bool = False  # started mid-file: the first line read is a fragment
+
+    @classmethod
+    def start(cls, gen: int, run_dir: Path) -> "Follow":
+        log_path = run_dir / runs.TRAIN_LOG
+        try:
+            size = os.path.getsize(log_path)
+        except OSError:
+            size = 0
+        offset = max(0, size - REPLAY_BYTES)
+        return cls(gen, run_dir, runs.LineTail(log_path, offset=offset), runs.LineTail(run_dir / runs.METRICS),
+                   skip_first=offset > 0)
+
+
+class RunsScreen(Screen):
+    CSS_PATH = "runs.tcss"
+    BINDINGS = [
+        Binding("s", "stop", "Stop", id="runs.stop", tooltip="Stop the selected run (SIGTERM: checkpoint, then exit)"),
+        Binding("r", "resume", "Resume", id="runs.resume", tooltip="Start a stopped or died run again from its latest checkpoint"),
+        Binding("f", "follow", "Follow log", id="runs.follow", tooltip="Focus the log and follow new lines (again: back to the table)"),
+    ]
+
+    class Listed(Message):
+        def __init__(self, seq: int, infos: list[dict]) -> None:
+            super().__init__()
+            self.seq, self.infos = seq, infos
+
+    class TailBatch(Message):
+        def __init__(self, gen: int, lines: list[str], metrics: list[dict]) -> None:
+            super().__init__()
+            self.gen, self.lines, self.metrics = gen, lines, metrics
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.infos: dict[str, dict] = {}
+        self.selected: str | None = None
+        self.follow: Follow | None = None
+        self._gen = 0
+        self._list_seq = 0
+        self._list_applied = 0
+        self._list_worker: Worker | None = None
+        self._list_failed = False
+        self._tail_worker: Worker | None = None
+        self._mix_of: dict[str, str] = {}  # run dir -> mix from run.toml (frozen, read once)
+        self.ready = False  # True once the first runs list is on screen
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("Reading runs…", id="runs-summary", classes="summary")
+        yield Static(EMPTY_HINT, id="runs-empty", classes="hint")
+        with Horizontal(id="runs-detail"):
+            yield LossChart(id="runs-chart")
+            yield LogView(id="runs-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Runs"
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.query_one("#runs-chart", LossChart).border_title = "loss · eval"
+        self.query_one("#runs-log", LogView).border_title = "train.log"
+        self.set_interval(LIST_EVERY_S, self._tick_list)
+        self.set_interval(TAIL_EVERY_S, self._tick_tail)
+        self.refresh_list()
+
+    def on_screen_resume(self) -> None:
+        if self.ready:
+            self.refresh_list()
+
+    # --- the runs list -----------------------------------------------------------------
+    def _tick_list(self) -> None:
+        if self.is_current and (self._list_worker is None or self._list_worker.is_finished):
+            self.refresh_list()
+
+    def refresh_list(self) -> None:
+        self._list_seq += 1
+        self._list_worker = self._list_runs(self._list_seq)
+
+    @work(thread=True, group="runs-list", exit_on_error=False)
+    def _list_runs(self, seq: int) -> None:
+        try:
+            infos = self.services.run_list()
+        except Exception as exc:  # shown once by the app's one error handler, not every 2 s
+            if not self._list_failed:
+                self._list_failed = True
+                self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
+            return
+        self._list_failed = False
+        for info in infos:
+            if not info.get("mix"):
+                info["mix"] = self._mix_from_run_toml(info["run_dir"])
+        self.post_message(self.Listed(seq, infos))
+
+    def _mix_from_run_toml(self, run_dir: str) -> str:
+        if run_dir not in self._mix_of:
+            try:
+                self._mix_of[run_dir] = load_run_config(Path(run_dir)).data.mix
+            except (OSError, ZeldaError):
+                return ""
+        return self._mix_of[run_dir]
+
+    @on(Listed)
+    def _listed(self, msg: Listed) -> None:
+        if msg.seq < self._list_applied:
+            return  # an older list finishing late
+        self._list_applied = msg.seq
+        table = self.query_one(DataTable)
+        names = [info["name"] for info in msg.infos]
+        self.infos = {info["name"]: info for info in msg.infos}
+        self.set_class(not names, "-empty")
+        if names == [row.key.value for row in table.ordered_rows]:
+            for info in msg.infos:
+                for (key, _), value in zip(COLUMNS, row_cells(info)):
+                    if table.get_cell(info["name"], key) != value:
+                        table.update_cell(info["name"], key, value, update_width=True)
+        else:
+            table.clear()
+            for info in msg.infos:
+                table.add_row(*row_cells(info), key=info["name"])
+            if self.selected in names:
+                table.move_cursor(row=names.index(self.selected), animate=False)
+        self._sync_selection()
+        self.ready = True
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._sync_selection()
+
+    def _sync_selection(self) -> None:
+        """Follow the run under the cursor (read from the table, so stale events do no harm)."""
+        table = self.query_one(DataTable)
+        name = None
+        if 0 <= table.cursor_row < table.row_count:
+            name = table.ordered_rows[table.cursor_row].key.value
+        if name != self.selected:
+            self.selected = name
+            self._start_follow(self.infos.get(name) if name else None)
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        summary = self.query_one("#runs-summary", Static)
+        info = self.infos.get(self.selected) if self.selected else None
+        summary.update(summary_text(info) if info else "")
+
+    # --- the selected run's tails ------------------------------------------------------
+    def _start_follow(self, info: dict | None) -> None:
+        self._gen += 1
+        self.follow = Follow.start(self._gen, Path(info["run_dir"])) if info else None
+        self.query_one("#runs-log", LogView).reset()
+        self.query_one("#runs-chart", LossChart).reset()
+        self.query_one("#runs-log", LogView).border_title = f"train.log · {info['name']}" if info else "train.log"
+        self._tick_tail()
+
+    def _tick_tail(self) -> None:
+        if self.follow is None or not self.is_current:
+            return
+        if self._tail_worker is not None and not self._tail_worker.is_finished:
+            return  # one reader at a time: a LineTail is never read by two threads
+        self._tail_worker = self._read_tails(self.follow)
+
+    @work(thread=True, group="runs-tail", exit_on_error=False)
+    def _read_tails(self, follow: Follow) -> None:
+        try:
+            lines = follow.log.read_new()
+            metrics = runs.parse_metrics(follow.metrics.read_new())
+        except OSError as exc:
+            self.app.call_from_thread(self.app.report_error, exc, f"reading {follow.run_dir.name} failed")
+            return
+        if follow.skip_first and lines:
+            lines, follow.skip_first = lines[1:], False
+        if lines or metrics:
+            self.post_message(self.TailBatch(follow.gen, lines[-MAX_LINES:], metrics))
+
+    @on(TailBatch)
+    def _tail_batch(self, msg: TailBatch) -> None:
+        if self.follow is None or msg.gen != self.follow.gen:
+            return  # read for a run that is no longer selected
+        if msg.lines:
+            self.query_one("#runs-log", LogView).append(msg.lines)
+        if msg.metrics:
+            self.query_one("#runs-chart", LossChart).add_metrics(msg.metrics)
+
+    # --- actions -----------------------------------------------------------------------
+    def selected_info(self) -> dict | None:
+        info = self.infos.get(self.selected) if self.selected else None
+        if info is None:
+            self.notify("no run selected", severity="warning")
+        return info
+
+    def action_stop(self) -> None:
+        info = self.selected_info()
+        if info is None:
+            return
+        if info["state"] not in STOPPABLE:
+            self.notify(f"{info['name']} is {info['state']}: nothing to stop", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                pid = self.services.train_stop(info["run_dir"])
+            except ZeldaError as exc:
+                self.app.report_error(exc, "stop failed")
+                return
+            self.notify(f"SIGTERM sent to pid {pid}: it saves a checkpoint, then exits", title=f"Stopping {info['name']}")
+            self.refresh_list()
+
+        self.app.push_screen(
+            ConfirmDialog(f"Stop {info['name']}?", "The trainer saves a checkpoint, then exits.\n"
+                          "Resume it later with r.", yes="Stop"),
+            answered,
+        )
+
+    def action_resume(self) -> None:
+        info = self.selected_info()
+        if info is None:
+            return
+        self._resume(info["run_dir"], info["name"])
+
+    @work(thread=True, group="runs-resume", exit_on_error=False)
+    def _resume(self, run_dir: str, name: str) -> None:
+        try:
+            self.services.train_resume(run_dir)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "resume failed")
+            return
+        self.app.call_from_thread(self.notify, f"{name} started again from its latest checkpoint", title="Resumed")
+        self.app.call_from_thread(self.refresh_list)
+
+    def action_follow(self) -> None:
+        log = self.query_one("#runs-log", LogView)
+        if log.has_focus:
+            self.query_one(DataTable).focus()
+            return
+        log.focus()
+        log.follow()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Stop run", "Runs: stop the selected run (checkpoint, then exit)", self.action_stop)
+        yield SystemCommand("Resume run", "Runs: start the selected run again from its checkpoint", self.action_resume)
+        yield SystemCommand("Follow log", "Runs: focus the train.log pane and follow it", self.action_follow)
+        yield SystemCommand("Refresh runs", "Runs: read the runs list now", self.refresh_list)
