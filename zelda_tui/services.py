@@ -19,6 +19,7 @@ from .core.config import Config, MixSpec
 from .core.errors import ZeldaError
 from .core.inventory import DatasetReport, Inventory, Progress, start_process_helpers
 from .core.store import Store
+from .core.train_config import load_run_config
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Services:
             self.mix_build(mix_name)
         cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
         run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
-        pid = runners.start_local(run_dir)
+        pid = runners.start_local(run_dir, cfg.train.gpus)
         self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, "starting")
         return run_dir
 
@@ -129,7 +130,7 @@ class Services:
             raise ZeldaError(f"{run_dir.name} is still {info['state']} (pid {info['pid']})")
         if info["state"] == "completed":
             raise ZeldaError(f"{run_dir.name} already completed")
-        pid = runners.start_local(run_dir)
+        pid = runners.start_local(run_dir, load_run_config(run_dir).train.gpus)
         row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
         self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, "starting")
         return run_dir

@@ -140,3 +140,16 @@ def test_bad_inputs_fail_clearly(tmp_path: Path, tiny_model: Path):
     assert "no-such-model" in status.message and "\n" not in status.message
     bad = run_cli("train", "start", "--phase", "7", "--config", str(cfg))
     assert bad.returncode == 2 and "no [phases.7]" in bad.stderr
+
+
+def test_two_process_ddp_run_on_cpu(tmp_path: Path, tiny_model: Path):
+    """train.gpus = 2 launches torchrun (gloo on CPU); rank 0 alone writes the run directory."""
+    cfg = make_workspace(tmp_path / "ws", tiny_model, max_steps=4, every=2)
+    cfg.write_text(cfg.read_text().replace("grad_accum = 1", "grad_accum = 2\ngpus = 2"))
+    run_dir = start(cfg)
+    status = wait_for(lambda: finished(run_dir))
+    log = (run_dir / runs.TRAIN_LOG).read_text()
+    assert status.state == "completed", log[-3000:]
+    assert [m["step"] for m in runs.read_metrics(run_dir) if m["event"] == "train"] == [1, 2, 3, 4]
+    assert [p.name for _, p in runs.checkpoints(run_dir)] == ["checkpoint-2", "checkpoint-4"]
+    assert log.count("trainable parameters") == 2  # both ranks loaded their own copy

@@ -18,12 +18,25 @@ from ..core import runs
 from ..core.errors import ZeldaError
 
 
-def start_local(run_dir: Path, python: str | None = None) -> int:
+def trainer_command(run_dir: Path, gpus: int | str, python: str | None = None) -> list[str]:
+    """One process for one GPU; torchrun (DDP, one 4-bit copy per GPU) for N or "all"."""
+    python = python or sys.executable
+    program = ["-m", "zelda_tui.backends.trainer", str(run_dir)]
+    if gpus in (1, "1"):
+        return [python, *program]
+    if isinstance(gpus, str) and gpus != "all" and not gpus.isdigit():
+        raise ZeldaError(f"train.gpus must be a number or \"all\", got {gpus!r}")
+    nproc = "gpu" if gpus == "all" else str(int(gpus))
+    return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *program]
+
+
+def start_local(run_dir: Path, gpus: int | str = 1, python: str | None = None) -> int:
     run_dir = Path(run_dir)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = trainer_command(run_dir, gpus, python)
     with open(run_dir / runs.TRAIN_LOG, "ab") as log:
         proc = subprocess.Popen(
-            [python or sys.executable, "-m", "zelda_tui.backends.trainer", str(run_dir)],
+            command,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=run_dir, env=env, start_new_session=True,
         )

@@ -27,8 +27,10 @@ def peak_memory_gb() -> float:
 
 
 class RunDirCallback(TrainerCallback):
-    def __init__(self, run_dir: Path, status: runs.RunStatus, eval_sizes: dict[str, int], heartbeat_s: float = 5.0) -> None:
+    def __init__(self, run_dir: Path, status: runs.RunStatus, eval_sizes: dict[str, int], heartbeat_s: float = 5.0,
+                 writes: bool = True) -> None:
         self.run_dir = run_dir
+        self.writes = writes  # False on ranks other than 0: they follow the signals but write nothing
         self.status = status
         self.eval_sizes = eval_sizes
         self.started = time.time()
@@ -44,6 +46,8 @@ class RunDirCallback(TrainerCallback):
 
     # --- status ----------------------------------------------------------------------
     def write_status(self, **changes) -> None:
+        if not self.writes:
+            return
         with self._lock:
             for k, v in changes.items():
                 setattr(self.status, k, v)
@@ -63,7 +67,7 @@ class RunDirCallback(TrainerCallback):
         self.start_step = state.global_step
         self.start_tokens = int(state.num_input_tokens_seen or 0)
         self.write_status(state="running", max_steps=state.max_steps, step=state.global_step)
-        if not self._beat.is_alive():
+        if self.writes and not self._beat.is_alive():
             self._beat.start()
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -75,7 +79,7 @@ class RunDirCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "loss" not in logs:
+        if "loss" not in logs or not self.writes:
             return
         elapsed = time.time() - self.started
         steps_done = state.global_step - self.start_step
@@ -96,6 +100,8 @@ class RunDirCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         """The Trainer evaluates a dict of datasets one at a time: collect them, write one event."""
         metrics = metrics or {}
+        if not self.writes:
+            return
         for name in self.eval_sizes:
             value = metrics.get(f"eval_{name}_loss")
             if value is not None:
@@ -110,6 +116,8 @@ class RunDirCallback(TrainerCallback):
                            eval_loss=combined, **per)
 
     def on_save(self, args, state, control, **kwargs):
+        if not self.writes:
+            return
         ckpt = f"{runs.CHECKPOINTS}/checkpoint-{state.global_step}"
         best = state.best_model_checkpoint
         self.write_status(

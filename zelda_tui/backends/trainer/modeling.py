@@ -62,7 +62,8 @@ def _expert_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]
             if all(isinstance(getattr(m, p, None), torch.nn.Parameter) and getattr(m, p).dim() == 3 for p in EXPERT_PARAMS)]
 
 
-def load_model(cfg: RunConfig, device: str) -> tuple[torch.nn.Module, QuantReport]:
+def load_model(cfg: RunConfig, device: str, local_rank: int = 0) -> tuple[torch.nn.Module, QuantReport]:
+    """The model on this process's device (one full 4-bit copy per GPU under DDP)."""
     q = cfg.quant
     compute = getattr(torch, q.compute_dtype)
     try:
@@ -78,21 +79,23 @@ def load_model(cfg: RunConfig, device: str) -> tuple[torch.nn.Module, QuantRepor
     if device == "cuda":
         # everything on the GPU except the fused experts, which wait in CPU RAM (see module docstring)
         n_layers = getattr(config, "num_hidden_layers", 0)
-        device_map = {"": 0}
+        device_map = {"": local_rank}
         if q.load_in_4bit and q.quantize_experts:
             device_map.update({f"model.layers.{i}.mlp.experts": "cpu" for i in range(n_layers)})
         kwargs["device_map"] = device_map
     else:
         kwargs["device_map"] = "cpu"
     model = AutoModelForCausalLM.from_pretrained(cfg.model.base, config=config, **kwargs)
-    report = quantise_experts(model, device, q.quant_type, q.double_quant) if q.load_in_4bit and q.quantize_experts else None
+    report = (quantise_experts(model, device, q.quant_type, q.double_quant, local_rank)
+              if q.load_in_4bit and q.quantize_experts else None)
     return model, count_quantised(model, report.expert_params_4bit if report else 0)
 
 
-def quantise_experts(model: torch.nn.Module, device: str, quant_type: str, double_quant: bool) -> QuantReport:
+def quantise_experts(model: torch.nn.Module, device: str, quant_type: str, double_quant: bool,
+                     local_rank: int = 0) -> QuantReport:
     from bitsandbytes.nn.parametrize import replace_parameter_4bit
 
-    target = torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
+    target = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
     done = 0
     for _, module in _expert_modules(model):
         for name in EXPERT_PARAMS:

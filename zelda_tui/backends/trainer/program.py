@@ -10,6 +10,7 @@ import shutil
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...core import runs
@@ -25,30 +26,54 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     run_dir = args.run_dir.resolve()
+    dist = Distributed.from_env()
     status = runs.read_status(run_dir) or runs.RunStatus()
-    status.pid, status.state, status.message = os.getpid(), "starting", ""
+    # under torchrun the launcher (our parent) is the one to signal: it forwards SIGTERM to every rank
+    status.pid = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else os.getpid()
+    status.state, status.message = "starting", ""
     status.started = status.started or time.time()
     status.heartbeat = time.time()
     if not (run_dir / runs.RUN_TOML).is_file():
         print(f"error: {run_dir / runs.RUN_TOML}: missing (is {run_dir} a run directory?)", file=sys.stderr)
         return 2
-    runs.write_status(run_dir, status)
+    if dist.is_main:
+        runs.write_status(run_dir, status)
     try:
         cfg = load_run_config(run_dir)
-        return train(run_dir, cfg, status)
+        return train(run_dir, cfg, status, dist)
     except ZeldaError as exc:
-        return _fail(run_dir, status, str(exc))
+        return _fail(run_dir, status, str(exc), dist)
     except Exception as exc:  # the run must end in a readable status, whatever broke
         traceback.print_exc()
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if "out of memory" in str(exc).lower():
             message = ("CUDA out of memory: lower train.micro_batch or model.max_seq_len "
                        "(`zelda-tui estimate` shows the peak for a setting) — " + message)
-        return _fail(run_dir, status, message)
+        return _fail(run_dir, status, message, dist)
 
 
-def _fail(run_dir: Path, status: runs.RunStatus, message: str) -> int:
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun launch (rank 0 alone writes the run directory)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        env = os.environ
+        return cls(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _fail(run_dir: Path, status: runs.RunStatus, message: str, dist: Distributed) -> int:
     log.error(message)
+    if not dist.is_main:
+        return 1
     status.state, status.message, status.finished, status.heartbeat = "failed", message, time.time(), time.time()
     runs.write_status(run_dir, status)
     runs.append_metric(run_dir, "status", state="failed", message=message)
@@ -67,7 +92,7 @@ def _clear_incomplete_checkpoints(run_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus) -> int:
+def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distributed) -> int:
     import torch
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
@@ -86,7 +111,7 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus) -> int:
     eval_ds = {name: Dataset.from_list([tokenize(tokenizer, r) for r in recs]) for name, recs in eval_groups.items()}
     log.info("data: %d train samples; eval %s", len(train_ds), {k: len(v) for k, v in eval_ds.items()})
 
-    model, quant = load_model(cfg, device)
+    model, quant = load_model(cfg, device, dist.local_rank)
     log.info(quant.line())
     plan = resolve_targets(model, cfg.lora)
     model.config.use_cache = False
@@ -107,11 +132,16 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus) -> int:
         raise ZeldaError(f"train.early_stopping_dataset '{t.early_stopping_dataset}' has no eval records "
                          f"(eval datasets: {', '.join(eval_ds)})")
     use_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    # the configured effective batch (micro_batch x grad_accum sequences a step) is kept on N GPUs
+    if t.grad_accum % dist.world_size:
+        raise ZeldaError(f"train.grad_accum ({t.grad_accum}) must be a multiple of the number of processes "
+                         f"({dist.world_size}) to keep the effective batch")
+    grad_accum = t.grad_accum // dist.world_size
     args = SFTConfig(
         output_dir=str(run_dir / runs.CHECKPOINTS),
         per_device_train_batch_size=t.micro_batch,
         per_device_eval_batch_size=t.micro_batch,
-        gradient_accumulation_steps=t.grad_accum,
+        gradient_accumulation_steps=grad_accum,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         learning_rate=t.lr,
@@ -141,9 +171,11 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus) -> int:
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
+        ddp_backend=("nccl" if device == "cuda" else "gloo") if dist.world_size > 1 else None,
     )
     status.max_steps = None
-    callback = RunDirCallback(run_dir, status, {k: len(v) for k, v in eval_ds.items()})
+    callback = RunDirCallback(run_dir, status, {k: len(v) for k, v in eval_ds.items()}, writes=dist.is_main)
     callbacks = [callback]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
@@ -161,6 +193,8 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus) -> int:
         callback.close()
     if callback.failed:
         raise ZeldaError(callback.failed)
+    if not dist.is_main:
+        return 0
     if callback.stop_requested:
         callback.write_status(state="stopped", message="stopped by SIGTERM after a checkpoint", finished=time.time())
         runs.append_metric(run_dir, "status", state="stopped")
