@@ -81,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--no-follow", action="store_true", help="print what is there and exit")
     tl.add_argument("--metrics-only", action="store_true", help="only metrics events")
 
+    es = sub.add_parser("estimate", help="peak VRAM, hours and dollars of training a mix on a GPU", parents=[common])
+    es.add_argument("--gpu", default="H100 80GB", help="GPU type, any provider spelling (default: H100 80GB)")
+    es.add_argument("--gpus", type=int, default=1, help="GPUs in the box (DDP)")
+    es.add_argument("--price", type=float, default=0.0, metavar="USD_PER_H", help="$/h of the whole box")
+    es.add_argument("--mix", help="mix (default: the phase's, else the last phase's)")
+    es.add_argument("--phase", type=int)
+    es.add_argument("--model", help="override model.base (a shipped spec: DeepSeek-Coder-V2-Lite, Qwen2.5-Coder-32B, CodeLlama-34b)")
+    es.add_argument("--seq-len", type=int, help="override model.max_seq_len")
+    es.add_argument("--micro-batch", type=int, help="override train.micro_batch (per GPU)")
+
     cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg.add_parser("check", help="validate and summarise the config", parents=[common])
     return p
@@ -447,6 +457,27 @@ def _metric_line(e: dict) -> str:
     return f"[metrics] {e.get('event')}: " + ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "event"))
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        est = services.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
+                                seq_len=args.seq_len, micro_batch=args.micro_batch)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json(est)
+        return 0
+    print(f"{est['model']} on {est['gpus']} x {est['gpu']}: mix {est['mix']}, {est['train_tokens']:,} train tokens "
+          f"(QA estimate) x {est['epochs']} epochs, {est['micro_batch']} x {est['seq_len']} per GPU step\n")
+    print(f"peak VRAM per GPU: {est['vram_gb']:.1f} GiB -> {est['verdict']}")
+    for part, gb in est["vram_breakdown_gb"].items():
+        print(f"  {part:>24}: {gb:6.2f} GiB")
+    print(f"\nthroughput: {est['tokens_per_s_per_gpu']:,.0f} tokens/s per GPU ({est['tokens_per_s_source']})")
+    cost = f", ${est['dollars']:,.2f} at ${args.price:g}/h" if args.price else " (pass --price for dollars)"
+    print(f"time: {est['hours']:.1f} h{cost}")
+    return 0
+
+
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("demo", "init"): cmd_demo_init,
     ("inventory", None): cmd_inventory,
@@ -462,4 +493,5 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("train", "stop"): cmd_train_stop,
     ("train", "resume"): cmd_train_resume,
     ("tail", None): cmd_tail,
+    ("estimate", None): cmd_estimate,
 }

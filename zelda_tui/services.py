@@ -98,7 +98,22 @@ class Services:
             for d in sorted(self.runs_root.iterdir()):
                 if d.name not in seen and (d / runs.RUN_TOML).is_file():
                     seen[d.name] = {"name": d.name, "run_dir": str(d), "host": "local", "mix": "", "phase": None}
-        return [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
+        infos = [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
+        for info in infos:
+            if info["state"] == "completed" and not self.store.throughput_has(info["name"]):
+                self._record_throughput(Path(info["run_dir"]))
+        return infos
+
+    def _record_throughput(self, run_dir: Path) -> None:
+        """A completed GPU run's median tokens/s goes into the state database for the estimator."""
+        metrics = runs.read_metrics(run_dir)
+        hw = next((m for m in metrics if m.get("event") == "hardware"), None)
+        rates = sorted(m["tokens_per_s"] for m in metrics if m.get("event") == "train" and m.get("tokens_per_s"))[1:]
+        if not hw or hw.get("device") != "cuda" or not rates:
+            return
+        cfg = load_run_config(run_dir)
+        self.store.throughput_save(run_dir.name, cfg.model.base, hw["gpu"], int(hw["gpus"]), rates[len(rates) // 2],
+                                   int(hw["seq_len"]), int(hw["micro_batch"]), metrics[-1]["t"])
 
     def run_info(self, run_dir: Path, row: dict | None = None) -> dict:
         status = runs.read_status(run_dir) or runs.RunStatus(state="unknown")
@@ -117,6 +132,40 @@ class Services:
             "eta_s": last_train.get("eta_s") if state == "running" else None,
             "heartbeat": status.heartbeat, "last_checkpoint": status.last_checkpoint,
             "best_checkpoint": status.best_checkpoint, "message": status.message,
+        }
+
+    # --- estimates -------------------------------------------------------------------
+    def mix_train_tokens(self, mix: str) -> int:
+        """Tokens in a mix's train split: per dataset, train records x the QA mean sample length."""
+        spec = self.config.mix(mix)
+        reports = {r.name: r for r in self.scan(names=list(spec.datasets))}
+        plan = self.mix_preview(spec)
+        return int(sum(d.train * reports[d.name].qa["length"]["mean_tokens"] for d in plan.datasets))
+
+    def estimate(self, gpu: str, gpus: int = 1, dollars_per_hour: float = 0.0, mix: str | None = None,
+                 phase: int | None = None, model: str | None = None, **options) -> dict:
+        """VRAM verdict, hours and dollars for training a mix/phase on a GPU (`zelda-tui estimate`)."""
+        from .core import estimate as est
+
+        cfg = run_plan.plan_run(self.config, mix, phase)
+        tokens = self.mix_train_tokens(cfg.data.mix)
+        epochs = cfg.train.epochs
+        micro = options.pop("micro_batch", None) or cfg.train.micro_batch
+        seq = options.pop("seq_len", None) or cfg.model.max_seq_len
+        result = est.plan_run(
+            model or cfg.model.base, gpu, gpus, dollars_per_hour, tokens, epochs, seq, micro,
+            measured=self.store.throughput_measured(), lora_r=cfg.lora.r,
+            lora_on_experts=cfg.lora.target_experts,
+            expert_bits=4 if cfg.quant.quantize_experts and cfg.quant.load_in_4bit else 16,
+            dense_bits=4 if cfg.quant.load_in_4bit else 16, **options,
+        )
+        return {
+            "model": result.model_id, "gpu": result.gpu, "gpus": gpus, "mix": cfg.data.mix, "phase": cfg.data.phase,
+            "train_tokens": tokens, "epochs": epochs, "seq_len": seq, "micro_batch": micro,
+            "vram_gb": round(result.vram.total_gb, 2), "verdict": result.verdict,
+            "vram_breakdown_gb": {k: round(v, 2) for k, v in result.vram.breakdown.items()},
+            "tokens_per_s_per_gpu": round(result.tokens_per_s, 1), "tokens_per_s_source": result.tokens_per_s_source,
+            "hours": round(result.hours, 2), "dollars": round(result.dollars, 2),
         }
 
     def train_stop(self, ref: str) -> int:

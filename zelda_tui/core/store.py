@@ -54,6 +54,18 @@ MIGRATIONS: tuple[str, ...] = (
         updated REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE throughput (
+        run TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        gpu TEXT NOT NULL,
+        gpus INTEGER NOT NULL,
+        tokens_per_s REAL NOT NULL,
+        seq_len INTEGER NOT NULL,
+        micro_batch INTEGER NOT NULL,
+        measured_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -163,4 +175,22 @@ class Store:
             cols = [c[0] for c in cur.description]
             row = cur.fetchone()
         return dict(zip(cols, row)) if row else None
+
+    # --- measured throughput (supersedes the estimator's table) ---------------------
+    def throughput_save(self, run: str, model: str, gpu: str, gpus: int, tokens_per_s: float, seq_len: int,
+                        micro_batch: int, measured_at: float) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO throughput VALUES (?,?,?,?,?,?,?,?)",
+                             (run, model, gpu, gpus, tokens_per_s, seq_len, micro_batch, measured_at))
+
+    def throughput_measured(self) -> dict[tuple[str, str], tuple[float, str]]:
+        """(model, gpu) -> (per-GPU tokens/s, date) of the newest measured run."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT model, gpu, tokens_per_s / gpus, measured_at FROM throughput ORDER BY measured_at").fetchall()
+        return {(m, g): (tps, time.strftime("%Y-%m-%d", time.gmtime(at))) for m, g, tps, at in rows}
+
+    def throughput_has(self, run: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM throughput WHERE run = ?", (run,)).fetchone() is not None
 

@@ -104,7 +104,11 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     from .modeling import load_model, load_tokenizer, pick_device
 
     device = pick_device(cfg.train.device)
-    log.info("run %s: base %s on %s", cfg.name, cfg.model.base, device)
+    gpu_name = torch.cuda.get_device_name(dist.local_rank) if device == "cuda" else "cpu"
+    log.info("run %s: base %s on %s (%s) x %d", cfg.name, cfg.model.base, device, gpu_name, dist.world_size)
+    if dist.is_main:  # the measured tokens/s of a finished run feeds the estimator, keyed by GPU
+        runs.append_metric(run_dir, "hardware", device=device, gpu=gpu_name, gpus=dist.world_size,
+                           seq_len=cfg.model.max_seq_len, micro_batch=cfg.train.micro_batch)
     tokenizer = load_tokenizer(cfg)
     train_records, eval_groups = load_splits(run_dir, cfg.data.train_file, cfg.data.eval_file, cfg.data.eval_sources_file)
     train_ds = Dataset.from_list([tokenize(tokenizer, r) for r in train_records])
