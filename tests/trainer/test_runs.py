@@ -153,3 +153,25 @@ def test_two_process_ddp_run_on_cpu(tmp_path: Path, tiny_model: Path):
     assert [m["step"] for m in runs.read_metrics(run_dir) if m["event"] == "train"] == [1, 2, 3, 4]
     assert [p.name for _, p in runs.checkpoints(run_dir)] == ["checkpoint-2", "checkpoint-4"]
     assert log.count("trainable parameters") == 2  # both ranks loaded their own copy
+
+
+def test_early_stopping_marks_the_best_checkpoint(tmp_path: Path, tiny_model: Path):
+    cfg = make_workspace(tmp_path / "ws", tiny_model, max_steps=40, every=2)
+    cfg.write_text(cfg.read_text().replace("[train]\n", '[train]\nlr = 0.0\nearly_stopping_dataset = "gold"\nearly_stopping_patience = 2\n'))
+    run_dir = start(cfg)
+    status = wait_for(lambda: finished(run_dir))
+    assert status.state == "completed", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
+    # lr 0: the gold eval loss never improves, so training stops after `patience` more evaluations
+    assert status.step == 6
+    assert status.best_checkpoint == "checkpoints/checkpoint-2"
+    assert "best checkpoint: checkpoints/checkpoint-2" in (run_dir / runs.ADAPTERS / "README.md").read_text()
+
+
+def test_nan_loss_stops_with_a_clear_status(tmp_path: Path, tiny_model: Path):
+    cfg = make_workspace(tmp_path / "ws", tiny_model, max_steps=40, every=20)
+    cfg.write_text(cfg.read_text().replace("[train]\n", "[train]\nlr = 1e30\n"))
+    run_dir = start(cfg)
+    status = wait_for(lambda: finished(run_dir))
+    assert status.state == "failed"
+    assert "is nan at step" in status.message.lower() and "lower lr" in status.message
+    assert status.step < 40

@@ -88,13 +88,15 @@ class RunDirCallback(TrainerCallback):
         loss = float(logs["loss"])
         runs.append_metric(
             self.run_dir, "train", step=state.global_step, epoch=round(state.epoch or 0, 4), loss=loss,
-            lr=logs.get("learning_rate"), grad_norm=_num(logs.get("grad_norm")),
+            lr=logs.get("learning_rate"), grad_norm=_num(logs.get("grad_norm")),  # may be NaN: json writes it as NaN
             tokens_per_s=round(tokens / elapsed, 1) if elapsed > 0 else None, tokens=tokens,
             vram_peak_gb=peak_memory_gb(), elapsed_s=round(elapsed, 1), eta_s=round(eta, 1) if eta is not None else None,
         )
         self.write_status(step=state.global_step, epoch=round(state.epoch or 0, 4))
-        if not math.isfinite(loss):
-            self.failed = f"loss is {loss} at step {state.global_step}: stopping (lower lr, check data)"
+        grad_norm = _num(logs.get("grad_norm"))
+        if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
+            bad = f"loss is {loss}" if not math.isfinite(loss) else f"grad norm is {grad_norm}"
+            self.failed = f"{bad} at step {state.global_step}: stopping (lower lr, check data)"
             control.should_training_stop = True
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):

@@ -172,6 +172,7 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
         completion_only_loss=True,
         optim=t.optimizer if device == "cuda" else "adamw_torch",
         include_num_input_tokens_seen=True,
+        logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run), not be averaged away
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
