@@ -118,3 +118,34 @@ def test_expert_lora_needs_zero_dropout(tiny_model: Path):
     model, _ = load_model(cfg, "cpu")
     with pytest.raises(ZeldaError, match="dropout = 0"):
         resolve_targets(model, cfg.lora)
+
+
+def test_routed_expert_lora_option_trains_the_4bit_experts(tiny_model: Path):
+    cfg = _cfg(tiny_model)
+    cfg.lora.target_experts = True
+    model, _ = load_model(cfg, "cpu")
+    plan = resolve_targets(model, cfg.lora)
+    assert plan.parameters == ["model.layers.1.mlp.experts.gate_up_proj", "model.layers.1.mlp.experts.down_proj"]
+    peft_model = apply_lora(model, cfg.lora, plan)
+    from zelda_tui.backends.trainer.lora import adapted_modules
+
+    assert adapted_modules(peft_model)["parameters"] == set(plan.parameters)
+    ids = torch.randint(0, 200, (1, 24))
+    peft_model(input_ids=ids, labels=ids).loss.backward()
+    # lora_B starts at zero, so at step 0 the gradient reaches B (A's is zero by construction)
+    expert_b = [p.grad for n, p in peft_model.named_parameters() if ".mlp.experts.lora_B" in n]
+    assert expert_b and all(g is not None and g.abs().sum() > 0 for g in expert_b)
+
+
+def test_oom_advice_comes_from_the_estimator():
+    from zelda_tui.backends.trainer.program import oom_advice
+
+    cfg = RunConfig()
+    cfg.model.base = "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"
+    cfg.train.micro_batch = 8
+    advice = oom_advice(cfg, 24.0)  # a 24 GB card: 8 x 4096 does not fit
+    assert advice.startswith("try train.micro_batch = ") and "of 24 GiB" in advice
+    small = int(advice.split("micro_batch = ")[1].split()[0])
+    assert 1 <= small < 8
+    cfg.model.base = "local/unknown"
+    assert "lower train.micro_batch" in oom_advice(cfg, 24.0)

@@ -86,11 +86,11 @@ def apply_lora(model: torch.nn.Module, lora: LoraSection, plan: LoraPlan):
     with _no_v4_target_conversion():
         peft_model = get_peft_model(model, config)
     adapted = adapted_modules(peft_model)
-    expected = set(plan.modules)
-    if adapted["modules"] != expected:
-        missing = sorted(expected - adapted["modules"])[:3]
-        extra = sorted(adapted["modules"] - expected)[:3]
-        raise ZeldaError(f"peft adapted a different set than resolved (missing {missing}, extra {extra})")
+    for kind, expected in (("modules", set(plan.modules)), ("parameters", set(plan.parameters))):
+        if adapted[kind] != expected:
+            missing = sorted(expected - adapted[kind])[:3]
+            extra = sorted(adapted[kind] - expected)[:3]
+            raise ZeldaError(f"peft adapted a different set of {kind} than resolved (missing {missing}, extra {extra})")
     return peft_model
 
 

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if dist.is_main:
         runs.write_status(run_dir, status)
+    cfg = None
     try:
         cfg = load_run_config(run_dir)
         return train(run_dir, cfg, status, dist)
@@ -47,9 +48,42 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if "out of memory" in str(exc).lower():
-            message = ("CUDA out of memory: lower train.micro_batch or model.max_seq_len "
-                       "(`zelda-tui estimate` shows the peak for a setting) — " + message)
+            import torch
+
+            total = torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else 0.0
+            message = f"CUDA out of memory: {oom_advice(cfg, total)} — {message}"
         return _fail(run_dir, status, message, dist)
+
+
+def oom_advice(cfg: RunConfig | None, gpu_total_gb: float) -> str:
+    """The estimator's smallest change that fits: halve micro_batch, then max_seq_len."""
+    from ...core import estimate as est
+
+    generic = "lower train.micro_batch or model.max_seq_len (`zelda-tui estimate` shows the peak of a setting)"
+    if cfg is None or gpu_total_gb <= 0:
+        return generic
+    try:
+        arch = est.lookup(cfg.model.base)
+    except ZeldaError:
+        return generic
+    experts = 4 if cfg.quant.load_in_4bit and cfg.quant.quantize_experts else 16
+    micro, seq = cfg.train.micro_batch, cfg.model.max_seq_len
+    while seq >= 512:
+        while micro >= 1:
+            peak = est.estimate_vram(arch, micro_batch=micro, seq_len=seq, lora_r=cfg.lora.r,
+                                     expert_bits=experts, lora_on_experts=cfg.lora.target_experts).total_gb
+            if peak <= gpu_total_gb * (1 - est.TIGHT_MARGIN):
+                change = []
+                if micro != cfg.train.micro_batch:
+                    change.append(f"train.micro_batch = {micro} (grad_accum x{cfg.train.micro_batch // micro} keeps the batch)")
+                if seq != cfg.model.max_seq_len:
+                    change.append(f"model.max_seq_len = {seq}")
+                if not change:
+                    return f"the estimator puts this setting at {peak:.1f} of {gpu_total_gb:.0f} GiB; " + generic
+                return f"try {' and '.join(change)}: estimated peak {peak:.1f} of {gpu_total_gb:.0f} GiB"
+            micro //= 2
+        micro, seq = cfg.train.micro_batch, seq // 2
+    return generic
 
 
 @dataclass(frozen=True)
