@@ -97,7 +97,12 @@ class Services:
         if self.runs_root.is_dir():
             for d in sorted(self.runs_root.iterdir()):
                 if d.name not in seen and (d / runs.RUN_TOML).is_file():
-                    seen[d.name] = {"name": d.name, "run_dir": str(d), "host": "local", "mix": "", "phase": None}
+                    try:  # a run dir the database does not know (copied in, or an older state.sqlite)
+                        data = load_run_config(d).data
+                        mix, phase = data.mix, data.phase
+                    except ZeldaError:
+                        mix, phase = "", None
+                    seen[d.name] = {"name": d.name, "run_dir": str(d), "host": "local", "mix": mix, "phase": phase}
         infos = [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
         for info in infos:
             if info["state"] == "completed" and not self.store.throughput_has(info["name"]):

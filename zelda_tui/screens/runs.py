@@ -24,7 +24,6 @@ from textual.worker import Worker
 
 from ..core import runs
 from ..core.errors import ZeldaError
-from ..core.train_config import load_run_config
 from ..services import Services
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.log_view import MAX_LINES, LogView
@@ -129,7 +128,6 @@ class RunsScreen(Screen):
         self._list_worker: Worker | None = None
         self._list_failed = False
         self._tail_worker: Worker | None = None
-        self._mix_of: dict[str, str] = {}  # run dir -> mix from run.toml (frozen, read once)
         self.ready = False  # True once the first runs list is on screen
 
     def compose(self) -> ComposeResult:
@@ -176,18 +174,7 @@ class RunsScreen(Screen):
                 self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
             return
         self._list_failed = False
-        for info in infos:
-            if not info.get("mix"):
-                info["mix"] = self._mix_from_run_toml(info["run_dir"])
         self.post_message(self.Listed(seq, infos))
-
-    def _mix_from_run_toml(self, run_dir: str) -> str:
-        if run_dir not in self._mix_of:
-            try:
-                self._mix_of[run_dir] = load_run_config(Path(run_dir)).data.mix
-            except (OSError, ZeldaError):
-                return ""
-        return self._mix_of[run_dir]
 
     @on(Listed)
     def _listed(self, msg: Listed) -> None:
