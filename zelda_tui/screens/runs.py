@@ -28,6 +28,7 @@ from ..services import Services
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.log_view import MAX_LINES, LogView
 from ..widgets.loss_chart import LossChart
+from ..widgets.start_run import StartRunDialog
 
 COLUMNS = (("name", "name"), ("state", "state"), ("mix", "mix"), ("step", "step/max"), ("loss", "loss"),
            ("eval", "eval"), ("tps", "tok/s"), ("eta", "ETA"))
@@ -35,7 +36,8 @@ LIST_EVERY_S = 2.0
 TAIL_EVERY_S = 0.25
 REPLAY_BYTES = 4 * 1024 * 1024  # a long train.log replays from its last 4 MB (the pane keeps 2,000 lines anyway)
 STOPPABLE = ("starting", "running")
-EMPTY_HINT = "No runs yet. Start one from a shell:  [b]zelda-tui train start --phase 0[/b]\n(it trains on the phase's mix; build or edit mixes on the Mix screen, key 2)"
+EMPTY_HINT = ("No runs yet. Press [b]n[/b] to start one, or from a shell:  [b]zelda-tui train start --phase 0[/b]\n"
+              "(it trains on the phase's mix; build or edit mixes on the Mix screen, key 2)")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -101,6 +103,7 @@ class Follow:
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
+        Binding("n", "new_run", "New run", id="runs.new", tooltip="Start a training run on a phase or a mix"),
         Binding("s", "stop", "Stop", id="runs.stop", tooltip="Stop the selected run (SIGTERM: checkpoint, then exit)"),
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Start a stopped or died run again from its latest checkpoint"),
         Binding("f", "follow", "Follow log", id="runs.follow", tooltip="Focus the log and follow new lines (again: back to the table)"),
@@ -305,6 +308,25 @@ class RunsScreen(Screen):
         self.app.call_from_thread(self.notify, f"{name} started again from its latest checkpoint", title="Resumed")
         self.app.call_from_thread(self.refresh_list)
 
+    def action_new_run(self) -> None:
+        cfg = self.services.config
+
+        def chosen(choice: tuple[str | None, int | None] | None) -> None:
+            if choice is not None:
+                self._start(*choice)
+
+        self.app.push_screen(StartRunDialog(cfg.phases, list(cfg.mixes)), chosen)
+
+    @work(thread=True, group="runs-start", exit_on_error=False)
+    def _start(self, mix: str | None, phase: int | None) -> None:
+        try:
+            run_dir = self.services.train_start(mix, phase)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "start failed")
+            return
+        self.app.call_from_thread(self.notify, f"{run_dir.name} started", title="Run started")
+        self.app.call_from_thread(self.refresh_list)
+
     def action_follow(self) -> None:
         log = self.query_one("#runs-log", LogView)
         if log.has_focus:
@@ -314,6 +336,7 @@ class RunsScreen(Screen):
         log.follow()
 
     def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("New run", "Runs: start a training run on a phase or a mix", self.action_new_run)
         yield SystemCommand("Stop run", "Runs: stop the selected run (checkpoint, then exit)", self.action_stop)
         yield SystemCommand("Resume run", "Runs: start the selected run again from its checkpoint", self.action_resume)
         yield SystemCommand("Follow log", "Runs: focus the train.log pane and follow it", self.action_follow)
