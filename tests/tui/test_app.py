@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input, Markdown, SelectionList, Static
 
-from zelda_tui.app import ZeldaApp
 from zelda_tui.core import config as config_mod
 from zelda_tui.screens.inventory import DatasetDetailScreen, InventoryScreen
 from zelda_tui.screens.mix import MixScreen
-from zelda_tui.services import build_services
 
 from .pilot_util import settle
 
@@ -21,20 +18,6 @@ SIZE = (80, 24)
 
 def cells(table: DataTable, column: int) -> list[str]:
     return [str(table.get_row_at(i)[column]) for i in range(table.row_count)]
-
-
-@pytest.fixture
-def app_for():
-    made = []
-
-    def make(config_path: Path) -> ZeldaApp:
-        services = build_services(config_path)
-        made.append(services)
-        return ZeldaApp(services)
-
-    yield make
-    for s in made:
-        s.close()
 
 
 async def test_inventory_shows_datasets_and_detail(small_ws: Path, app_for):

@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Static
 
-from zelda_tui.app import ZeldaApp
 from zelda_tui.core import runs
 from zelda_tui.core.train_config import DataSection, RunConfig, TrainSection
 from zelda_tui.screens.runs import RunsScreen
-from zelda_tui.services import build_services
 from zelda_tui.widgets.confirm import ConfirmDialog
 from zelda_tui.widgets.log_view import LogView
 from zelda_tui.widgets.loss_chart import LossChart
@@ -103,20 +101,6 @@ async def select(pilot, screen: RunsScreen, name: str) -> None:
     table.focus()
     table.move_cursor(row=rows.index(name))
     await wait_for(pilot, lambda: screen.selected == name, f"{name} selected")
-
-
-@pytest.fixture
-def app_for():
-    made = []
-
-    def make(config_path: Path) -> ZeldaApp:
-        services = build_services(config_path)
-        made.append(services)
-        return ZeldaApp(services)
-
-    yield make
-    for s in made:
-        s.close()
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ same ``(name, count, seed)`` gives byte-identical files in any process.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
+
+from .atomic import atomic_open
 
 __all__ = ["DEMO_DATASETS", "iter_demo_records", "write_demo_dataset"]
 
@@ -1439,26 +1439,13 @@ def iter_demo_records(name: str, count: int, seed: int) -> Iterator[dict]:
 
 
 def write_demo_dataset(path: Path, name: str, count: int, seed: int) -> None:
-    """Write the records as JSONL (ASCII, one record per line), atomically via a temp file + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as fh:
-            buf: list[str] = []
-            for rec in iter_demo_records(name, count, seed):
-                buf.append(json.dumps(rec, ensure_ascii=True))
-                buf.append("\n")
-                if len(buf) >= 2048:
-                    fh.write("".join(buf))
-                    buf.clear()
-            fh.write("".join(buf))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write the records as JSONL (ASCII, one record per line), atomically (temp file + rename)."""
+    with atomic_open(Path(path), "w") as fh:
+        buf: list[str] = []
+        for rec in iter_demo_records(name, count, seed):
+            buf.append(json.dumps(rec, ensure_ascii=True))
+            buf.append("\n")
+            if len(buf) >= 2048:
+                fh.write("".join(buf))
+                buf.clear()
+        fh.write("".join(buf))
