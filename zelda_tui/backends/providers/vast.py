@@ -1,0 +1,207 @@
+"""Vast.ai REST client: search offers, rent one, watch it boot, destroy it.
+
+Shapes and units follow `shared/fixtures/providers/NOTES.md` (vast-cli @ 55679830): offers come
+from `POST /bundles/` with MB memory fields; renting is `PUT /asks/{ask id}/`, which returns a
+*different* number (the instance id).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ...core.errors import ZeldaError
+from ...core.offers import Offer
+from .http import ApiClient, ApiError, InstanceInfo, RetryPolicy, require
+
+BASE_URL = "https://console.vast.ai/api/v0"
+KEY_ENV = "VAST_API_KEY"
+# The vastai CLI turns a query's GB into the API's MB with x1000 (`gpu_ram>=24` keeps an RTX 4090 at
+# 24564 MB): dividing by 1000 keeps our queries answering exactly as `vastai search offers` does.
+MB_PER_GB = 1000
+
+# What `vastai search offers` adds unless -n; rented=false as the docs list it.
+DEFAULT_FILTERS: dict[str, Any] = {
+    "verified": {"eq": True},
+    "external": {"eq": False},
+    "rentable": {"eq": True},
+    "rented": {"eq": False},
+    "type": "on-demand",
+}
+
+
+def offer_from_vast(raw: dict[str, Any]) -> Offer:
+    """Normalise one `/bundles/` offer (MB -> GB, geolocation -> region); `raw` keeps everything."""
+    num_gpus = int(raw.get("num_gpus") or 0)
+    cores = raw.get("cpu_cores_effective")
+    if cores is None:
+        cores = raw.get("cpu_cores") or 0
+    reliability = raw.get("reliability2", raw.get("reliability"))
+    return Offer(
+        provider="vast",
+        id=str(raw.get("id", raw.get("ask_contract_id"))),
+        gpu_name=str(raw.get("gpu_name") or ""),
+        num_gpus=num_gpus,
+        gpu_ram=float(raw.get("gpu_ram") or 0) / MB_PER_GB,
+        cpu_cores=float(cores),
+        cpu_ram=float(raw.get("cpu_ram") or 0) / MB_PER_GB,
+        disk_space=float(raw.get("disk_space") or 0),
+        dph_total=float(raw.get("dph_total") or 0),
+        region=str(raw.get("geolocation") or ""),
+        reliability=float(reliability) if reliability is not None else None,
+        inet_down=float(raw["inet_down"]) if raw.get("inet_down") is not None else None,
+        inet_up=float(raw["inet_up"]) if raw.get("inet_up") is not None else None,
+        available=bool(raw.get("rentable", True)) and not raw.get("rented", False),
+        price_date="live",
+        price_source="vast.ai API (POST /bundles/ dph_total)",
+        raw=raw,
+    )
+
+
+def ssh_endpoint(raw: dict[str, Any]) -> tuple[str | None, int | None]:
+    """Where SSH listens, like vast-cli `ssh-url`: the direct `22/tcp` mapping, else the proxy.
+
+    `ports` is Docker-style `{"22/tcp": [{"HostPort": "30022"}]}` in practice and a bare list
+    (`[8080, 8081]`) in the docs' example; the list says nothing about 22, so it falls back to
+    `ssh_host`/`ssh_port` (vast's SSH proxy).
+    """
+    ports = raw.get("ports")
+    if isinstance(ports, dict):
+        mappings = ports.get("22/tcp") or []
+        if mappings and isinstance(mappings, list) and isinstance(mappings[0], dict) and raw.get("public_ipaddr"):
+            try:
+                return str(raw["public_ipaddr"]).strip(), int(mappings[0]["HostPort"])
+            except (KeyError, TypeError, ValueError):
+                pass
+    host, port = raw.get("ssh_host"), raw.get("ssh_port")
+    try:
+        return (str(host), int(port)) if host and port else (None, None)
+    except (TypeError, ValueError):
+        return None, None
+
+
+def instance_from_vast(raw: dict[str, Any]) -> InstanceInfo:
+    """`actual_status` goes null -> loading -> running; SSH is only offered once running."""
+    status = raw.get("actual_status") or "pending"
+    ready = status == "running"
+    host, port = ssh_endpoint(raw) if ready else (None, None)
+    clean = {k: v for k, v in raw.items() if k not in {"jupyter_token", "instance_api_key"}}
+    return InstanceInfo(
+        provider="vast",
+        id=str(raw.get("id")),
+        status=str(status),
+        ready=ready,
+        ssh_host=host,
+        ssh_port=port,
+        public_ip=(str(raw["public_ipaddr"]).strip() if raw.get("public_ipaddr") else None),
+        label=str(raw.get("label") or ""),
+        raw=clean,
+    )
+
+
+class VastClient:
+    """Vast.ai API v0 with a bearer key (vast-cli's auth); all calls go through `ApiClient`."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str = BASE_URL,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.api = ApiClient(
+            "vast", base_url, token=api_key, key_env=KEY_ENV,
+            connect_timeout=connect_timeout, read_timeout=read_timeout, retry=retry,
+        )
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> VastClient:
+        """The key from `VAST_API_KEY`; a missing key is a clear error before any request."""
+        key = os.environ.get(KEY_ENV, "").strip()
+        if not key:
+            raise ZeldaError(f"vast: {KEY_ENV} is not set — create a key at https://cloud.vast.ai/manage-keys/")
+        return cls(key, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"VastClient({self.api!r})"
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- offers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def search_body(filters: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
+        """Raw API filters (`{"gpu_ram": {"gte": 24000}}`) over vast-cli's defaults."""
+        return {**(DEFAULT_FILTERS if defaults else {}), **filters}
+
+    def search_offers(self, filters: dict[str, Any], defaults: bool = True) -> list[Offer]:
+        """`POST /bundles/`; read-only, so 5xx is retried too."""
+        data = self.api.request(
+            "POST", "/bundles/", step="search offers", json_body=self.search_body(filters, defaults),
+            retry_server_errors=True,
+        )
+        offers = require(data, "offers", list, self.api, "search offers")
+        return [offer_from_vast(o) for o in offers if isinstance(o, dict)]
+
+    # -- instances ----------------------------------------------------------------------------
+
+    @staticmethod
+    def create_body(image: str, disk_gb: float, onstart: str, label: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        """The rent request: direct SSH (no proxy hop), disk in GB."""
+        return {
+            "client_id": "me",
+            "image": image,
+            "disk": disk_gb,
+            "runtype": "ssh_direct",
+            "env": env or {},
+            "onstart": onstart,
+            "label": label,
+        }
+
+    def describe_create_instance(self, offer_id: str | int, image: str, disk_gb: float, onstart: str = "", label: str = "") -> str:
+        """What `create_instance` would send, key redacted (for `--dry-run`)."""
+        return self.api.describe_request("PUT", f"/asks/{offer_id}/", self.create_body(image, disk_gb, onstart, label))
+
+    def create_instance(
+        self, offer_id: str | int, image: str, disk_gb: float, onstart: str = "", label: str = "",
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Rent offer `offer_id`; returns the new *instance* id (`new_contract`).
+
+        404/410 mean someone else took the offer (or it expired): the caller should search again.
+        """
+        step = f"rent offer {offer_id}"
+        try:
+            data = self.api.request("PUT", f"/asks/{offer_id}/", step=step,
+                                    json_body=self.create_body(image, disk_gb, onstart, label, env))
+        except ApiError as exc:
+            if exc.status in (404, 410):
+                raise ApiError(f"vast: {step}: offer gone ({exc.status}) — it was rented by someone else or expired; search again", exc.status) from None
+            raise
+        if isinstance(data, dict) and data.get("success") is False:
+            detail = data.get("msg") or data.get("error") or "refused"
+            raise ApiError(self.api.redact(f"vast: {step}: refused ({' '.join(str(detail).split())})"))
+        contract = require(data, "new_contract", int, self.api, step)
+        return str(contract)
+
+    def show_instance(self, instance_id: str | int) -> InstanceInfo:
+        """`GET /instances/{id}/?owner=me`; `instances` is one object (a list in older answers)."""
+        step = f"show instance {instance_id}"
+        data = self.api.request("GET", f"/instances/{instance_id}/", step=step, params={"owner": "me"})
+        found = data.get("instances") if isinstance(data, dict) else None
+        if isinstance(found, list):
+            found = next((i for i in found if isinstance(i, dict) and str(i.get("id")) == str(instance_id)), None)
+        if not isinstance(found, dict) or not found:
+            raise ApiError(f"vast: {step}: no such instance (destroyed, or not yours)", 404)
+        return instance_from_vast(found)
+
+    def destroy_instance(self, instance_id: str | int) -> None:
+        """`DELETE /instances/{id}/`; stops billing. A `success: false` answer is an error."""
+        step = f"destroy instance {instance_id}"
+        data = self.api.request("DELETE", f"/instances/{instance_id}/", step=step)
+        if isinstance(data, dict) and data.get("success") is False:
+            detail = data.get("msg") or data.get("error") or "refused"
+            raise ApiError(self.api.redact(f"vast: {step}: refused ({' '.join(str(detail).split())})"))
