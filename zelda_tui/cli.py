@@ -91,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     es.add_argument("--seq-len", type=int, help="override model.max_seq_len")
     es.add_argument("--micro-batch", type=int, help="override train.micro_batch (per GPU)")
 
+    offers = sub.add_parser("offers", help="GPU offers").add_subparsers(dest="action", required=True, metavar="ACTION")
+    osr = offers.add_parser("search", help="offers of Vast/Vultr/GCP filtered by a vastai query, with fit and cost", parents=[common])
+    osr.add_argument("--provider", default="all", help="vast, vultr, gcp or all (comma-separated list allowed)")
+    osr.add_argument("--query", help='vastai grammar, e.g. "gpu_name=A100 gpu_ram>=80 dph_total<2.5" (default: the plan\'s A100 80GB)')
+    osr.add_argument("--sort", default="dph_total", help="column(s), '-' for descending: dph_total, -reliability, ...")
+    osr.add_argument("--phase", type=int, help="phase whose mix prices the run (default: the last phase)")
+    osr.add_argument("--limit", type=int, default=30, help="rows to print (markdown; --json prints all)")
+
     cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg.add_parser("check", help="validate and summarise the config", parents=[common])
     return p
@@ -478,6 +486,32 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offers_search(args: argparse.Namespace) -> int:
+    from .backends.providers.search import PROVIDERS
+
+    providers = PROVIDERS if args.provider == "all" else tuple(p.strip() for p in args.provider.split(","))
+    services = _services(args)
+    try:
+        rows, warnings = services.offers_search(providers, args.query, args.sort, args.phase)
+    finally:
+        services.close()
+    for w in warnings:
+        print(f"zelda-tui: warning: {w}", file=sys.stderr)
+    if args.json:
+        _emit_json({"offers": rows, "warnings": warnings})
+        return 0
+    shown = rows[: args.limit]
+    print(_table(
+        ["offer", "gpu", "n", "VRAM", "$/h", "region", "fit", "hours", "total $", "price date"],
+        [[r["key"], r["gpu_name"], r["num_gpus"], f"{r['gpu_ram']:g}", f"{r['dph_total']:.3f}", r["region"],
+          r["fit"] or "-", _fmt_num(r["hours"], 1), _fmt_num(r["dollars"], 2), r["price_date"]] for r in shown],
+        "llrrrllrrl",
+    ) if rows else "no offers match")
+    if len(rows) > len(shown):
+        print(f"\n{len(rows) - len(shown)} more (--limit N, or --json)")
+    return 0
+
+
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("demo", "init"): cmd_demo_init,
     ("inventory", None): cmd_inventory,
@@ -494,4 +528,5 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("train", "resume"): cmd_train_resume,
     ("tail", None): cmd_tail,
     ("estimate", None): cmd_estimate,
+    ("offers", "search"): cmd_offers_search,
 }

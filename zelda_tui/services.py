@@ -173,6 +173,56 @@ class Services:
             "hours": round(result.hours, 2), "dollars": round(result.dollars, 2),
         }
 
+    # --- offers ----------------------------------------------------------------------
+    def offers_search(self, providers: tuple[str, ...] = ("vast", "vultr", "gcp"), query: str | None = None,
+                      sort: str = "dph_total", phase: int | None = None) -> tuple[list[dict], list[str]]:
+        """Offers of every provider filtered by a vastai query, each with fit / hours / dollars
+        for the chosen phase's mix (default: the last phase). Returns (rows, warnings)."""
+        from .backends.providers.search import search_offers
+        from .core import offer_query
+        from .core.catalog import load_catalog
+
+        parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
+        raw = self.config.doc.unwrap().get("providers", {})
+        urls = {name: raw[name]["base_url"] for name in ("vast", "vultr") if isinstance(raw.get(name), dict) and "base_url" in raw[name]}
+        offers, warnings = search_offers(providers, load_catalog(), urls)
+        chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
+        return self._annotate(chosen, phase, warnings), warnings
+
+    def _annotate(self, offers: list, phase: int | None, warnings: list[str]) -> list[dict]:
+        from .core import estimate as est
+
+        cfg = run_plan.plan_run(self.config, None, phase)
+        rows = [{"key": o.key, "provider": o.provider, "id": o.id, "gpu_name": o.gpu_name, "num_gpus": o.num_gpus,
+                 "gpu_ram": round(o.gpu_ram, 2), "dph_total": round(o.dph_total, 4), "region": o.region,
+                 "reliability": o.reliability, "available": o.available, "price_date": o.price_date,
+                 "price_source": o.price_source, "fit": None, "vram_gb": None, "hours": None, "dollars": None,
+                 "tokens_per_s_source": None} for o in offers]
+        try:
+            arch = est.lookup(cfg.model.base)
+            tokens = self.mix_train_tokens(cfg.data.mix)
+        except ZeldaError as exc:
+            warnings.append(f"no fit/cost column: {exc}")
+            return rows
+        vram = est.estimate_vram(arch, seq_len=cfg.model.max_seq_len, micro_batch=cfg.train.micro_batch,
+                                 lora_r=cfg.lora.r, lora_on_experts=cfg.lora.target_experts,
+                                 expert_bits=4 if cfg.quant.load_in_4bit and cfg.quant.quantize_experts else 16,
+                                 dense_bits=4 if cfg.quant.load_in_4bit else 16)
+        measured = self.store.throughput_measured()
+        for row, offer in zip(rows, offers):
+            row["vram_gb"] = round(vram.total_gb, 1)
+            row["fit"] = vram.fits(offer.gpu_ram) if offer.gpu_ram else None
+            gpu = est.normalise_gpu_name(offer.gpu_name, offer.gpu_ram)
+            if gpu is None:
+                continue
+            own = est.measured_tokens_per_s(measured, arch, gpu)
+            table = est.table_tokens_per_s(arch.family, gpu, cfg.train.micro_batch)
+            tps, source = own or ((table[0], "table") if table else (est.mfu_tokens_per_s(arch, gpu), "MFU assumption"))
+            hours = est.estimate_time(tokens, cfg.train.epochs, tps, gpus=offer.num_gpus)
+            row.update(hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
+                       tokens_per_s_source=source)
+        return rows
+
     def train_stop(self, ref: str) -> int:
         return runners.stop_local(self.run_dir(ref))
 

@@ -746,7 +746,7 @@ class RunEstimate:
 MeasuredThroughput = Mapping[tuple[str, str], float | tuple[float, str]]
 
 
-def _measured_for(measured: MeasuredThroughput | None, arch: ModelArch, gpu: str) -> tuple[float, str] | None:
+def measured_tokens_per_s(measured: MeasuredThroughput | None, arch: ModelArch, gpu: str) -> tuple[float, str] | None:
     """Our own finished runs, keyed (model id, GPU name) in any spelling; value tokens/s or (tokens/s, date)."""
     for (model_id, gpu_name), value in (measured or {}).items():
         try:
@@ -772,7 +772,7 @@ def plan_run(model_id: str, gpu_name: str, num_gpus: int, dollars_per_hour: floa
     if gpu is None:
         raise ZeldaError(f"no figures for GPU {gpu_name!r}; known: {', '.join(GPUS)}")
     vram = estimate_vram(arch, seq_len=seq_len, micro_batch=micro_batch, gpus=num_gpus, **vram_options)
-    own = _measured_for(measured, arch, gpu)
+    own = measured_tokens_per_s(measured, arch, gpu)
     table = table_tokens_per_s(arch.family, gpu, micro_batch)
     if own:
         tps, source = own

@@ -1,0 +1,47 @@
+"""Offers from every provider at once: live where a key is set, the dated offline catalog otherwise.
+
+A provider that fails (no key, bad key, down) becomes a one-line warning and its catalog entries
+(if any) are shown instead: the browser keeps working.
+"""
+
+from __future__ import annotations
+
+from ...core.errors import ZeldaError
+from ...core.offers import Offer
+from . import vast, vultr
+from .vast import VastClient
+from .vultr import VultrClient
+
+PROVIDERS = ("vast", "vultr", "gcp")
+
+
+def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[str, str] | None = None,
+                  ) -> tuple[list[Offer], list[str]]:
+    urls = urls or {}
+    unknown = set(providers) - set(PROVIDERS)
+    if unknown:
+        raise ZeldaError(f"unknown provider(s) {', '.join(sorted(unknown))}; use {', '.join(PROVIDERS)} or all", exit_code=2)
+    offers: list[Offer] = []
+    warnings: list[str] = []
+    if "vast" in providers:
+        try:
+            client = VastClient.from_env(base_url=urls.get("vast", vast.BASE_URL))
+            try:
+                offers += client.search_offers({})
+            finally:
+                client.close()
+        except ZeldaError as exc:
+            warnings.append(f"{exc} (no Vast offers: Vast has no offline catalog)")
+    if "vultr" in providers:
+        try:
+            client = VultrClient.from_env(base_url=urls.get("vultr", vultr.BASE_URL))
+            try:
+                offers += client.gpu_plans()
+            finally:
+                client.close()
+        except ZeldaError as exc:
+            warnings.append(f"{exc} (showing the offline Vultr catalog)")
+            offers += [o for o in catalog if o.provider == "vultr"]
+    if "gcp" in providers:
+        offers += [o for o in catalog if o.provider == "gcp"]  # live GCP prices need ADC tokens: catalog
+    return offers, warnings
