@@ -99,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     osr.add_argument("--phase", type=int, help="phase whose mix prices the run (default: the last phase)")
     osr.add_argument("--limit", type=int, default=30, help="rows to print (markdown; --json prints all)")
 
+    ol = offers.add_parser("launch", help="rent an offer (provider:id) after showing its cost and the budget", parents=[common])
+    ol.add_argument("offer", help="vast:<id> or vultr:<plan>@<region> (from `offers search`)")
+    ol.add_argument("--yes", action="store_true", help="really rent it (without it, nothing is launched)")
+    ol.add_argument("--dry-run", action="store_true", help="print the exact request (key redacted) and stop")
+    ol.add_argument("--force", action="store_true", help="launch even when the budget guard objects")
+    ol.add_argument("--phase", type=int, help="phase whose mix prices the run (default: the last phase)")
+    inst = sub.add_parser("instances", help="launched GPU instances").add_subparsers(dest="action", required=True, metavar="ACTION")
+    il = inst.add_parser("list", help="tracked instances: state, SSH endpoint, spend so far", parents=[common])
+    il.add_argument("--no-refresh", action="store_true", help="do not ask the providers (offline)")
+    idd = inst.add_parser("destroy", help="destroy a tracked instance", parents=[common])
+    idd.add_argument("instance", help="instance key (provider:id) or id")
+    idd.add_argument("--yes", action="store_true", help="really destroy it")
+
     cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg.add_parser("check", help="validate and summarise the config", parents=[common])
     return p
@@ -512,6 +525,78 @@ def cmd_offers_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offers_launch(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        plan = services.launch_plan(args.offer, args.phase)
+        offer, budget = plan["offer"], plan["budget"]
+        if args.json and (args.dry_run or not args.yes):
+            _emit_json(plan)
+        elif not args.json:
+            est = (f"estimated {offer['hours']:.1f} h, ${offer['dollars']:.2f} for the phase's mix"
+                   if offer["hours"] is not None else "no time estimate for this GPU")
+            left = f"${budget['left_usd']:.2f} of ${budget['max_total_usd']:.2f} left" if budget["left_usd"] is not None else "no budget set"
+            print(f"{args.offer}: {offer['num_gpus']} x {offer['gpu_name']} in {offer['region']} at ${offer['dph_total']:.3f}/h; "
+                  f"{est}; VRAM fit: {offer['fit']}; budget: {left}")
+            for problem in plan["over_budget"]:
+                print(f"  budget guard: {problem}")
+        if args.dry_run:
+            if not args.json:
+                print(plan["request"])
+            return 0
+        if not args.yes:
+            print("nothing launched: add --yes to rent it", file=sys.stderr)
+            return 1
+        tracked = services.offers_launch(args.offer, args.phase, force=args.force)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json(tracked)
+    else:
+        print(f"launched {tracked['key']} (tracked; `zelda-tui instances list` shows its SSH endpoint when ready)")
+    return 0
+
+
+def cmd_instances_list(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        rows = services.instances_list(refresh=not args.no_refresh)
+        budget = services.budget()
+    finally:
+        services.close()
+    if args.json:
+        _emit_json({"instances": rows, "budget": budget})
+        return 0
+    for r in rows:
+        if r.get("warning"):
+            print(f"zelda-tui: warning: {r['warning']}", file=sys.stderr)
+    print(_table(
+        ["instance", "offer", "gpu", "state", "ssh", "$/h", "hours", "spent $"],
+        [[r["key"], r["offer"], f"{r['num_gpus']} x {r['gpu_name']}", r["state"],
+          f"{r['ssh_host']}:{r['ssh_port']}" if r["ssh_host"] else "-", f"{r['dph_total']:.3f}", f"{r['hours']:.2f}",
+          f"{r['spent_usd']:.2f}"] for r in rows],
+        "lllllrrr",
+    ) if rows else "no tracked instances")
+    print(f"\nspent so far: ${budget['spent_usd']:.2f}" + (f" of ${budget['max_total_usd']:.2f}" if budget["max_total_usd"] else ""))
+    return 0
+
+
+def cmd_instances_destroy(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"nothing destroyed: add --yes to destroy {args.instance}", file=sys.stderr)
+        return 1
+    services = _services(args)
+    try:
+        row = services.instance_destroy(args.instance)
+    finally:
+        services.close()
+    if args.json:
+        _emit_json(row)
+    else:
+        print(f"destroyed {row['key']} after {(row['ended'] - row['started']) / 3600:.2f} h, ${row['spent_usd']:.2f}")
+    return 0
+
+
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("demo", "init"): cmd_demo_init,
     ("inventory", None): cmd_inventory,
@@ -529,4 +614,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("tail", None): cmd_tail,
     ("estimate", None): cmd_estimate,
     ("offers", "search"): cmd_offers_search,
+    ("offers", "launch"): cmd_offers_launch,
+    ("instances", "list"): cmd_instances_list,
+    ("instances", "destroy"): cmd_instances_destroy,
 }

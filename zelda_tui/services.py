@@ -6,6 +6,7 @@ workspace exactly as the CLI does.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,9 +184,7 @@ class Services:
         from .core.catalog import load_catalog
 
         parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
-        raw = self.config.doc.unwrap().get("providers", {})
-        urls = {name: raw[name]["base_url"] for name in ("vast", "vultr") if isinstance(raw.get(name), dict) and "base_url" in raw[name]}
-        offers, warnings = search_offers(providers, load_catalog(), urls)
+        offers, warnings = search_offers(providers, load_catalog(), self._provider_urls())
         chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
         return self._annotate(chosen, phase, warnings), warnings
 
@@ -222,6 +221,103 @@ class Services:
             row.update(hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
                        tokens_per_s_source=source)
         return rows
+
+    def _providers_table(self) -> dict:
+        raw = self.config.doc.unwrap().get("providers", {})
+        return raw if isinstance(raw, dict) else {}
+
+    def _provider_urls(self) -> dict[str, str]:
+        """[providers.vast] base_url etc.: for proxies, and for the tests' local replay server."""
+        raw = self._providers_table()
+        return {n: raw[n]["base_url"] for n in ("vast", "vultr") if isinstance(raw.get(n), dict) and "base_url" in raw[n]}
+
+    def _launch_spec(self):
+        from .backends.providers.launch import LaunchSpec
+
+        raw = self._providers_table()
+        vast_t, vultr_t = raw.get("vast", {}), raw.get("vultr", {})
+        defaults = LaunchSpec()
+        return LaunchSpec(image=vast_t.get("image", defaults.image), disk_gb=int(vast_t.get("disk_gb", defaults.disk_gb)),
+                          label=f"zelda-tui {self.config.model.name}", onstart=vast_t.get("onstart", ""),
+                          ssh_key_id=vultr_t.get("ssh_key_id", ""))
+
+    def budget(self) -> dict:
+        """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
+        raw = self.config.doc.unwrap().get("budget", {})
+        now = time.time()
+        spent = sum(r["dph_total"] * ((r["ended"] or now) - r["started"]) / 3600 for r in self.store.instance_rows())
+        total = raw.get("max_total_usd")
+        return {"max_total_usd": total, "max_hourly_usd": raw.get("max_hourly_usd"), "spent_usd": round(spent, 2),
+                "left_usd": round(total - spent, 2) if total is not None else None,
+                "max_runtime_hours": raw.get("max_runtime_hours")}
+
+    def launch_plan(self, key: str, phase: int | None = None) -> dict:
+        """What a launch would rent and cost, and whether the budget allows it (nothing is rented)."""
+        from .backends.providers.launch import describe_launch, split_key
+
+        provider, _ = split_key(key)
+        rows, _ = self.offers_search((provider,), query="", sort="dph_total", phase=phase)
+        row = next((r for r in rows if r["key"] == key), None)
+        if row is None:
+            raise ZeldaError(f"{key}: offer not found (gone or rented meanwhile) — search again")
+        budget = self.budget()
+        problems = []
+        if budget["max_hourly_usd"] is not None and row["dph_total"] > budget["max_hourly_usd"]:
+            problems.append(f"${row['dph_total']:.2f}/h is over budget.max_hourly_usd ${budget['max_hourly_usd']:.2f}")
+        if budget["left_usd"] is not None and row["dollars"] is not None and row["dollars"] > budget["left_usd"]:
+            problems.append(f"the estimated ${row['dollars']:.2f} is more than the ${budget['left_usd']:.2f} budget left")
+        return {"offer": row, "budget": budget, "over_budget": problems,
+                "request": describe_launch(key, self._launch_spec(), self._provider_urls())}
+
+    def offers_launch(self, key: str, phase: int | None = None, force: bool = False) -> dict:
+        """Rent the offer after the budget guard; the instance is tracked only once the provider said yes."""
+        from .backends.providers.launch import launch
+
+        plan = self.launch_plan(key, phase)
+        if plan["over_budget"] and not force:
+            raise ZeldaError(f"{key}: not launched: " + "; ".join(plan["over_budget"]))
+        row = plan["offer"]
+        instance_id = launch(key, self._launch_spec(), self._provider_urls())
+        tracked = {"key": f"{row['provider']}:{instance_id}", "provider": row["provider"], "instance_id": instance_id,
+                   "offer": key, "gpu_name": row["gpu_name"], "num_gpus": row["num_gpus"], "dph_total": row["dph_total"],
+                   "started": time.time(), "ended": None, "state": "starting", "ssh_host": None, "ssh_port": None}
+        self.store.instance_add(tracked)
+        return tracked
+
+    def instances_list(self, refresh: bool = True) -> list[dict]:
+        """Tracked instances with spend so far; live status/SSH endpoint from the provider when reachable."""
+        from .backends.providers.launch import show
+
+        now = time.time()
+        out = []
+        for row in self.store.instance_rows():
+            if refresh and row["ended"] is None:
+                try:
+                    info = show(row["provider"], row["instance_id"], self._provider_urls())
+                    self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,
+                                               ssh_port=info.ssh_port)
+                    row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
+                    row["ready"] = info.ready
+                except ZeldaError as exc:
+                    row["warning"] = str(exc)
+            hours = ((row["ended"] or now) - row["started"]) / 3600
+            row["hours"] = round(hours, 3)
+            row["spent_usd"] = round(row["dph_total"] * hours, 2)
+            out.append(row)
+        return out
+
+    def instance_destroy(self, key: str) -> dict:
+        from .backends.providers.launch import destroy
+
+        row = next((r for r in self.store.instance_rows() if r["key"] == key or r["instance_id"] == key), None)
+        if row is None:
+            raise ZeldaError(f"no tracked instance '{key}' (see `zelda-tui instances list`)")
+        if row["ended"] is not None:
+            raise ZeldaError(f"{row['key']} was already destroyed")
+        destroy(row["provider"], row["instance_id"], self._provider_urls())
+        ended = time.time()
+        self.store.instance_update(row["key"], ended=ended, state="destroyed")
+        return {**row, "ended": ended, "state": "destroyed", "spent_usd": round(row["dph_total"] * (ended - row["started"]) / 3600, 2)}
 
     def train_stop(self, ref: str) -> int:
         return runners.stop_local(self.run_dir(ref))

@@ -66,6 +66,22 @@ MIGRATIONS: tuple[str, ...] = (
         measured_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE instances (
+        key TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        offer TEXT NOT NULL,
+        gpu_name TEXT NOT NULL,
+        num_gpus INTEGER NOT NULL,
+        dph_total REAL NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        state TEXT NOT NULL,
+        ssh_host TEXT,
+        ssh_port INTEGER
+    );
+    """,
 )
 
 
@@ -193,4 +209,23 @@ class Store:
     def throughput_has(self, run: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM throughput WHERE run = ?", (run,)).fetchone() is not None
+
+    # --- launched instances (spend = $/h x time held) --------------------------------
+    def instance_add(self, row: dict[str, Any]) -> None:
+        cols = ("key", "provider", "instance_id", "offer", "gpu_name", "num_gpus", "dph_total", "started", "ended",
+                "state", "ssh_host", "ssh_port")
+        with self._lock:
+            self._db.execute(f"INSERT INTO instances ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                             tuple(row.get(c) for c in cols))
+
+    def instance_update(self, key: str, **values: Any) -> None:
+        with self._lock:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            self._db.execute(f"UPDATE instances SET {sets} WHERE key = ?", (*values.values(), key))
+
+    def instance_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM instances ORDER BY started DESC")
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 

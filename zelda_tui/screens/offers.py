@@ -1,18 +1,256 @@
-"""Offers screen (not built yet: the GPU offer browser issue fills it)."""
+"""Offers screen: GPU offers of Vast.ai, Vultr and GCP in one table, filtered by a vastai query.
 
-from .planned import PlannedScreen
-
-
-class OffersScreen(PlannedScreen):
-    SCREEN_TITLE = "Offers"
-    PLAN = """\
-# Offers — not built yet
-
-This screen will hold **GPU offers from Vast.ai, Vultr and GCP in one table**:
-
-- a filter line in the `vastai` query grammar, e.g. `gpu_name=A100 gpu_ram>=80 dph_total<2.5`
-- per offer: does the model fit in VRAM for the chosen seq len, estimated hours and dollars for the chosen mix
-- `l` launches the selected offer after a confirm dialog with $/h, estimated total and budget left
-
-Headless today: nothing yet (`zelda-tui offers search` arrives with this screen).
+The filter line is the `vastai search offers` grammar (`core.offer_query`); a bad query is shown
+with a caret under the bad token and changes nothing else. Every search runs
+`services.offers_search` on a worker thread (providers are HTTP calls) and posts one `Results`
+message; an older search finishing late is dropped. A provider without a key, or down, is a
+warning in the status line (its offline catalog still shows, where it has one).
 """
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.markup import escape
+from textual.message import Message
+from textual.screen import Screen
+from rich.text import Text
+from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Static
+
+from ..core import offer_query
+from ..core.offer_query import QueryError
+from ..services import Services
+from ..widgets.offer_detail import FIT_COLOURS, OfferDetail
+
+PROVIDERS = ("vast", "vultr", "gcp")
+COLUMNS = (("key", "offer"), ("gpu", "GPU"), ("n", "n"), ("vram", "VRAM GB"), ("dph", "$/h"), ("region", "region"),
+           ("fit", "fit"), ("hours", "hours"), ("dollars", "total $"), ("date", "price date"))
+# (sort spec, label): offer fields are sorted by services (vastai `-o` spec); hours / dollars are
+# estimates on the rows, sorted here (stable over a $/h sort, None last).
+SORTS = (
+    ("dph_total", "$/h ↑"),
+    ("gpu_ram-,dph_total", "VRAM ↓"),
+    ("dollars", "total $ ↑"),
+    ("hours", "hours ↑"),
+    ("-reliability,dph_total", "reliability ↓"),
+)
+ROW_SORTS = ("hours", "dollars")
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def row_cells(row: dict) -> tuple[Text, ...]:
+    fit = row["fit"]
+    fit_cell = Text(fit, style=FIT_COLOURS.get(fit, "")) if fit else Text("—", style="dim")
+    plain = (row["key"], row["gpu_name"].removeprefix("NVIDIA "), str(row["num_gpus"]), _num(row["gpu_ram"], "g"),
+             _num(row["dph_total"], ".3f"), row["region"] or "—")
+    rest = (_num(row["hours"], ",.2f"), _num(row["dollars"], ",.2f"), row["price_date"] or "—")
+    return (*map(Text, plain), fit_cell, *map(Text, rest))
+
+
+def sort_rows(rows: list[dict], spec: str) -> list[dict]:
+    if spec not in ROW_SORTS:
+        return rows
+    return sorted(rows, key=lambda r: (r[spec] is None, r[spec] or 0.0))
+
+
+class OffersScreen(Screen):
+    CSS_PATH = "offers.tcss"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", id="offers.filter", tooltip="Edit the offer filter (vastai query grammar)"),
+        Binding("s", "cycle_sort", "Sort", id="offers.sort", tooltip="Sort by the next column: $/h, VRAM, total $, hours, reliability"),
+        Binding("r", "refresh", "Refresh", id="offers.refresh", tooltip="Search every selected provider again"),
+        Binding("enter", "details", "Details", id="offers.details", tooltip="Show or hide the detail of the selected offer"),
+        Binding("j", "cursor('down')", "Down", id="offers.down", tooltip="Next offer", show=False),
+        Binding("k", "cursor('up')", "Up", id="offers.up", tooltip="Previous offer", show=False),
+        Binding("escape", "close_details", "Close", id="offers.close", tooltip="Hide the offer detail", show=False),
+    ]
+
+    class Results(Message):
+        def __init__(self, seq: int, rows: list[dict], warnings: list[str]) -> None:
+            super().__init__()
+            self.seq, self.rows, self.warnings = seq, rows, warnings
+
+    class Failed(Message):
+        def __init__(self, seq: int, error: Exception) -> None:
+            super().__init__()
+            self.seq, self.error = seq, error
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.query_text = offer_query.DEFAULT_QUERY  # the query the rows were searched with
+        self.sort_index = 0
+        self.rows: list[dict] = []
+        self.warnings: list[str] = []
+        self.error: str | None = None
+        self._seq = 0
+        self._applied = 0
+        self.ready = False  # True once the first results are on screen
+
+    @property
+    def sort_spec(self) -> str:
+        return SORTS[self.sort_index][0]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(offer_query.DEFAULT_QUERY, id="offers-filter", compact=True, placeholder="gpu_name=A100 gpu_ram>=80 dph_total<2.5",
+                    tooltip="vastai query: field op value …  (Enter searches)")
+        with Horizontal(id="offers-providers"):
+            for name in PROVIDERS:
+                yield Checkbox(name, True, id=f"offers-{name}", compact=True, tooltip=f"Include {name} offers")
+        yield DataTable(id="offers-table", cursor_type="row", zebra_stripes=True)
+        yield OfferDetail(id="offers-detail")
+        yield Static("Searching offers…", id="offers-status", classes="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Offers"
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.query_one(OfferDetail).border_title = "offer"
+        table.focus()
+        self.search()
+
+    # --- searching ---------------------------------------------------------------------
+    def providers(self) -> tuple[str, ...]:
+        return tuple(name for name in PROVIDERS if self.query_one(f"#offers-{name}", Checkbox).value)
+
+    def search(self, query: str | None = None) -> None:
+        """Search with `query` (default: the last good one); a bad query only shows its error."""
+        text = self.query_text if query is None else query.strip()
+        try:
+            offer_query.parse(text)
+        except QueryError as exc:
+            self._show_error(exc)
+            return
+        self.query_text = text
+        self._seq += 1
+        self._search(self._seq, self.providers(), text, self.sort_spec)
+        self._show_status(searching=True)
+
+    @work(thread=True, group="offers-search", exit_on_error=False)
+    def _search(self, seq: int, providers: tuple[str, ...], query: str, sort: str) -> None:
+        try:
+            rows, warnings = self.services.offers_search(providers, query, "dph_total" if sort in ROW_SORTS else sort)
+        except QueryError as exc:
+            self.post_message(self.Failed(seq, exc))
+            return
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "offer search failed")
+            self.post_message(self.Failed(seq, exc))
+            return
+        self.post_message(self.Results(seq, sort_rows(rows, sort), warnings))
+
+    @on(Results)
+    def _results(self, msg: Results) -> None:
+        if msg.seq < self._applied:
+            return  # an older search finishing late
+        self._applied = msg.seq
+        self.error = None
+        table = self.query_one(DataTable)
+        selected = self.selected_row()
+        self.rows, self.warnings = msg.rows, msg.warnings
+        table.clear()
+        for row in msg.rows:
+            table.add_row(*row_cells(row), key=row["key"])
+        keys = [row["key"] for row in msg.rows]
+        if selected is not None and selected["key"] in keys:
+            table.move_cursor(row=keys.index(selected["key"]), animate=False)
+        self._sync_detail()
+        self._show_status()
+        self.ready = True
+
+    @on(Failed)
+    def _failed(self, msg: Failed) -> None:
+        if msg.seq < self._applied:
+            return
+        self._applied = msg.seq
+        if isinstance(msg.error, QueryError):
+            self._show_error(msg.error)
+        else:
+            self._show_status()
+        self.ready = True  # an answer (if not rows) is on screen
+
+    # --- status line and detail ----------------------------------------------------------
+    def _show_error(self, exc: QueryError) -> None:
+        self.error = str(exc)
+        status = self.query_one("#offers-status", Static)
+        status.update(f"[b red]{escape(str(exc))}[/]\n[red]{escape(exc.pointer())}[/]")
+        status.add_class("-error")
+
+    def _show_status(self, searching: bool = False) -> None:
+        status = self.query_one("#offers-status", Static)
+        status.remove_class("-error")
+        sort = SORTS[self.sort_index][1]
+        parts = [f"[b]{len(self.rows)}[/] offers" if not searching else "Searching…", f"sort [b]{sort}[/]"]
+        if self.warnings:
+            more = f" [dim](+{len(self.warnings) - 1} more)[/]" if len(self.warnings) > 1 else ""
+            parts.append(f"[yellow]{len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}: "
+                         f"{escape(self.warnings[0])}[/]{more}")
+        status.update(" · ".join(parts))
+
+    def selected_row(self) -> dict | None:
+        table = self.query_one(DataTable)
+        if not self.rows or not 0 <= table.cursor_row < min(table.row_count, len(self.rows)):
+            return None
+        return self.rows[table.cursor_row]
+
+    def _sync_detail(self) -> None:
+        detail = self.query_one(OfferDetail)
+        if self.has_class("-detail"):
+            detail.show(self.selected_row())
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._sync_detail()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    # --- events and actions ------------------------------------------------------------
+    @on(Input.Submitted, "#offers-filter")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.search(event.value)
+        if self.error is None:
+            self.query_one(DataTable).focus()
+
+    @on(Checkbox.Changed)
+    def _providers_changed(self) -> None:
+        if self.ready:
+            self.search()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#offers-filter", Input).focus()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.search()
+
+    def action_refresh(self) -> None:
+        self.search()
+
+    def action_cursor(self, direction: str) -> None:
+        table = self.query_one(DataTable)
+        table.action_cursor_down() if direction == "down" else table.action_cursor_up()
+
+    def action_details(self) -> None:
+        self.toggle_class("-detail")
+        self._sync_detail()
+
+    def action_close_details(self) -> None:
+        self.remove_class("-detail")
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Refresh offers", "Offers: search every selected provider again", self.action_refresh)
+        yield SystemCommand("Sort offers", "Offers: sort by the next column", self.action_cycle_sort)
+        yield SystemCommand("Filter offers", "Offers: edit the vastai query", self.action_focus_filter)
+        yield SystemCommand("Offer details", "Offers: show or hide the selected offer's detail", self.action_details)
