@@ -55,6 +55,16 @@ class ZeldaApp(App):
         path = self.services.config.path
         self.sub_title = f"{path.parent.name}/{path.name}"
         self.switch_mode("inventory")
+        self._remind_running_instances()
+
+    def _remind_running_instances(self) -> None:
+        """Rented GPUs cost money while the app is closed: say so at start (from SQLite, no network)."""
+        running = [r for r in self.services.instances_list(refresh=False) if r["ended"] is None]
+        if running:
+            spent = sum(r["spent_usd"] for r in running)
+            names = ", ".join(f"{r['key']} ({r['num_gpus']} x {r['gpu_name']}, ${r['dph_total']:.2f}/h)" for r in running[:3])
+            self.notify(f"{len(running)} tracked instance(s) still running, ${spent:.2f} so far: {names}",
+                        title="GPU instances", severity="warning", timeout=15)
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

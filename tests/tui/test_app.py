@@ -67,10 +67,16 @@ async def test_number_keys_switch_screens_and_help(small_ws: Path, app_for):
     app = app_for(small_ws)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        for key, title, text in (("3", "Offers", "GPU offers"), ("4", "Runs", None), ("5", "Leaderboard", "checkpoint")):
+        for key, title, text in (("3", "Offers", None), ("4", "Runs", None), ("5", "Leaderboard", "checkpoint")):
             await pilot.press(key)
             await pilot.pause()
             assert app.screen.title == title
+            if key == "3":  # the Offers screen is built: the offline catalog shows without any key
+                assert app.screen.__class__.__name__ == "OffersScreen"
+                await settle(pilot)
+                assert app.screen.query_one(DataTable).row_count > 0
+                assert "offers" in str(app.screen.query_one("#offers-status", Static).render())
+                continue
             if text is None:  # the Runs screen is built: an empty workspace says how to start a run
                 assert app.screen.__class__.__name__ == "RunsScreen"
                 await settle(pilot)
@@ -181,3 +187,19 @@ async def test_cold_scan_of_demo_workspace_in_the_tui(demo_ws: Path, app_for):
         table = app.screen.query_one(DataTable)
         assert cells(table, 1) == ["28,707", "11,044", "19,303", "3,894", "211", "53"]
         assert "63,212 records · scanned" in str(app.screen.query_one("#inventory-summary", Static).render())
+
+
+async def test_start_lists_running_instances_and_their_spend(small_ws: Path, app_for):
+    import time
+
+    from zelda_tui.core.store import Store
+
+    store = Store(small_ws.parent / "state.sqlite")
+    store.instance_add({"key": "vast:42", "provider": "vast", "instance_id": "42", "offer": "vast:7", "gpu_name": "A100 SXM4",
+                        "num_gpus": 1, "dph_total": 2.0, "started": time.time() - 1800, "ended": None, "state": "running"})
+    store.close()
+    app = app_for(small_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        notes = [n.message for n in app._notifications]
+        assert any("1 tracked instance(s) still running, $1.00 so far" in m and "vast:42" in m for m in notes), notes

@@ -44,7 +44,7 @@ def test_app_in_real_terminal(small_ws: Path):
         tmux("send-keys", "-t", session, "2")
         screen = wait_for(session, "train 47 · eval 6")
         tmux("send-keys", "-t", session, "3")
-        wait_for(session, "not built yet")
+        wait_for(session, "sort $/h")
         tmux("send-keys", "-t", session, "q")
         wait_for(session, "EXITED=0")
     finally:

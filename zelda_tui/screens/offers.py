@@ -27,8 +27,12 @@ from ..services import Services
 from ..widgets.offer_detail import FIT_COLOURS, OfferDetail
 
 PROVIDERS = ("vast", "vultr", "gcp")
-COLUMNS = (("key", "offer"), ("gpu", "GPU"), ("n", "n"), ("vram", "VRAM GB"), ("dph", "$/h"), ("region", "region"),
-           ("fit", "fit"), ("hours", "hours"), ("dollars", "total $"), ("date", "price date"))
+# region sits after the estimates so that fit / hours / total $ stay visible at 80 columns;
+# long keys and regions are cut with "…" (the detail pane shows them whole).
+COLUMNS = (("key", "offer"), ("gpu", "GPU"), ("n", "n"), ("vram", "VRAM GB"), ("dph", "$/h"), ("fit", "fit"),
+           ("hours", "hours"), ("dollars", "total $"), ("region", "region"), ("date", "price date"))
+KEY_WIDTH = 22
+REGION_WIDTH = 18
 # (sort spec, label): offer fields are sorted by services (vastai `-o` spec); hours / dollars are
 # estimates on the rows, sorted here (stable over a $/h sort, None last).
 SORTS = (
@@ -45,13 +49,20 @@ def _num(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def row_cells(row: dict) -> tuple[Text, ...]:
     fit = row["fit"]
-    fit_cell = Text(fit, style=FIT_COLOURS.get(fit, "")) if fit else Text("—", style="dim")
-    plain = (row["key"], row["gpu_name"].removeprefix("NVIDIA "), str(row["num_gpus"]), _num(row["gpu_ram"], "g"),
-             _num(row["dph_total"], ".3f"), row["region"] or "—")
-    rest = (_num(row["hours"], ",.2f"), _num(row["dollars"], ",.2f"), row["price_date"] or "—")
-    return (*map(Text, plain), fit_cell, *map(Text, rest))
+    values = {
+        "key": cut(row["key"], KEY_WIDTH), "gpu": row["gpu_name"].removeprefix("NVIDIA "), "n": str(row["num_gpus"]),
+        "vram": _num(row["gpu_ram"], "g"), "dph": _num(row["dph_total"], ".3f"), "fit": fit or "—",
+        "hours": _num(row["hours"], ",.2f"), "dollars": _num(row["dollars"], ",.2f"),
+        "region": cut(row["region"] or "—", REGION_WIDTH), "date": row["price_date"] or "—",
+    }
+    styles = {"fit": FIT_COLOURS.get(fit, "") if fit else "dim"}
+    return tuple(Text(values[key], style=styles.get(key, "")) for key, _ in COLUMNS)
 
 
 def sort_rows(rows: list[dict], spec: str) -> list[dict]:

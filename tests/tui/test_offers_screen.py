@@ -1,0 +1,149 @@
+"""The Offers screen through Pilot at 80x24: the offline catalog without keys, live Vast offers from a
+local replay server, the vastai filter line, provider toggles, sort cycle and the detail pane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Checkbox, DataTable, Input, Static
+
+from tests.backends.replay_server import FIXTURES, ReplayServer, Reply
+from tests.cli.test_offers_cli import workspace
+from zelda_tui.screens.offers import OffersScreen
+from zelda_tui.widgets.offer_detail import OfferDetail
+
+from .pilot_util import settle
+
+if not FIXTURES.is_dir():
+    pytest.skip("../shared/fixtures/providers not beside the repo", allow_module_level=True)
+
+SIZE = (80, 24)
+VAST_KEY = "vast-test-key-0d1e2f"
+
+
+def cells(table: DataTable, column: str) -> list[str]:
+    """A column as shown; "key" is the offer key of each row (the cell may be cut with "…")."""
+    if column == "key":
+        return [row.key.value for row in table.ordered_rows]
+    return [str(cell) for cell in table.get_column(column)]
+
+
+def status(screen) -> str:
+    return str(screen.query_one("#offers-status", Static).render())
+
+
+async def until(pilot, check, timeout: float = 10.0) -> None:
+    """Poll `check()` (a state on screen) until true; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen never reached the expected state")
+        await pilot.pause()
+        await asyncio.sleep(0.02)
+    await settle(pilot)
+
+
+async def open_offers(pilot) -> OffersScreen:
+    await settle(pilot)
+    await pilot.press("3")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, OffersScreen) and screen.title == "Offers"
+    return screen
+
+
+async def test_no_keys_shows_the_catalog_and_names_the_missing_keys(small_ws: Path, app_for, monkeypatch):
+    monkeypatch.delenv("VAST_API_KEY", raising=False)
+    monkeypatch.delenv("VULTR_API_KEY", raising=False)
+    app = app_for(workspace(small_ws, "http://127.0.0.1:9/api/v0"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_offers(pilot)
+        assert screen.query_one("#offers-filter", Input).value == "gpu_name=A100 gpu_ram>=80"
+        table = screen.query_one(DataTable)
+        keys = cells(table, "key")
+        assert "vultr:vcg-a100-12c-120g-80vram@ewr" in keys and "gcp:a2-ultragpu-1g@us-central1-a" in keys
+        assert {k.split(":")[0] for k in keys} == {"vultr", "gcp"}
+        assert set(cells(table, "vram")) == {"80"} and set(cells(table, "fit")) == {"fits"}
+        dph = [float(v) for v in cells(table, "dph")]
+        assert dph == sorted(dph)
+        line = status(screen)
+        assert f"{len(keys)} offers" in line and "sort $/h" in line
+        assert "2 warnings" in line and "VAST_API_KEY is not set" in line
+        assert "VULTR_API_KEY" in screen.warnings[1]
+
+        # a bad query: the column error with its caret, the rows stay as they were
+        await pilot.press("slash")
+        assert screen.query_one("#offers-filter", Input).has_focus
+        await pilot.press("ctrl+shift+a", *"gpu_ram=>80", "enter")
+        await until(pilot, lambda: screen.error is not None)
+        line = status(screen)
+        assert "bad query at column" in line and "'=>'" in line and "^" in line
+        assert cells(table, "key") == keys
+
+        # a good query again: H100s only
+        assert screen.query_one("#offers-filter", Input).value == "gpu_ram=>80"
+        await pilot.press("ctrl+shift+a", *"gpu_name=H100", "enter")
+        await until(pilot, lambda: screen.error is None and screen.query_text == "gpu_name=H100")
+        gpus = cells(table, "gpu")
+        assert gpus and all("H100" in g for g in gpus)
+        assert "H100" not in "".join(keys) and cells(table, "key") != keys
+
+
+async def test_live_vast_toggles_sort_and_detail(small_ws: Path, app_for, monkeypatch):
+    monkeypatch.setenv("VAST_API_KEY", VAST_KEY)
+    monkeypatch.delenv("VULTR_API_KEY", raising=False)
+    with ReplayServer() as server:
+        server.route("POST", "/api/v0/bundles/", Reply.file("vast/search_offers.json"))
+        app = app_for(workspace(small_ws, f"{server.url}/api/v0"))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_offers(pilot)
+            table = screen.query_one(DataTable)
+            keys = cells(table, "key")
+            assert {k.split(":")[0] for k in keys} == {"vast", "vultr", "gcp"}
+            assert "vast:37431797" in keys  # an 80 GB A100 SXM4 of the fixture
+            assert "1 warning: vultr: VULTR_API_KEY is not set" in status(screen)
+            assert VAST_KEY not in status(screen)
+
+            # `s`: bigger cards first, then $/h — the $/h column is no longer ascending
+            before = [float(v) for v in cells(table, "dph")]
+            assert before == sorted(before)
+            await pilot.press("s")
+            await until(pilot, lambda: "sort VRAM ↓" in status(screen))
+            after = [float(v) for v in cells(table, "dph")]
+            vram = [float(v) for v in cells(table, "vram")]
+            assert after != before and sorted(after) == before
+            assert vram == sorted(vram, reverse=True)
+            assert after[:vram.count(vram[0])] == sorted(after[:vram.count(vram[0])])
+
+            # toggling vast off removes its rows; on again brings them back
+            screen.query_one("#offers-vast", Checkbox).toggle()
+            await until(pilot, lambda: not any(k.startswith("vast:") for k in cells(table, "key")))
+            assert {k.split(":")[0] for k in cells(table, "key")} == {"vultr", "gcp"}
+            screen.query_one("#offers-vast", Checkbox).toggle()
+            await until(pilot, lambda: any(k.startswith("vast:") for k in cells(table, "key")))
+
+            # j/k move, Enter shows the selected offer's detail (every field), again hides it
+            table.focus()
+            table.move_cursor(row=0)
+            await pilot.press("j", "j", "k")
+            await pilot.pause()
+            assert table.cursor_row == 1
+            chosen = screen.rows[1]
+            detail = screen.query_one(OfferDetail)
+            assert not detail.display
+            await pilot.press("enter")
+            await pilot.pause()
+            assert detail.display and detail.row == chosen
+            text = str(detail.render())
+            for field in ("price source", "tokens/s source", chosen["key"], chosen["price_source"][:30], "needs"):
+                assert field in text
+            await pilot.press("down")
+            await pilot.pause()
+            assert detail.row == screen.rows[2]
+            await pilot.press("enter")
+            await pilot.pause()
+            assert not detail.display
+        assert server.received("POST", "/api/v0/bundles/")[0].headers["authorization"] == f"Bearer {VAST_KEY}"
