@@ -1,0 +1,63 @@
+"""Helpers shared by the CLI commands: JSON output, progress bars, markdown tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from ..services import Services, build_services
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(args: argparse.Namespace, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a TTY stderr, nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def open_services(args: argparse.Namespace) -> Services:
+    return build_services(args.config)
+
+
+def table(headers: list[str], rows: list[list[Any]], align: str = "") -> str:
+    """A markdown pipe table (readable in a terminal, pasteable into notes)."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    right = [i < len(align) and align[i] == "r" for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in cells])
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def fmt_num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,106 @@
+"""Commands on GPU offers and rented instances: offers search/launch, instances list/destroy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import emit_json, fmt_num, open_services, table
+
+
+def cmd_offers_search(args: argparse.Namespace) -> int:
+    from ..backends.providers.search import PROVIDERS
+
+    providers = PROVIDERS if args.provider == "all" else tuple(p.strip() for p in args.provider.split(","))
+    services = open_services(args)
+    try:
+        rows, warnings = services.offers_search(providers, args.query, args.sort, args.phase)
+    finally:
+        services.close()
+    for w in warnings:
+        print(f"zelda-tui: warning: {w}", file=sys.stderr)
+    if args.json:
+        emit_json({"offers": rows, "warnings": warnings})
+        return 0
+    shown = rows[: args.limit]
+    print(table(
+        ["offer", "gpu", "n", "VRAM", "$/h", "region", "fit", "hours", "total $", "price date"],
+        [[r["key"], r["gpu_name"], r["num_gpus"], f"{r['gpu_ram']:g}", f"{r['dph_total']:.3f}", r["region"],
+          r["fit"] or "-", fmt_num(r["hours"], 1), fmt_num(r["dollars"], 2), r["price_date"]] for r in shown],
+        "llrrrllrrl",
+    ) if rows else "no offers match")
+    if len(rows) > len(shown):
+        print(f"\n{len(rows) - len(shown)} more (--limit N, or --json)")
+    return 0
+
+
+def cmd_offers_launch(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        plan = services.launch_plan(args.offer, args.phase)
+        offer, budget = plan["offer"], plan["budget"]
+        if args.json and (args.dry_run or not args.yes):
+            emit_json(plan)
+        elif not args.json:
+            est = (f"estimated {offer['hours']:.1f} h, ${offer['dollars']:.2f} for the phase's mix"
+                   if offer["hours"] is not None else "no time estimate for this GPU")
+            left = f"${budget['left_usd']:.2f} of ${budget['max_total_usd']:.2f} left" if budget["left_usd"] is not None else "no budget set"
+            print(f"{args.offer}: {offer['num_gpus']} x {offer['gpu_name']} in {offer['region']} at ${offer['dph_total']:.3f}/h; "
+                  f"{est}; VRAM fit: {offer['fit']}; budget: {left}")
+            for problem in plan["over_budget"]:
+                print(f"  budget guard: {problem}")
+        if args.dry_run:
+            if not args.json:
+                print(plan["request"])
+            return 0
+        if not args.yes:
+            print("nothing launched: add --yes to rent it", file=sys.stderr)
+            return 1
+        tracked = services.offers_launch(args.offer, args.phase, force=args.force)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(tracked)
+    else:
+        print(f"launched {tracked['key']} (tracked; `zelda-tui instances list` shows its SSH endpoint when ready)")
+    return 0
+
+
+def cmd_instances_list(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        rows = services.instances_list(refresh=not args.no_refresh)
+        budget = services.budget()
+    finally:
+        services.close()
+    if args.json:
+        emit_json({"instances": rows, "budget": budget})
+        return 0
+    for r in rows:
+        if r.get("warning"):
+            print(f"zelda-tui: warning: {r['warning']}", file=sys.stderr)
+    print(table(
+        ["instance", "offer", "gpu", "state", "ssh", "$/h", "hours", "spent $"],
+        [[r["key"], r["offer"], f"{r['num_gpus']} x {r['gpu_name']}", r["state"],
+          f"{r['ssh_host']}:{r['ssh_port']}" if r["ssh_host"] else "-", f"{r['dph_total']:.3f}", f"{r['hours']:.2f}",
+          f"{r['spent_usd']:.2f}"] for r in rows],
+        "lllllrrr",
+    ) if rows else "no tracked instances")
+    print(f"\nspent so far: ${budget['spent_usd']:.2f}" + (f" of ${budget['max_total_usd']:.2f}" if budget["max_total_usd"] else ""))
+    return 0
+
+
+def cmd_instances_destroy(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(f"nothing destroyed: add --yes to destroy {args.instance}", file=sys.stderr)
+        return 1
+    services = open_services(args)
+    try:
+        row = services.instance_destroy(args.instance)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(row)
+    else:
+        print(f"destroyed {row['key']} after {(row['ended'] - row['started']) / 3600:.2f} h, ${row['spent_usd']:.2f}")
+    return 0

@@ -1,0 +1,137 @@
+"""Commands on training runs: train start/list/status/stop/resume, tail, estimate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import emit_json, fmt_eta, fmt_num, open_services, table
+
+
+def cmd_train_start(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        run_dir = services.train_start(args.mix, args.phase, device=args.device, max_steps=args.max_steps)
+        info = services.run_info(run_dir)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(info)
+    else:
+        print(f"started {run_dir.name} (pid {info['pid']}) in {run_dir}\nfollow it with: zelda-tui tail {run_dir.name}")
+    return 0
+
+
+def cmd_train_list(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        rows = services.run_list()
+    finally:
+        services.close()
+    if args.json:
+        emit_json(rows)
+    else:
+        print(table(
+            ["run", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
+            [[r["name"], r["state"], r["mix"] or "-", f"{r['step']}/{r['max_steps'] or '?'}", fmt_num(r["loss"]),
+              fmt_num(r["eval_loss"]), fmt_num(r["tokens_per_s"], 0), fmt_eta(r["eta_s"])] for r in rows],
+            "llllrrrr",
+        ) if rows else "no runs yet: zelda-tui train start --phase 0")
+    return 0
+
+
+def cmd_train_status(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        info = services.run_info(services.run_dir(args.run))
+    finally:
+        services.close()
+    if args.json:
+        emit_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key:>16}: {value if value is not None else '-'}")
+    return 0 if info["state"] not in ("failed", "died") else 1
+
+
+def cmd_train_stop(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        pid = services.train_stop(args.run)
+    finally:
+        services.close()
+    print(f"sent SIGTERM to {pid}: the run saves a checkpoint and stops (resume with `zelda-tui train resume {args.run}`)")
+    return 0
+
+
+def cmd_train_resume(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        run_dir = services.train_resume(args.run)
+    finally:
+        services.close()
+    print(f"resumed {run_dir.name}: it continues from its latest complete checkpoint")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Follow train.log and metrics.jsonl by byte offset until the run is no longer active."""
+    import time
+
+    from ..core import runs
+
+    services = open_services(args)
+    try:
+        run_dir = services.run_dir(args.run)
+        log_tail = runs.LineTail(run_dir / runs.TRAIN_LOG)
+        metric_tail = runs.LineTail(run_dir / runs.METRICS)
+        while True:
+            if not args.metrics_only:
+                for line in log_tail.read_new():
+                    print(line, flush=True)
+            for event in runs.parse_metrics(metric_tail.read_new()):
+                print(json.dumps(event) if args.json else _metric_line(event), flush=True)
+            state = services.run_info(run_dir)["state"]
+            if args.no_follow or state not in runs.ACTIVE_STATES:
+                # one last read: lines written just before the state changed
+                if not args.metrics_only:
+                    for line in log_tail.read_new():
+                        print(line, flush=True)
+                for event in runs.parse_metrics(metric_tail.read_new()):
+                    print(json.dumps(event) if args.json else _metric_line(event), flush=True)
+                break
+            time.sleep(0.25)
+    finally:
+        services.close()
+    return 1 if state in ("failed", "died") else 0
+
+
+def _metric_line(e: dict) -> str:
+    if e.get("event") == "train":
+        return (f"[metrics] step {e.get('step')} loss {fmt_num(e.get('loss'))} lr {e.get('lr')} "
+                f"{fmt_num(e.get('tokens_per_s'), 0)} tok/s vram {e.get('vram_peak_gb')} GB eta {fmt_eta(e.get('eta_s'))}")
+    if e.get("event") == "eval":
+        per = " ".join(f"{k.split('/', 1)[1]}={v:.4f}" for k, v in e.items() if k.startswith("eval_loss/"))
+        return f"[metrics] step {e.get('step')} eval_loss {fmt_num(e.get('eval_loss'))} {per}"
+    return f"[metrics] {e.get('event')}: " + ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "event"))
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        est = services.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
+                                seq_len=args.seq_len, micro_batch=args.micro_batch)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(est)
+        return 0
+    print(f"{est['model']} on {est['gpus']} x {est['gpu']}: mix {est['mix']}, {est['train_tokens']:,} train tokens "
+          f"(QA estimate) x {est['epochs']} epochs, {est['micro_batch']} x {est['seq_len']} per GPU step\n")
+    print(f"peak VRAM per GPU: {est['vram_gb']:.1f} GiB -> {est['verdict']}")
+    for part, gb in est["vram_breakdown_gb"].items():
+        print(f"  {part:>24}: {gb:6.2f} GiB")
+    print(f"\nthroughput: {est['tokens_per_s_per_gpu']:,.0f} tokens/s per GPU ({est['tokens_per_s_source']})")
+    cost = f", ${est['dollars']:,.2f} at ${args.price:g}/h" if args.price else " (pass --price for dollars)"
+    print(f"time: {est['hours']:.1f} h{cost}")
+    return 0
