@@ -10,6 +10,7 @@ redact. The API key is kept out of the `httpx.Client` (it is added per request),
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -323,3 +324,40 @@ def require(data: Any, key: str, kind: type, client: ApiClient, step: str) -> An
         got = type(data.get(key)).__name__ if isinstance(data, dict) else type(data).__name__
         raise client._error(step, f"unexpected answer: expected {kind.__name__} `{key}`, got {got}")
     return data[key]
+
+
+class ProviderClient:
+    """What every provider client shares: one `ApiClient`, the key from the environment."""
+
+    NAME = ""
+    BASE_URL = ""
+    KEY_ENV = ""
+    KEY_HELP = ""  # where a user creates a key
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.api = ApiClient(
+            self.NAME, base_url or self.BASE_URL, token=api_key, key_env=self.KEY_ENV,
+            connect_timeout=connect_timeout, read_timeout=read_timeout, retry=retry,
+        )
+
+    @classmethod
+    def from_env(cls, **kwargs: Any):
+        """The key from the provider's variable; a missing key is a clear error before any request."""
+        key = os.environ.get(cls.KEY_ENV, "").strip()
+        if not key:
+            raise ZeldaError(f"{cls.NAME}: {cls.KEY_ENV} is not set — create a key at {cls.KEY_HELP}")
+        return cls(key, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.api!r})"
+
+    def close(self) -> None:
+        self.api.close()

@@ -7,12 +7,10 @@ from `POST /bundles/` with MB memory fields; renting is `PUT /asks/{ask id}/`, w
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ...core.errors import ZeldaError
 from ...core.offers import Offer
-from .http import ApiClient, ApiError, InstanceInfo, RetryPolicy, require
+from .http import ApiError, InstanceInfo, ProviderClient, require
 
 BASE_URL = "https://console.vast.ai/api/v0"
 KEY_ENV = "VAST_API_KEY"
@@ -99,36 +97,13 @@ def instance_from_vast(raw: dict[str, Any]) -> InstanceInfo:
     )
 
 
-class VastClient:
+class VastClient(ProviderClient):
     """Vast.ai API v0 with a bearer key (vast-cli's auth); all calls go through `ApiClient`."""
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = BASE_URL,
-        *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.api = ApiClient(
-            "vast", base_url, token=api_key, key_env=KEY_ENV,
-            connect_timeout=connect_timeout, read_timeout=read_timeout, retry=retry,
-        )
-
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> VastClient:
-        """The key from `VAST_API_KEY`; a missing key is a clear error before any request."""
-        key = os.environ.get(KEY_ENV, "").strip()
-        if not key:
-            raise ZeldaError(f"vast: {KEY_ENV} is not set — create a key at https://cloud.vast.ai/manage-keys/")
-        return cls(key, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"VastClient({self.api!r})"
-
-    def close(self) -> None:
-        self.api.close()
+    NAME = "vast"
+    BASE_URL = BASE_URL
+    KEY_ENV = KEY_ENV
+    KEY_HELP = "https://cloud.vast.ai/manage-keys/"
 
     # -- offers -------------------------------------------------------------------------------
 

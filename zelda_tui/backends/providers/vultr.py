@@ -8,12 +8,11 @@ must currently have stock (`/regions/{id}/availability`). Lists are cursor-paged
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
 from ...core.errors import ZeldaError
 from ...core.offers import Offer
-from .http import ApiClient, ApiError, InstanceInfo, RetryPolicy, require
+from .http import ApiError, InstanceInfo, ProviderClient, require
 
 BASE_URL = "https://api.vultr.com/v2"
 KEY_ENV = "VULTR_API_KEY"
@@ -90,35 +89,13 @@ def instance_from_vultr(raw: dict[str, Any]) -> InstanceInfo:
     )
 
 
-class VultrClient:
+class VultrClient(ProviderClient):
     """Vultr API v2 with a bearer key; all calls go through `ApiClient`."""
 
-    def __init__(
-        self,
-        api_key: str | None,
-        base_url: str = BASE_URL,
-        *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.api = ApiClient(
-            "vultr", base_url, token=api_key, key_env=KEY_ENV,
-            connect_timeout=connect_timeout, read_timeout=read_timeout, retry=retry,
-        )
-
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> VultrClient:
-        key = os.environ.get(KEY_ENV, "").strip()
-        if not key:
-            raise ZeldaError(f"vultr: {KEY_ENV} is not set — create a key at https://my.vultr.com/settings/#settingsapi")
-        return cls(key, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"VultrClient({self.api!r})"
-
-    def close(self) -> None:
-        self.api.close()
+    NAME = "vultr"
+    BASE_URL = BASE_URL
+    KEY_ENV = KEY_ENV
+    KEY_HELP = "https://my.vultr.com/settings/#settingsapi"
 
     def _paged(self, path: str, key: str, step: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """All items of a cursor-paged list (`meta.links.next` until empty or seen before)."""
