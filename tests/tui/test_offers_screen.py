@@ -147,3 +147,42 @@ async def test_live_vast_toggles_sort_and_detail(small_ws: Path, app_for, monkey
             await pilot.pause()
             assert not detail.display
         assert server.received("POST", "/api/v0/bundles/")[0].headers["authorization"] == f"Bearer {VAST_KEY}"
+
+
+async def test_launch_asks_first_then_tracks_the_instance(small_ws: Path, app_for, monkeypatch):
+    """`l` prices the offer and asks; `n` rents nothing; `y` rents it and the instance is tracked."""
+    from zelda_tui.core.store import Store
+
+    monkeypatch.setenv("VAST_API_KEY", VAST_KEY)
+    monkeypatch.delenv("VULTR_API_KEY", raising=False)
+    with ReplayServer() as server:
+        server.route("POST", "/api/v0/bundles/", Reply.file("vast/search_offers.json"))
+        server.route("PUT", "/api/v0/asks/37431797/", Reply.file("vast/create_instance.json"))
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        cfg.write_text(cfg.read_text() + "\n[budget]\nmax_total_usd = 100.0\n")
+        app = app_for(cfg)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_offers(pilot)
+            table = screen.query_one(DataTable)
+            table.focus()
+            table.move_cursor(row=cells(table, "key").index("vast:37431797"))
+            await pilot.pause()
+            await pilot.press("l")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog")
+            body = " ".join(str(w.render()) for w in app.screen.query(Static))
+            assert "Rent vast:37431797?" in body and "$1.074/h" in body and "budget left: $100.00 of $100.00" in body
+            await pilot.press("n")
+            await settle(pilot)
+            assert not server.received("PUT")
+
+            await pilot.press("l")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog")
+            await pilot.press("y")
+            await until(pilot, lambda: bool(server.received("PUT")))
+            await settle(pilot)
+    store = Store(cfg.parent / "state.sqlite")
+    try:
+        rows = store.instance_rows()
+    finally:
+        store.close()
+    assert [(r["key"], r["offer"], r["state"]) for r in rows] == [("vast:1234568", "vast:37431797", "starting")]

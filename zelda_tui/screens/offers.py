@@ -24,6 +24,7 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Static
 from ..core import offer_query
 from ..core.offer_query import QueryError
 from ..services import Services
+from ..widgets.confirm import ConfirmDialog
 from ..widgets.offer_detail import FIT_COLOURS, OfferDetail
 
 PROVIDERS = ("vast", "vultr", "gcp")
@@ -77,6 +78,7 @@ class OffersScreen(Screen):
         Binding("slash", "focus_filter", "Filter", id="offers.filter", tooltip="Edit the offer filter (vastai query grammar)"),
         Binding("s", "cycle_sort", "Sort", id="offers.sort", tooltip="Sort by the next column: $/h, VRAM, total $, hours, reliability"),
         Binding("r", "refresh", "Refresh", id="offers.refresh", tooltip="Search every selected provider again"),
+        Binding("l", "launch", "Launch", id="offers.launch", tooltip="Rent the selected offer (asks first: $/h, estimated total, budget left)"),
         Binding("enter", "details", "Details", id="offers.details", tooltip="Show or hide the detail of the selected offer"),
         Binding("j", "cursor('down')", "Down", id="offers.down", tooltip="Next offer", show=False),
         Binding("k", "cursor('up')", "Up", id="offers.up", tooltip="Previous offer", show=False),
@@ -87,6 +89,11 @@ class OffersScreen(Screen):
         def __init__(self, seq: int, rows: list[dict], warnings: list[str]) -> None:
             super().__init__()
             self.seq, self.rows, self.warnings = seq, rows, warnings
+
+    class LaunchPlan(Message):
+        def __init__(self, plan: dict) -> None:
+            super().__init__()
+            self.plan = plan
 
     class Failed(Message):
         def __init__(self, seq: int, error: Exception) -> None:
@@ -260,7 +267,53 @@ class OffersScreen(Screen):
     def action_close_details(self) -> None:
         self.remove_class("-detail")
 
+    def action_launch(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        self.notify(f"pricing {row['key']}…", timeout=3)
+        self._plan_launch(row["key"])
+
+    @work(thread=True, group="offers-launch", exit_on_error=False)
+    def _plan_launch(self, key: str) -> None:
+        try:
+            plan = self.services.launch_plan(key)
+        except Exception as exc:  # offer gone, no key, provider down: one line, nothing rented
+            self.app.call_from_thread(self.app.report_error, exc, "launch")
+            return
+        self.post_message(self.LaunchPlan(plan))
+
+    @on(LaunchPlan)
+    def _confirm_launch(self, msg: LaunchPlan) -> None:
+        plan, offer, budget = msg.plan, msg.plan["offer"], msg.plan["budget"]
+        lines = [f"{offer['num_gpus']} x {offer['gpu_name']} in {offer['region']}", f"${offer['dph_total']:.3f}/h"]
+        if offer["hours"] is not None:
+            lines.append(f"estimated {offer['hours']:.1f} h, ${offer['dollars']:.2f} for the phase's mix (VRAM: {offer['fit']})")
+        if budget["left_usd"] is not None:
+            lines.append(f"budget left: ${budget['left_usd']:.2f} of ${budget['max_total_usd']:.2f}")
+        lines += [f"[b red]budget guard: {escape(p)}[/]" for p in plan["over_budget"]]
+        if plan["over_budget"]:
+            self.app.push_screen(ConfirmDialog(f"Not launching {offer['key']}", "\n".join(lines), yes="OK"))
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._launch(offer["key"])
+
+        self.app.push_screen(ConfirmDialog(f"Rent {offer['key']}?", "\n".join(lines), yes="Launch"), answered)
+
+    @work(thread=True, group="offers-launch", exit_on_error=False)
+    def _launch(self, key: str) -> None:
+        try:
+            tracked = self.services.offers_launch(key)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "launch failed")
+            return
+        self.app.call_from_thread(self.notify, f"{tracked['key']} is starting (tracked; `zelda-tui instances list`)",
+                                  title="Launched")
+
     def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Launch offer", "Offers: rent the selected offer after a confirm dialog", self.action_launch)
         yield SystemCommand("Refresh offers", "Offers: search every selected provider again", self.action_refresh)
         yield SystemCommand("Sort offers", "Offers: sort by the next column", self.action_cycle_sort)
         yield SystemCommand("Filter offers", "Offers: edit the vastai query", self.action_focus_filter)
