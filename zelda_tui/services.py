@@ -160,10 +160,7 @@ class Services:
         seq = options.pop("seq_len", None) or cfg.model.max_seq_len
         result = est.plan_run(
             model or cfg.model.base, gpu, gpus, dollars_per_hour, tokens, epochs, seq, micro,
-            measured=self.store.throughput_measured(), lora_r=cfg.lora.r,
-            lora_on_experts=cfg.lora.target_experts,
-            expert_bits=4 if cfg.quant.quantize_experts and cfg.quant.load_in_4bit else 16,
-            dense_bits=4 if cfg.quant.load_in_4bit else 16, **options,
+            measured=self.store.throughput_measured(), **est.vram_options(cfg), **options,
         )
         return {
             "model": result.model_id, "gpu": result.gpu, "gpus": gpus, "mix": cfg.data.mix, "phase": cfg.data.phase,
@@ -204,9 +201,7 @@ class Services:
             warnings.append(f"no fit/cost column: {exc}")
             return rows
         vram = est.estimate_vram(arch, seq_len=cfg.model.max_seq_len, micro_batch=cfg.train.micro_batch,
-                                 lora_r=cfg.lora.r, lora_on_experts=cfg.lora.target_experts,
-                                 expert_bits=4 if cfg.quant.load_in_4bit and cfg.quant.quantize_experts else 16,
-                                 dense_bits=4 if cfg.quant.load_in_4bit else 16)
+                                 **est.vram_options(cfg))
         measured = self.store.throughput_measured()
         for row, offer in zip(rows, offers):
             row["vram_gb"] = round(vram.total_gb, 1)
@@ -214,9 +209,7 @@ class Services:
             gpu = est.normalise_gpu_name(offer.gpu_name, offer.gpu_ram)
             if gpu is None:
                 continue
-            own = est.measured_tokens_per_s(measured, arch, gpu)
-            table = est.table_tokens_per_s(arch.family, gpu, cfg.train.micro_batch)
-            tps, source = own or ((table[0], "table") if table else (est.mfu_tokens_per_s(arch, gpu), "MFU assumption"))
+            tps, source = est.tokens_per_s(arch, gpu, cfg.train.micro_batch, measured)
             hours = est.estimate_time(tokens, cfg.train.epochs, tps, gpus=offer.num_gpus)
             row.update(hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
                        tokens_per_s_source=source)

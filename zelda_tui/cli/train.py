@@ -85,20 +85,19 @@ def cmd_tail(args: argparse.Namespace) -> int:
         run_dir = services.run_dir(args.run)
         log_tail = runs.LineTail(run_dir / runs.TRAIN_LOG)
         metric_tail = runs.LineTail(run_dir / runs.METRICS)
-        while True:
+
+        def drain() -> None:
             if not args.metrics_only:
                 for line in log_tail.read_new():
                     print(line, flush=True)
             for event in runs.parse_metrics(metric_tail.read_new()):
                 print(json.dumps(event) if args.json else _metric_line(event), flush=True)
+
+        while True:
+            drain()
             state = services.run_info(run_dir)["state"]
             if args.no_follow or state not in runs.ACTIVE_STATES:
-                # one last read: lines written just before the state changed
-                if not args.metrics_only:
-                    for line in log_tail.read_new():
-                        print(line, flush=True)
-                for event in runs.parse_metrics(metric_tail.read_new()):
-                    print(json.dumps(event) if args.json else _metric_line(event), flush=True)
+                drain()  # one last read: lines written just before the state changed
                 break
             time.sleep(0.25)
     finally:

@@ -759,6 +759,28 @@ def measured_tokens_per_s(measured: MeasuredThroughput | None, arch: ModelArch, 
     return None
 
 
+def tokens_per_s(arch: ModelArch, gpu: str, micro_batch: int,
+                 measured: MeasuredThroughput | None = None) -> tuple[float, str]:
+    """Per-GPU tokens/s and where it comes from: our own runs > the table > the MFU assumption."""
+    own = measured_tokens_per_s(measured, arch, gpu)
+    if own:
+        return own
+    table = table_tokens_per_s(arch.family, gpu, micro_batch)
+    if table:
+        tps, point = table
+        return tps, f"table {point.source} ({point.date})"
+    return mfu_tokens_per_s(arch, gpu), (
+        f"MFU assumption ({MFU_ASSUMPTION:.0%} of {GPUS[gpu].bf16_tflops:g} TFLOP/s bf16, "
+        f"{FLOPS_PER_PARAM_TOKEN} x {arch.params().active / 1e9:.2f}B active params)")
+
+
+def vram_options(run: Any) -> dict[str, Any]:
+    """`estimate_vram` settings of a frozen run (train_config.RunConfig): LoRA and weight bits."""
+    four_bit = run.quant.load_in_4bit
+    return {"lora_r": run.lora.r, "lora_on_experts": run.lora.target_experts,
+            "dense_bits": 4 if four_bit else 16, "expert_bits": 4 if four_bit and run.quant.quantize_experts else 16}
+
+
 def plan_run(model_id: str, gpu_name: str, num_gpus: int, dollars_per_hour: float, train_tokens: int, epochs: float,
              seq_len: int, micro_batch: int, measured: MeasuredThroughput | None = None,
              **vram_options: Any) -> RunEstimate:
@@ -772,17 +794,7 @@ def plan_run(model_id: str, gpu_name: str, num_gpus: int, dollars_per_hour: floa
     if gpu is None:
         raise ZeldaError(f"no figures for GPU {gpu_name!r}; known: {', '.join(GPUS)}")
     vram = estimate_vram(arch, seq_len=seq_len, micro_batch=micro_batch, gpus=num_gpus, **vram_options)
-    own = measured_tokens_per_s(measured, arch, gpu)
-    table = table_tokens_per_s(arch.family, gpu, micro_batch)
-    if own:
-        tps, source = own
-    elif table:
-        tps, point = table
-        source = f"table {point.source} ({point.date})"
-    else:
-        tps = mfu_tokens_per_s(arch, gpu)
-        source = (f"MFU assumption ({MFU_ASSUMPTION:.0%} of {GPUS[gpu].bf16_tflops:g} TFLOP/s bf16, "
-                  f"{FLOPS_PER_PARAM_TOKEN} x {arch.params().active / 1e9:.2f}B active params)")
+    tps, source = tokens_per_s(arch, gpu, micro_batch, measured)
     hours = estimate_time(train_tokens, epochs, tps, gpus=num_gpus)
     return RunEstimate(model_id=arch.model_id, gpu=gpu, num_gpus=num_gpus, vram=vram,
                        verdict=vram.fits(GPUS[gpu].vram_gb), tokens_per_s=tps, tokens_per_s_source=source,

@@ -86,14 +86,14 @@ class RunDirCallback(TrainerCallback):
         tokens = int(state.num_input_tokens_seen or 0) - self.start_tokens
         eta = (state.max_steps - state.global_step) * elapsed / steps_done if steps_done else None
         loss = float(logs["loss"])
+        grad_norm = _num(logs.get("grad_norm"))  # may be NaN: json writes it as NaN
         runs.append_metric(
             self.run_dir, "train", step=state.global_step, epoch=round(state.epoch or 0, 4), loss=loss,
-            lr=logs.get("learning_rate"), grad_norm=_num(logs.get("grad_norm")),  # may be NaN: json writes it as NaN
+            lr=logs.get("learning_rate"), grad_norm=grad_norm,
             tokens_per_s=round(tokens / elapsed, 1) if elapsed > 0 else None, tokens=tokens,
             vram_peak_gb=peak_memory_gb(), elapsed_s=round(elapsed, 1), eta_s=round(eta, 1) if eta is not None else None,
         )
         self.write_status(step=state.global_step, epoch=round(state.epoch or 0, 4))
-        grad_norm = _num(logs.get("grad_norm"))
         if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
             bad = f"loss is {loss}" if not math.isfinite(loss) else f"grad norm is {grad_norm}"
             self.failed = f"{bad} at step {state.global_step}: stopping (lower lr, check data)"

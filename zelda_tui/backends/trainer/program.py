@@ -66,12 +66,10 @@ def oom_advice(cfg: RunConfig | None, gpu_total_gb: float) -> str:
         arch = est.lookup(cfg.model.base)
     except ZeldaError:
         return generic
-    experts = 4 if cfg.quant.load_in_4bit and cfg.quant.quantize_experts else 16
     micro, seq = cfg.train.micro_batch, cfg.model.max_seq_len
     while seq >= 512:
         while micro >= 1:
-            peak = est.estimate_vram(arch, micro_batch=micro, seq_len=seq, lora_r=cfg.lora.r,
-                                     expert_bits=experts, lora_on_experts=cfg.lora.target_experts).total_gb
+            peak = est.estimate_vram(arch, micro_batch=micro, seq_len=seq, **est.vram_options(cfg)).total_gb
             if peak <= gpu_total_gb * (1 - est.TIGHT_MARGIN):
                 change = []
                 if micro != cfg.train.micro_batch:
