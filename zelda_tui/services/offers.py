@@ -1,0 +1,157 @@
+"""GPU offers, launch with the budget guard, tracked instances."""
+
+from __future__ import annotations
+
+import time
+
+from ..core import run_plan
+from ..core.config import Config
+from ..core.errors import ZeldaError
+from ..core.inventory import Inventory
+from ..core.store import Store
+
+
+class OfferServices:
+    config: Config
+    store: Store
+    inventory: Inventory
+
+    def offers_search(self, providers: tuple[str, ...] = ("vast", "vultr", "gcp"), query: str | None = None,
+                      sort: str = "dph_total", phase: int | None = None) -> tuple[list[dict], list[str]]:
+        """Offers of every provider filtered by a vastai query, each with fit / hours / dollars
+        for the chosen phase's mix (default: the last phase). Returns (rows, warnings)."""
+        from ..backends.providers.search import search_offers
+        from ..core import offer_query
+        from ..core.catalog import load_catalog
+
+        parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
+        offers, warnings = search_offers(providers, load_catalog(), self._provider_urls())
+        chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
+        return self._annotate(chosen, phase, warnings), warnings
+
+    def _annotate(self, offers: list, phase: int | None, warnings: list[str]) -> list[dict]:
+        from ..core import estimate as est
+
+        cfg = run_plan.plan_run(self.config, None, phase)
+        rows = [{"key": o.key, "provider": o.provider, "id": o.id, "gpu_name": o.gpu_name, "num_gpus": o.num_gpus,
+                 "gpu_ram": round(o.gpu_ram, 2), "dph_total": round(o.dph_total, 4), "region": o.region,
+                 "reliability": o.reliability, "available": o.available, "price_date": o.price_date,
+                 "price_source": o.price_source, "fit": None, "vram_gb": None, "hours": None, "dollars": None,
+                 "tokens_per_s_source": None} for o in offers]
+        try:
+            arch = est.lookup(cfg.model.base)
+            tokens = self.mix_train_tokens(cfg.data.mix)
+        except ZeldaError as exc:
+            warnings.append(f"no fit/cost column: {exc}")
+            return rows
+        vram = est.estimate_vram(arch, seq_len=cfg.model.max_seq_len, micro_batch=cfg.train.micro_batch,
+                                 **est.vram_options(cfg))
+        measured = self.store.throughput_measured()
+        for row, offer in zip(rows, offers):
+            row["vram_gb"] = round(vram.total_gb, 1)
+            row["fit"] = vram.fits(offer.gpu_ram) if offer.gpu_ram else None
+            gpu = est.normalise_gpu_name(offer.gpu_name, offer.gpu_ram)
+            if gpu is None:
+                continue
+            tps, source = est.tokens_per_s(arch, gpu, cfg.train.micro_batch, measured)
+            hours = est.estimate_time(tokens, cfg.train.epochs, tps, gpus=offer.num_gpus)
+            row.update(hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
+                       tokens_per_s_source=source)
+        return rows
+
+    def _providers_table(self) -> dict:
+        raw = self.config.doc.unwrap().get("providers", {})
+        return raw if isinstance(raw, dict) else {}
+
+    def _provider_urls(self) -> dict[str, str]:
+        """[providers.vast] base_url etc.: for proxies, and for the tests' local replay server."""
+        raw = self._providers_table()
+        return {n: raw[n]["base_url"] for n in ("vast", "vultr") if isinstance(raw.get(n), dict) and "base_url" in raw[n]}
+
+    def _launch_spec(self):
+        from ..backends.providers.launch import LaunchSpec
+
+        raw = self._providers_table()
+        vast_t, vultr_t = raw.get("vast", {}), raw.get("vultr", {})
+        defaults = LaunchSpec()
+        return LaunchSpec(image=vast_t.get("image", defaults.image), disk_gb=int(vast_t.get("disk_gb", defaults.disk_gb)),
+                          label=f"zelda-tui {self.config.model.name}", onstart=vast_t.get("onstart", ""),
+                          ssh_key_id=vultr_t.get("ssh_key_id", ""))
+
+    def budget(self) -> dict:
+        """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
+        raw = self.config.doc.unwrap().get("budget", {})
+        now = time.time()
+        spent = sum(r["dph_total"] * ((r["ended"] or now) - r["started"]) / 3600 for r in self.store.instance_rows())
+        total = raw.get("max_total_usd")
+        return {"max_total_usd": total, "max_hourly_usd": raw.get("max_hourly_usd"), "spent_usd": round(spent, 2),
+                "left_usd": round(total - spent, 2) if total is not None else None,
+                "max_runtime_hours": raw.get("max_runtime_hours")}
+
+    def launch_plan(self, key: str, phase: int | None = None) -> dict:
+        """What a launch would rent and cost, and whether the budget allows it (nothing is rented)."""
+        from ..backends.providers.launch import describe_launch, split_key
+
+        provider, _ = split_key(key)
+        rows, _ = self.offers_search((provider,), query="", sort="dph_total", phase=phase)
+        row = next((r for r in rows if r["key"] == key), None)
+        if row is None:
+            raise ZeldaError(f"{key}: offer not found (gone or rented meanwhile) — search again")
+        budget = self.budget()
+        problems = []
+        if budget["max_hourly_usd"] is not None and row["dph_total"] > budget["max_hourly_usd"]:
+            problems.append(f"${row['dph_total']:.2f}/h is over budget.max_hourly_usd ${budget['max_hourly_usd']:.2f}")
+        if budget["left_usd"] is not None and row["dollars"] is not None and row["dollars"] > budget["left_usd"]:
+            problems.append(f"the estimated ${row['dollars']:.2f} is more than the ${budget['left_usd']:.2f} budget left")
+        return {"offer": row, "budget": budget, "over_budget": problems,
+                "request": describe_launch(key, self._launch_spec(), self._provider_urls())}
+
+    def offers_launch(self, key: str, phase: int | None = None, force: bool = False) -> dict:
+        """Rent the offer after the budget guard; the instance is tracked only once the provider said yes."""
+        from ..backends.providers.launch import launch
+
+        plan = self.launch_plan(key, phase)
+        if plan["over_budget"] and not force:
+            raise ZeldaError(f"{key}: not launched: " + "; ".join(plan["over_budget"]))
+        row = plan["offer"]
+        instance_id = launch(key, self._launch_spec(), self._provider_urls())
+        tracked = {"key": f"{row['provider']}:{instance_id}", "provider": row["provider"], "instance_id": instance_id,
+                   "offer": key, "gpu_name": row["gpu_name"], "num_gpus": row["num_gpus"], "dph_total": row["dph_total"],
+                   "started": time.time(), "ended": None, "state": "starting", "ssh_host": None, "ssh_port": None}
+        self.store.instance_add(tracked)
+        return tracked
+
+    def instances_list(self, refresh: bool = True) -> list[dict]:
+        """Tracked instances with spend so far; live status/SSH endpoint from the provider when reachable."""
+        from ..backends.providers.launch import show
+
+        now = time.time()
+        out = []
+        for row in self.store.instance_rows():
+            if refresh and row["ended"] is None:
+                try:
+                    info = show(row["provider"], row["instance_id"], self._provider_urls())
+                    self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,
+                                               ssh_port=info.ssh_port)
+                    row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
+                    row["ready"] = info.ready
+                except ZeldaError as exc:
+                    row["warning"] = str(exc)
+            hours = ((row["ended"] or now) - row["started"]) / 3600
+            row["hours"] = round(hours, 3)
+            row["spent_usd"] = round(row["dph_total"] * hours, 2)
+            out.append(row)
+        return out
+
+    def instance_destroy(self, key: str) -> dict:
+        from ..backends.providers.launch import destroy
+
+        row = next((r for r in self.store.instance_rows() if r["key"] == key or r["instance_id"] == key), None)
+        if row is None:
+            raise ZeldaError(f"no tracked instance '{key}' (see `zelda-tui instances list`)")
+        if row["ended"] is not None:
+            raise ZeldaError(f"{row['key']} was already destroyed")
+        destroy(row["provider"], row["instance_id"], self._provider_urls())
+        ended = time.time()
+        self.store.instance_update(row["key"], ended=ended, state="destroyed")
+        return {**row, "ended": ended, "state": "destroyed", "spent_usd": round(row["dph_total"] * (ended - row["started"]) / 3600, 2)}

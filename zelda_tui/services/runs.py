@@ -1,0 +1,111 @@
+"""Training runs on this machine: start, list, status, stop, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..backends import runners
+from ..core import run_plan, runs
+from ..core.config import Config
+from ..core.errors import ZeldaError
+from ..core.inventory import Inventory
+from ..core.store import Store
+from ..core.train_config import load_run_config
+
+
+class RunServices:
+    config: Config
+    store: Store
+    inventory: Inventory
+
+    @property
+    def runs_root(self) -> Path:
+        return self.config.workspace / "runs"
+
+    def train_start(self, mix: str | None = None, phase: int | None = None, **overrides) -> Path:
+        """Freeze a run (building the mix bundle if it is missing) and start the trainer detached."""
+        mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
+        bundle = self.config.mix_dir(mix_name)
+        if not (bundle / "metadata.json").is_file():
+            self.mix_build(mix_name)
+        cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
+        run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
+        pid = runners.start_local(run_dir, cfg.train.gpus)
+        self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, "starting")
+        return run_dir
+
+    def run_dir(self, ref: str) -> Path:
+        """A run by name (state database or runs/) or by path."""
+        row = self.store.run_row(ref)
+        if row:
+            return Path(row["run_dir"])
+        for candidate in (self.runs_root / ref, Path(ref)):
+            if (candidate / runs.RUN_TOML).is_file():
+                return candidate.resolve()
+        raise ZeldaError(f"no run '{ref}' (see `zelda-tui train list`)")
+
+    def run_list(self) -> list[dict]:
+        """Every known run with its live state from status.json (a dead process shows as 'died')."""
+        seen = {}
+        for row in self.store.run_rows():
+            seen[row["name"]] = row
+        if self.runs_root.is_dir():
+            for d in sorted(self.runs_root.iterdir()):
+                if d.name not in seen and (d / runs.RUN_TOML).is_file():
+                    try:  # a run dir the database does not know (copied in, or an older state.sqlite)
+                        data = load_run_config(d).data
+                        mix, phase = data.mix, data.phase
+                    except ZeldaError:
+                        mix, phase = "", None
+                    seen[d.name] = {"name": d.name, "run_dir": str(d), "host": "local", "mix": mix, "phase": phase}
+        infos = [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
+        for info in infos:
+            if info["state"] == "completed" and not self.store.throughput_has(info["name"]):
+                self._record_throughput(Path(info["run_dir"]))
+        return infos
+
+    def _record_throughput(self, run_dir: Path) -> None:
+        """A completed GPU run's median tokens/s goes into the state database for the estimator."""
+        metrics = runs.read_metrics(run_dir)
+        hw = next((m for m in metrics if m.get("event") == "hardware"), None)
+        rates = sorted(m["tokens_per_s"] for m in metrics if m.get("event") == "train" and m.get("tokens_per_s"))[1:]
+        if not hw or hw.get("device") != "cuda" or not rates:
+            return
+        cfg = load_run_config(run_dir)
+        self.store.throughput_save(run_dir.name, cfg.model.base, hw["gpu"], int(hw["gpus"]), rates[len(rates) // 2],
+                                   int(hw["seq_len"]), int(hw["micro_batch"]), metrics[-1]["t"])
+
+    def run_info(self, run_dir: Path, row: dict | None = None) -> dict:
+        status = runs.read_status(run_dir) or runs.RunStatus(state="unknown")
+        state = status.state
+        if state in runs.ACTIVE_STATES and state != "created" and not runs.pid_alive(status.pid):
+            state = "died"
+        metrics = runs.read_metrics(run_dir)
+        last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
+        last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
+        return {
+            "name": run_dir.name, "run_dir": str(run_dir), "host": (row or {}).get("host", "local"),
+            "mix": (row or {}).get("mix", ""), "phase": (row or {}).get("phase"),
+            "state": state, "pid": status.pid, "step": status.step, "max_steps": status.max_steps,
+            "loss": last_train.get("loss"), "eval_loss": last_eval.get("eval_loss"),
+            "tokens_per_s": last_train.get("tokens_per_s"), "vram_peak_gb": last_train.get("vram_peak_gb"),
+            "eta_s": last_train.get("eta_s") if state == "running" else None,
+            "heartbeat": status.heartbeat, "last_checkpoint": status.last_checkpoint,
+            "best_checkpoint": status.best_checkpoint, "message": status.message,
+        }
+
+    def train_stop(self, ref: str) -> int:
+        return runners.stop_local(self.run_dir(ref))
+
+    def train_resume(self, ref: str) -> Path:
+        """Start the trainer again in an existing run dir: it continues from the latest complete checkpoint."""
+        run_dir = self.run_dir(ref)
+        info = self.run_info(run_dir)
+        if info["state"] in ("starting", "running", "stopping"):
+            raise ZeldaError(f"{run_dir.name} is still {info['state']} (pid {info['pid']})")
+        if info["state"] == "completed":
+            raise ZeldaError(f"{run_dir.name} already completed")
+        pid = runners.start_local(run_dir, load_run_config(run_dir).train.gpus)
+        row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
+        self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, "starting")
+        return run_dir
