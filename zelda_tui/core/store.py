@@ -82,6 +82,9 @@ MIGRATIONS: tuple[str, ...] = (
         ssh_port INTEGER
     );
     """,
+    """
+    ALTER TABLE runs ADD COLUMN remote_dir TEXT;
+    """,
 )
 
 
@@ -170,13 +173,17 @@ class Store:
         return rows
 
     # --- runs ----------------------------------------------------------------------
-    def run_upsert(self, name: str, run_dir: str, host: str, mix: str, phase: int | None, pid: int | None, state: str) -> None:
+    def run_upsert(self, name: str, run_dir: str, host: str, mix: str, phase: int | None, pid: int | None, state: str,
+                   remote_dir: str | None = None) -> None:
+        """host is "local" or the SSH alias; a remote run keeps its local mirror in run_dir."""
         now = time.time()
         with self._lock:
             self._db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
-                "run_dir=excluded.run_dir, host=excluded.host, pid=excluded.pid, state=excluded.state, updated=excluded.updated",
-                (name, run_dir, host, mix, phase, pid, state, now, now),
+                "INSERT INTO runs (name, run_dir, host, mix, phase, pid, state, created, updated, remote_dir) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                "run_dir=excluded.run_dir, host=excluded.host, pid=excluded.pid, state=excluded.state, "
+                "updated=excluded.updated, remote_dir=excluded.remote_dir",
+                (name, run_dir, host, mix, phase, pid, state, now, now, remote_dir),
             )
 
     def run_rows(self) -> list[dict[str, Any]]:
