@@ -66,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     ts = train.add_parser("start", help="freeze a run (run.toml + data) and start the trainer detached", parents=[common])
     ts.add_argument("--mix", help="mix to train on (default: the phase's, else the last phase's)")
     ts.add_argument("--phase", type=int, help="phase N of [phases.N]: its mix and training overrides")
-    ts.add_argument("--local", action="store_true", help="train on this machine (the default until remote runs land)")
+    where = ts.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", help="train on this machine (the default)")
+    where.add_argument("--remote", metavar="HOST", help="train on a GPU box over SSH (an alias from ~/.ssh/config, or user@host:port)")
+    ts.add_argument("--accept-new-host-key", action="store_true",
+                    help="trust the box's SSH host key if known_hosts has none yet (a changed key is always refused)")
     ts.add_argument("--device", choices=["auto", "cuda", "cpu"], help="override train.device")
     ts.add_argument("--max-steps", type=int, help="override train.max_steps (e.g. a quick smoke run)")
     train.add_parser("list", help="runs with state, step, loss, ETA", parents=[common])
@@ -74,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
                          ("resume", "restart a stopped/died run from its latest checkpoint")):
         a = train.add_parser(action, help=text, parents=[common])
         a.add_argument("run", help="run name (or run directory)")
+    tf = train.add_parser("fetch", help="bring a remote run's lora_adapters/ (and checkpoints) home, sha256-verified", parents=[common])
+    tf.add_argument("run", help="run name")
+    tf.add_argument("--checkpoint", default="none", help="also these checkpoints: none (default), latest, all, or steps like 50,100")
+    tb = train.add_parser("backup", help="rsync a remote run's lora_adapters/ from the GPU box to [backup] host:path", parents=[common])
+    tb.add_argument("run", help="run name")
     tl = sub.add_parser("tail", help="follow a run's train.log and metrics (replays a finished run)", parents=[common])
     tl.add_argument("run", help="run name (or run directory)")
     tl.add_argument("--no-follow", action="store_true", help="print what is there and exit")
@@ -166,6 +175,8 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("train", "status"): train.cmd_train_status,
     ("train", "stop"): train.cmd_train_stop,
     ("train", "resume"): train.cmd_train_resume,
+    ("train", "fetch"): train.cmd_train_fetch,
+    ("train", "backup"): train.cmd_train_backup,
     ("tail", None): train.cmd_tail,
     ("estimate", None): train.cmd_estimate,
     ("offers", "search"): offers.cmd_offers_search,

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from .common import emit_json, fmt_eta, fmt_num, open_services, table
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def cmd_train_start(args: argparse.Namespace) -> int:
     services = open_services(args)
     try:
-        run_dir = services.train_start(args.mix, args.phase, device=args.device, max_steps=args.max_steps)
+        if args.remote:
+            run_dir = services.train_start_remote(args.remote, args.mix, args.phase, args.accept_new_host_key, say,
+                                                  device=args.device, max_steps=args.max_steps)
+        else:
+            run_dir = services.train_start(args.mix, args.phase, device=args.device, max_steps=args.max_steps)
         info = services.run_info(run_dir)
     finally:
         services.close()
     if args.json:
         emit_json(info)
     else:
-        print(f"started {run_dir.name} (pid {info['pid']}) in {run_dir}\nfollow it with: zelda-tui tail {run_dir.name}")
+        where = f"{args.remote}:{info['remote_dir']}" if args.remote else str(run_dir)
+        print(f"started {run_dir.name} (pid {info['pid']}) in {where}\nfollow it with: zelda-tui tail {run_dir.name}")
     return 0
 
 
@@ -43,7 +53,7 @@ def cmd_train_list(args: argparse.Namespace) -> int:
 def cmd_train_status(args: argparse.Namespace) -> int:
     services = open_services(args)
     try:
-        info = services.run_info(services.run_dir(args.run))
+        info = services.run_sync(args.run) if services.remote_row(args.run) else services.run_info(services.run_dir(args.run))
     finally:
         services.close()
     if args.json:
@@ -74,15 +84,64 @@ def cmd_train_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_fetch(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        result = services.fetch_artifacts(args.run, args.checkpoint, say)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"fetched {', '.join(result['fetched'])} of {result['run']} into {result['into']} "
+              f"({result['bytes'] / 1e6:.1f} MB transferred, the rest was already here)")
+    return 0
+
+
+def cmd_train_backup(args: argparse.Namespace) -> int:
+    services = open_services(args)
+    try:
+        result = services.backup_artifacts(args.run)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"backed up {result['run']} lora_adapters/ to {result['target']}")
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
-    """Follow train.log and metrics.jsonl by byte offset until the run is no longer active."""
+    """Follow train.log and metrics.jsonl by byte offset until the run is no longer active.
+
+    A remote run is mirrored into its local run dir by a background thread (reconnecting on
+    its own) and printed from there, by the same code that tails a local run.
+    """
+    import threading
     import time
 
     from ..core import runs
 
     services = open_services(args)
+    mirror = follower = None
+    stop = threading.Event()
     try:
         run_dir = services.run_dir(args.run)
+        if services.remote_row(args.run):
+            last = [""]
+
+            def on_state(link) -> None:
+                if link.state != last[0]:
+                    say(f"[link] {link.line()}")
+                last[0] = link.state
+
+            mirror = services.run_mirror(args.run, on_state=on_state)
+            if args.no_follow:
+                mirror.sync_once()
+                mirror.close()
+            else:
+                follower = threading.Thread(target=mirror.follow, args=(stop,), daemon=True)
+                follower.start()
         log_tail = runs.LineTail(run_dir / runs.TRAIN_LOG)
         metric_tail = runs.LineTail(run_dir / runs.METRICS)
 
@@ -96,12 +155,19 @@ def cmd_tail(args: argparse.Namespace) -> int:
         while True:
             drain()
             state = services.run_info(run_dir)["state"]
-            if args.no_follow or state not in runs.ACTIVE_STATES:
+            done = not follower.is_alive() if follower else state not in runs.ACTIVE_STATES
+            if args.no_follow or done:
                 drain()  # one last read: lines written just before the state changed
                 break
-            time.sleep(0.25)
+            time.sleep(0.1 if follower else 0.25)
     finally:
+        stop.set()
+        if follower:
+            follower.join(5)
         services.close()
+    if mirror is not None and mirror.state.state == "failed":
+        say(f"zelda-tui: error: {mirror.state.error}")
+        return 1
     return 1 if state in ("failed", "died") else 0
 
 

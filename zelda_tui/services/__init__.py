@@ -18,11 +18,12 @@ from ..core.store import Store
 from .datasets import DatasetServices
 from .estimates import EstimateServices
 from .offers import OfferServices
+from .remote import RemoteServices
 from .runs import RunServices
 
 
 @dataclass
-class Services(DatasetServices, RunServices, EstimateServices, OfferServices):
+class Services(DatasetServices, RunServices, RemoteServices, EstimateServices, OfferServices):
     config: Config
     store: Store
     inventory: Inventory

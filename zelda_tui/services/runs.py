@@ -76,10 +76,18 @@ class RunServices:
                                    int(hw["seq_len"]), int(hw["micro_batch"]), metrics[-1]["t"])
 
     def run_info(self, run_dir: Path, row: dict | None = None) -> dict:
+        """A run's state and latest metrics from its (local, or locally mirrored) run dir.
+
+        A local process is checked directly; a remote one is as of the last sync of the mirror
+        (`synced_at`), and "died" once a sync found its process gone.
+        """
+        row = row or self.store.run_row(run_dir.name)
+        remote = bool(row and row.get("host", "local") != "local" and row.get("remote_dir"))
         status = runs.read_status(run_dir) or runs.RunStatus(state="unknown")
         state = status.state
-        if state in runs.ACTIVE_STATES and state != "created" and not runs.pid_alive(status.pid):
-            state = "died"
+        if state in runs.ACTIVE_STATES and state != "created":
+            if (row or {}).get("state") == "died" if remote else not runs.pid_alive(status.pid):
+                state = "died"
         metrics = runs.read_metrics(run_dir)
         last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
         last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
@@ -92,13 +100,19 @@ class RunServices:
             "eta_s": last_train.get("eta_s") if state == "running" else None,
             "heartbeat": status.heartbeat, "last_checkpoint": status.last_checkpoint,
             "best_checkpoint": status.best_checkpoint, "message": status.message,
+            "remote_dir": (row or {}).get("remote_dir") if remote else None,
+            "synced_at": _mtime(run_dir / runs.STATUS) if remote else None,
         }
 
     def train_stop(self, ref: str) -> int:
+        if self.remote_row(ref):
+            return self.train_stop_remote(ref)
         return runners.stop_local(self.run_dir(ref))
 
     def train_resume(self, ref: str) -> Path:
         """Start the trainer again in an existing run dir: it continues from the latest complete checkpoint."""
+        if self.remote_row(ref):
+            return self.train_resume_remote(ref)
         run_dir = self.run_dir(ref)
         info = self.run_info(run_dir)
         if info["state"] in ("starting", "running", "stopping"):
@@ -109,3 +123,10 @@ class RunServices:
         row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
         self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, "starting")
         return run_dir
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None

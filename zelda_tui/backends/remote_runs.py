@@ -1,0 +1,327 @@
+"""Running the trainer on a GPU box over SSH: probe, upload, detached start, stop, fetch.
+
+Layout on the box (DESIGN: same run directory contract as locally):
+    <training_dir>/datasets/<mix>/          the mix bundle (shared by runs of that mix)
+    <training_dir>/app/zelda_tui-<digest>/  this program's own code, one dir per version
+    <training_dir>/models/<run>/            the run dir: run.toml, data/ (hard links), logs...
+
+Uploads and downloads go through `.part` files: resumed from their size after an
+interruption, sha256-verified, then renamed into place, so a half-copied file is never
+mistaken for a whole one; files whose sha256 already matches are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shlex
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from ..core import runs
+from ..core.errors import ZeldaError
+from .runners import trainer_command
+from .ssh import RemoteError, SshSession
+
+Progress = Callable[[str], None]
+TRAIN_MODULES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    training_dir: str = "/opt/training"
+    python: str = ""  # an interpreter with the [train] extra; empty: a venv under training_dir
+    disk_warning_percent: float = 85.0
+    train_requirements: tuple[str, ...] = ()
+
+    def dir(self, *parts: str) -> str:
+        return posixpath.join(self.training_dir, *parts)
+
+
+@dataclass
+class BoxInfo:
+    python: str
+    gpus: list[str] = field(default_factory=list)
+    free_bytes: int = 0
+    used_percent: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    local: Path
+    remote: str
+    sha256: str
+    size: int
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def transfer(local: Path, remote: str) -> Transfer:
+    return Transfer(Path(local), remote, sha256_file(local), Path(local).stat().st_size)
+
+
+# --- the box -------------------------------------------------------------------------
+def disk_usage(session: SshSession, path: str) -> tuple[int, float]:
+    """(free bytes, used percent) of the filesystem holding path (or its nearest existing parent)."""
+    probe = f"p={shlex.quote(path)}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; df -Pk \"$p\" | tail -1"
+    fields = session.check(probe, "check free disk").split()
+    try:
+        return int(fields[3]) * 1024, float(fields[4].rstrip("%"))
+    except (IndexError, ValueError):
+        raise RemoteError(f"{session.host.label}: check free disk: cannot read df output {fields!r}") from None
+
+
+def gpu_list(session: SshSession) -> list[str]:
+    res = session.run("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader", timeout=60)
+    return [line.strip() for line in res.stdout.splitlines() if line.strip()] if res.rc == 0 else []
+
+
+def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes: int, progress: Progress) -> BoxInfo:
+    """Python with the trainer stack, a GPU unless the run says cpu, and room for the upload."""
+    label = session.host.label
+    progress(f"{label}: checking GPU")
+    gpus = gpu_list(session)
+    if not gpus and device != "cpu":
+        raise RemoteError(f"{label}: check GPU: nvidia-smi finds no GPU; refusing to train here "
+                          "(set train.device = \"cpu\" to run on CPU anyway)")
+    progress(f"{label}: checking disk")
+    session.check(f"mkdir -p {shlex.quote(settings.dir('models'))} {shlex.quote(settings.dir('datasets'))}",
+                  f"create {settings.training_dir}")
+    free, used = disk_usage(session, settings.training_dir)
+    if free < need_bytes:
+        raise RemoteError(f"{label}: check free disk: {free / 1e9:.2f} GB free under {settings.training_dir}, "
+                          f"the upload needs {need_bytes / 1e9:.2f} GB")
+    info = BoxInfo(python="", gpus=gpus, free_bytes=free, used_percent=used)
+    if used >= settings.disk_warning_percent:
+        info.warnings.append(f"{label}: disk {used:.0f}% full under {settings.training_dir} "
+                             f"(warning at {settings.disk_warning_percent:g}%)")
+    progress(f"{label}: checking python")
+    info.python = ensure_python(session, settings, progress)
+    return info
+
+
+def ensure_python(session: SshSession, settings: RemoteSettings, progress: Progress) -> str:
+    """The configured interpreter, else the box's venv (reused when it already has the stack)."""
+    label = session.host.label
+    check = "import " + ", ".join(m for m in TRAIN_MODULES)
+    if settings.python:
+        res = session.run(f"{shlex.quote(settings.python)} -c {shlex.quote(check)}", timeout=300)
+        if res.rc != 0:
+            tail = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+            raise RemoteError(f"{label}: check python: {settings.python} cannot import the trainer stack: {tail}")
+        return settings.python
+    venv_python = settings.dir("venv", "bin", "python")
+    if session.run(f"{shlex.quote(venv_python)} -c {shlex.quote(check)}", timeout=300).rc == 0:
+        return venv_python
+    if session.run("command -v python3", timeout=30).rc != 0:
+        raise RemoteError(f"{label}: check python: no python3 on the box (install it, or set remote.python)")
+    progress(f"{label}: creating a venv with the trainer stack (first run on this box: minutes)")
+    reqs = " ".join(shlex.quote(r) for r in settings.train_requirements)
+    session.check(f"python3 -m venv {shlex.quote(settings.dir('venv'))} && "
+                  f"{shlex.quote(settings.dir('venv', 'bin', 'pip'))} install -q {reqs}",
+                  "create the python venv", timeout=3600)
+    return venv_python
+
+
+# --- uploads -------------------------------------------------------------------------
+def remote_digests(session: SshSession, paths: list[str]) -> dict[str, str]:
+    """sha256 of the remote files that exist (missing ones are simply absent)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(paths), 200):
+        batch = " ".join(shlex.quote(p) for p in paths[i : i + 200])
+        res = session.run(f"sha256sum -- {batch} 2>/dev/null", timeout=3600)
+        for line in res.stdout.splitlines():
+            digest, _, name = line.partition("  ")
+            if name:
+                out[name] = digest
+    return out
+
+
+def upload(session: SshSession, items: list[Transfer], step: str, progress: Progress) -> int:
+    """Copy files whose remote sha256 differs; returns the bytes sent."""
+    have = remote_digests(session, [t.remote for t in items])
+    todo = [t for t in items if have.get(t.remote) != t.sha256]
+    if not todo:
+        return 0
+    dirs = sorted({posixpath.dirname(t.remote) for t in todo})
+    session.check("mkdir -p " + " ".join(shlex.quote(d) for d in dirs), f"{step}: create directories")
+    sftp = session.sftp
+    sent = 0
+    for n, item in enumerate(todo, 1):
+        part = item.remote + ".part"
+        try:
+            start = sftp.stat(part).st_size
+        except FileNotFoundError:
+            start = 0
+        if start > item.size:
+            start = 0
+        progress(f"{step}: {posixpath.basename(item.remote)} ({n}/{len(todo)}, {item.size / 1e6:.1f} MB"
+                 + (f", resuming at {start / 1e6:.1f} MB" if start else "") + ")")
+        try:
+            with open(item.local, "rb") as src, sftp.open(part, "ab" if start else "wb") as dst:
+                dst.set_pipelined(True)
+                src.seek(start)
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+                    sent += len(chunk)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            free, _ = disk_usage(session, posixpath.dirname(item.remote))
+            full = " (the remote disk is full)" if free < (item.size - start) else ""
+            raise RemoteError(f"{session.host.label}: {step}: writing {part} failed{full}: {exc}; "
+                              "run the command again to resume") from None
+        got = session.check(f"sha256sum -- {shlex.quote(part)}", f"{step}: verify").split()[0]
+        if got != item.sha256:
+            sftp.remove(part)
+            raise RemoteError(f"{session.host.label}: {step}: {item.remote} arrived corrupted (sha256 {got[:12]} "
+                              f"!= {item.sha256[:12]}); run the command again")
+        sftp.posix_rename(part, item.remote)
+    return sent
+
+
+def code_transfers(settings: RemoteSettings) -> tuple[str, list[Transfer]]:
+    """This program's own package files, into a directory named by their combined digest."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    h = hashlib.sha256()
+    items = []
+    for p in files:
+        rel = p.relative_to(root.parent).as_posix()
+        digest = sha256_file(p)
+        h.update(f"{rel}\0{digest}\n".encode())
+        items.append((p, rel, digest))
+    app = settings.dir("app", f"zelda_tui-{h.hexdigest()[:16]}")
+    return app, [Transfer(p, posixpath.join(app, rel), d, p.stat().st_size) for p, rel, d in items]
+
+
+def link_data(session: SshSession, bundle_dir: str, run_dir: str, names: list[str]) -> None:
+    cmds = [f"mkdir -p {shlex.quote(run_dir + '/' + runs.DATA_DIR)}"]
+    for name in names:
+        src, dst = shlex.quote(f"{bundle_dir}/{name}"), shlex.quote(f"{run_dir}/{runs.DATA_DIR}/{name}")
+        cmds.append(f"(ln -f {src} {dst} 2>/dev/null || cp -f {src} {dst})")
+    session.check(" && ".join(cmds), "link the mix into the run dir")
+
+
+# --- the process ---------------------------------------------------------------------
+def start(session: SshSession, run_dir: str, python: str, gpus: int | str, app_dir: str) -> int:
+    """Start the trainer in its own session (setsid + nohup): it outlives this SSH connection."""
+    command = shlex.join(trainer_command(PurePosixPath(run_dir), gpus, python))
+    q = shlex.quote
+    # a simple command backgrounded on its own (not `cd && cmd &`, whose subshell would hold the
+    # channel's stdout open and make $! the subshell's pid)
+    script = (f"cd {q(run_dir)} || exit 1; PYTHONPATH={q(app_dir)} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false "
+              f"setsid nohup {command} >> {runs.TRAIN_LOG} 2>&1 < /dev/null & echo $!")
+    out = session.check(script, "start the trainer").strip()
+    try:
+        pid = int(out.splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RemoteError(f"{session.host.label}: start the trainer: no pid in {out!r}") from None
+    res = session.run(f"sleep 1; kill -0 {pid} 2>/dev/null || {{ echo gone; tail -5 {q(run_dir + '/' + runs.TRAIN_LOG)}; }}")
+    if res.stdout.startswith("gone"):
+        tail = " | ".join(res.stdout.splitlines()[1:][-3:])
+        raise RemoteError(f"{session.host.label}: the trainer exited at once: {tail or 'no output'}")
+    return pid
+
+
+def alive(session: SshSession, pid: int | None) -> bool:
+    return bool(pid) and session.run(f"kill -0 {int(pid)} 2>/dev/null").rc == 0
+
+
+def stop(session: SshSession, pid: int) -> None:
+    session.check(f"kill -TERM {int(pid)}", f"stop the trainer (pid {pid})")
+
+
+def read_remote_status(session: SshSession, run_dir: str) -> runs.RunStatus | None:
+    try:
+        with session.sftp.open(f"{run_dir}/{runs.STATUS}", "rb") as fh:
+            return runs.RunStatus.from_json(json.loads(fh.read()))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None
+
+
+# --- downloads -----------------------------------------------------------------------
+def remote_tree(session: SshSession, root: str) -> list[tuple[str, int]]:
+    """(relative path, size) of every file under a remote dir."""
+    sftp = session.sftp
+    try:
+        sftp.stat(root)
+    except FileNotFoundError:
+        raise ZeldaError(f"{session.host.label}: {root} does not exist") from None
+    out: list[tuple[str, int]] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        for entry in sftp.listdir_attr(posixpath.join(root, rel) if rel else root):
+            path = posixpath.join(rel, entry.filename) if rel else entry.filename
+            if stat.S_ISDIR(entry.st_mode):
+                stack.append(path)
+            elif stat.S_ISREG(entry.st_mode) and not path.endswith(".part"):
+                out.append((path, entry.st_size))
+    return sorted(out)
+
+
+def download_tree(session: SshSession, root: str, local_root: Path, step: str, progress: Progress) -> int:
+    """Fetch a remote dir, sha256-verified and resumable; files already here and equal are skipped."""
+    files = remote_tree(session, root)
+    digests = remote_digests(session, [posixpath.join(root, rel) for rel, _ in files])
+    got_bytes = 0
+    sftp = session.sftp
+    for n, (rel, size) in enumerate(files, 1):
+        remote = posixpath.join(root, rel)
+        want = digests.get(remote)
+        if want is None:
+            raise RemoteError(f"{session.host.label}: {step}: cannot checksum {remote}")
+        local = local_root / rel
+        if local.is_file() and local.stat().st_size == size and sha256_file(local) == want:
+            continue
+        local.parent.mkdir(parents=True, exist_ok=True)
+        part = local.with_name(local.name + ".part")
+        start = part.stat().st_size if part.exists() else 0
+        if start > size:
+            start = 0
+        progress(f"{step}: {rel} ({n}/{len(files)}, {size / 1e6:.1f} MB" + (f", resuming at {start / 1e6:.1f} MB" if start else "") + ")")
+        with sftp.open(remote, "rb") as src, open(part, "ab" if start else "wb") as dst:
+            src.seek(start)
+            src.prefetch(size - start)
+            while start < size:
+                chunk = src.read(min(1 << 20, size - start))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                start += len(chunk)
+                got_bytes += len(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if sha256_file(part) != want:
+            part.unlink()
+            raise RemoteError(f"{session.host.label}: {step}: {rel} arrived corrupted (sha256 mismatch); run again")
+        os.replace(part, local)
+    return got_bytes
+
+
+def rsync_to_backup(session: SshSession, source: str, target: str, rsync_ssh: str = "") -> str:
+    """rsync from the GPU box straight to the backup host (the laptop never carries the bytes)."""
+    ssh_opt = f"-e {shlex.quote(rsync_ssh)} " if rsync_ssh else ""
+    host, _, path = target.partition(":")
+    mk = f"mkdir -p {shlex.quote(path)}"
+    remote_shell = rsync_ssh or "ssh"
+    session.check("command -v rsync >/dev/null || { echo 'rsync is not installed on the box' >&2; exit 127; }",
+                  "backup: find rsync")
+    session.check(f"{remote_shell} {shlex.quote(host)} {shlex.quote(mk)}", f"backup: create {target}", timeout=120)
+    return session.check(f"rsync -a --partial --stats {ssh_opt}{shlex.quote(source.rstrip('/') + '/')} "
+                         f"{shlex.quote(target.rstrip('/') + '/')}", f"backup to {target}", timeout=24 * 3600)
+

@@ -1,0 +1,213 @@
+"""Mirror a remote run directory's logs into the local run dir, surviving dropped connections.
+
+train.log and metrics.jsonl are append-only, so the local copy's size *is* the byte offset
+to resume from: after a dropped connection, an sshd restart, a reboot or a restart of this
+program, reading resumes exactly where the local file ends, so no line is lost or repeated.
+Only complete lines are appended (a partial last line stays on the remote side until its
+newline arrives). status.json is replaced atomically on the box, and copied whenever it
+changes. Every local reader (tail, Runs screen, run_info) then reads the local files.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paramiko
+
+from ..core import atomic, runs
+from ..core.errors import ZeldaError
+from .ssh import HostKeyChanged, RemoteError, SshSession, UnknownHostKey
+
+APPEND_ONLY = (runs.TRAIN_LOG, runs.METRICS)
+CHUNK = 8 * 1024 * 1024
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+READ_TIMEOUT_S = 15.0  # a silently dead link (no FIN/RST) is noticed after this long
+
+LinesCallback = Callable[[str, list[str]], None]
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What the user sees of the connection: connecting / connected / reconnecting / stopped / failed."""
+
+    state: str
+    host: str
+    attempt: int = 0
+    retry_in_s: float | None = None
+    error: str = ""
+
+    def line(self) -> str:
+        if self.state == "reconnecting":
+            return f"{self.host}: connection lost ({self.error}); retry {self.attempt} in {self.retry_in_s:g} s"
+        if self.state == "failed":
+            return f"{self.host}: {self.error}"
+        return f"{self.host}: {self.state}"
+
+
+class RemoteRunGone(ZeldaError):
+    """The remote run directory is not there (deleted, or the wrong box): retrying will not help."""
+
+
+class RemoteMirror:
+    def __init__(self, connect: Callable[[], SshSession], remote_dir: str, local_dir: Path,
+                 on_lines: LinesCallback | None = None, on_state: Callable[[LinkState], None] | None = None,
+                 poll_s: float = 0.1) -> None:
+        self.connect, self.remote_dir, self.local_dir = connect, remote_dir.rstrip("/"), Path(local_dir)
+        self.on_lines, self.on_state, self.poll_s = on_lines, on_state, poll_s
+        self.session: SshSession | None = None
+        self.host = "remote"
+        self._status_sig: tuple[int, int] | None = None
+        self.state = LinkState("idle", self.host)
+
+    # --- one pass ------------------------------------------------------------------------
+    def sync_once(self) -> int:
+        """Copy whatever is new; returns the number of new complete lines. Raises on link trouble."""
+        sftp = self._sftp()
+        new = 0
+        for name in APPEND_ONLY:
+            new += self._sync_append_only(sftp, name)
+        self._sync_status(sftp)
+        return new
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        if self.session is None or not self.session.is_alive():
+            self.close()
+            self.session = self.connect()
+            self.host = self.session.host.label
+            self.session.sftp.get_channel().settimeout(READ_TIMEOUT_S)
+            try:
+                if not stat.S_ISDIR(self.session.sftp.stat(self.remote_dir).st_mode):
+                    raise RemoteRunGone(f"{self.host}: {self.remote_dir} is not a directory")
+            except FileNotFoundError:
+                raise RemoteRunGone(f"{self.host}: remote run dir {self.remote_dir} is gone (deleted?); "
+                                    f"what was copied so far is kept in {self.local_dir}") from None
+        return self.session.sftp
+
+    def _sync_append_only(self, sftp: paramiko.SFTPClient, name: str) -> int:
+        local = self.local_dir / name
+        offset = local.stat().st_size if local.exists() else 0
+        remote = f"{self.remote_dir}/{name}"
+        try:
+            size = sftp.stat(remote).st_size
+        except FileNotFoundError:
+            return 0
+        if size < offset:
+            raise RemoteRunGone(f"{self.host}: {remote} is shorter ({size} B) than the copy here ({offset} B): "
+                                "the remote run dir was replaced; not mixing two runs' logs")
+        if size == offset:
+            return 0
+        count = 0
+        with sftp.open(remote, "rb") as fh, open(local, "ab") as out:
+            fh.seek(offset)
+            fh.prefetch(size - offset)
+            held = b""
+            while offset < size:
+                data = fh.read(min(CHUNK, size - offset))
+                if not data:
+                    break
+                offset += len(data)
+                buf = held + data
+                cut = buf.rfind(b"\n") + 1
+                held = buf[cut:]
+                if cut:
+                    out.write(buf[:cut])
+                    out.flush()
+                    lines = buf[: cut - 1].decode("utf-8", "replace").split("\n")
+                    count += len(lines)
+                    if self.on_lines:
+                        self.on_lines(name, lines)
+        return count
+
+    def _sync_status(self, sftp: paramiko.SFTPClient) -> None:
+        remote = f"{self.remote_dir}/{runs.STATUS}"
+        try:
+            st = sftp.stat(remote)
+        except FileNotFoundError:
+            return
+        sig = (int(st.st_mtime or 0), int(st.st_size or 0))
+        if sig == self._status_sig and (self.local_dir / runs.STATUS).exists():
+            return
+        with sftp.open(remote, "rb") as fh:
+            data = fh.read()
+        try:
+            json.loads(data)
+        except ValueError:
+            return  # caught mid-replace on a filesystem without atomic rename: next pass
+        atomic.write_bytes(self.local_dir / runs.STATUS, data)
+        self._status_sig = sig
+
+    # --- following -----------------------------------------------------------------------
+    def follow(self, stop: threading.Event, until_inactive: bool = True) -> LinkState:
+        """Sync every poll_s until stopped (or, by default, until the run is no longer active).
+
+        Link trouble → reconnect with backoff, forever (a reboot takes minutes); a host-key
+        problem or a vanished run dir ends the follow with state "failed".
+        """
+        attempt = 0
+        while not stop.is_set():
+            try:
+                if self.state.state != "connected":
+                    self._set(LinkState("connecting", self.host, attempt))
+                    self._sftp()
+                    attempt = 0
+                    self._set(LinkState("connected", self.host))
+                new = self.sync_once()
+                if until_inactive and not new and not self._active():
+                    self.sync_once()  # lines written just before the state changed
+                    self._set(LinkState("stopped", self.host))
+                    break
+            except (RemoteRunGone, UnknownHostKey, HostKeyChanged) as exc:
+                self._set(LinkState("failed", self.host, attempt, error=str(exc)))
+                self.close()
+                return self.state
+            except (RemoteError, OSError, EOFError, paramiko.SSHException) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.EACCES,):
+                    self._set(LinkState("failed", self.host, attempt, error=f"permission denied: {exc}"))
+                    self.close()
+                    return self.state
+                self.close()
+                attempt += 1
+                delay = BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]
+                self._set(LinkState("reconnecting", self.host, attempt, delay, _brief(exc)))
+                stop.wait(delay)
+                continue
+            stop.wait(self.poll_s)
+        self.close()
+        if self.state.state not in ("stopped", "failed"):
+            self._set(LinkState("stopped", self.host))
+        return self.state
+
+    def _active(self) -> bool:
+        status = runs.read_status(self.local_dir)
+        return status is None or status.state in runs.ACTIVE_STATES
+
+    def _set(self, state: LinkState) -> None:
+        self.state = state
+        if self.on_state:
+            self.on_state(state)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) < 120 else text[:119] + "…"
+
+
+def mirror_mtime(local_dir: Path) -> float | None:
+    """When the local mirror last saw the run's status change (its local mtime)."""
+    try:
+        return os.stat(Path(local_dir) / runs.STATUS).st_mtime
+    except FileNotFoundError:
+        return None
+

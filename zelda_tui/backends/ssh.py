@@ -1,0 +1,281 @@
+"""The one SSH session type (paramiko) used for every remote step: launch, tail, fetch, backup.
+
+Hosts are named by alias and resolved through `~/.ssh/config` (HostName, User, Port,
+IdentityFile, ProxyJump); keys come from IdentityFile, the usual ~/.ssh/id_* files and the
+ssh-agent. Host keys are checked against known_hosts: an unknown key raises `UnknownHostKey`
+carrying its SHA256 fingerprint, and is only added when the caller accepts it (any new key,
+like OpenSSH's accept-new, or exactly the fingerprint a user was shown); a changed key is
+always refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from ..core import atomic
+from ..core.errors import ZeldaError
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    config_file: Path = field(default_factory=lambda: Path.home() / ".ssh" / "config")
+    known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
+    connect_timeout_s: float = 15.0
+    command_timeout_s: float = 600.0
+    keepalive_s: int = 10
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    proxy_jump: str | None
+
+    @property
+    def label(self) -> str:
+        return self.alias if self.alias == self.hostname else f"{self.alias} ({self.hostname}:{self.port})"
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class UnknownHostKey(ZeldaError):
+    """The host's key is not in known_hosts: show the fingerprint, connect again only if accepted."""
+
+    def __init__(self, host: HostSpec, key_type: str, fingerprint: str) -> None:
+        super().__init__(f"{host.label}: unknown host key {key_type} {fingerprint} — not in {host.known_hosts_name!r} "
+                         "of known_hosts; accept it only if it is the box you rented (--accept-new-host-key)")
+        self.host, self.key_type, self.fingerprint = host, key_type, fingerprint
+
+
+class HostKeyChanged(ZeldaError):
+    def __init__(self, host: HostSpec, got: str, expected: str, known_hosts: Path) -> None:
+        super().__init__(f"{host.label}: HOST KEY CHANGED (now {got}, known_hosts has {expected}) — refusing to connect; "
+                         f"if the box was re-provisioned remove the old key: ssh-keygen -f {known_hosts} "
+                         f"-R {shlex.quote(host.known_hosts_name)}")
+
+
+class RemoteError(ZeldaError):
+    """A step on a remote host failed; the message names the host and the step."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's form: SHA256:<base64 without padding>."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def resolve(alias: str, settings: SshSettings) -> HostSpec:
+    """`user@host:port` or an alias from the ssh config file."""
+    user = port = None
+    name = alias
+    if "@" in name:
+        user, name = name.split("@", 1)
+    if name.count(":") == 1:
+        name, port_text = name.split(":")
+        port = int(port_text)
+    cfg = paramiko.SSHConfig()
+    if settings.config_file.is_file():
+        try:
+            cfg = paramiko.SSHConfig.from_path(str(settings.config_file))
+        except Exception as exc:  # paramiko raises several types for bad files
+            raise ZeldaError(f"{settings.config_file}: cannot read ssh config: {exc}") from None
+    entry = cfg.lookup(name)
+    proxy = entry.get("proxyjump")
+    return HostSpec(
+        alias=alias,
+        hostname=entry.get("hostname", name),
+        port=port or int(entry.get("port", 22)),
+        user=user or entry.get("user") or os.environ.get("USER") or "root",
+        identity_files=tuple(os.path.expanduser(p) for p in entry.get("identityfile", [])),
+        proxy_jump=None if proxy in (None, "none") else proxy,
+    )
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):
+    """Never accept silently: the caller decides, with the fingerprint in hand."""
+
+    def __init__(self, host: HostSpec, accept: bool | str, known_hosts: Path) -> None:
+        self.host, self.accept, self.known_hosts = host, accept, known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        fp = fingerprint(key)
+        if self.accept is True or (isinstance(self.accept, str) and self.accept == fp):
+            client.get_host_keys().add(hostname, key.get_name(), key)
+            _append_known_host(self.known_hosts, hostname, key)
+            return
+        raise UnknownHostKey(self.host, key.get_name(), fp)
+
+
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def _append_known_host(path: Path, hostname: str, key: paramiko.PKey) -> None:
+    with _KNOWN_HOSTS_LOCK:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        atomic.write_text(path, old + f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class SshSession:
+    """One connection to one host; commands, SFTP and forwarded channels share its transport."""
+
+    def __init__(self, alias: str, settings: SshSettings | None = None, accept_new_host_key: bool | str = False) -> None:
+        self.settings = settings or SshSettings()
+        self.host = resolve(alias, self.settings)
+        self.accept = accept_new_host_key
+        self._client: paramiko.SSHClient | None = None
+        self._jump: SshSession | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # --- connection --------------------------------------------------------------------
+    def connect(self) -> "SshSession":
+        h, s = self.host, self.settings
+        client = paramiko.SSHClient()
+        if s.known_hosts.is_file():
+            try:
+                client.load_host_keys(str(s.known_hosts))
+            except (OSError, paramiko.SSHException) as exc:
+                raise ZeldaError(f"{s.known_hosts}: cannot read known_hosts: {exc}") from None
+        client.set_missing_host_key_policy(_Refuse(h, self.accept, s.known_hosts))
+        sock = None
+        if h.proxy_jump:
+            self._jump = SshSession(h.proxy_jump.split(",")[0], s, self.accept).connect()
+            try:
+                sock = self._jump.transport.open_channel("direct-tcpip", (h.hostname, h.port), ("127.0.0.1", 0),
+                                                         timeout=s.connect_timeout_s)
+            except (paramiko.SSHException, OSError) as exc:
+                raise RemoteError(f"{h.label}: cannot reach it through jump host {h.proxy_jump}: {exc}") from None
+        try:
+            client.connect(
+                h.hostname, port=h.port, username=h.user, key_filename=list(h.identity_files) or None,
+                allow_agent=True, look_for_keys=True, timeout=s.connect_timeout_s, banner_timeout=s.connect_timeout_s,
+                auth_timeout=s.connect_timeout_s, sock=sock,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyChanged(h, fingerprint(exc.key), fingerprint(exc.expected_key), s.known_hosts) from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            keys = ", ".join(h.identity_files) or "~/.ssh/id_*"
+            raise RemoteError(f"{h.label}: authentication failed for user {h.user!r} (keys: {keys}, and the agent): "
+                              f"{exc}") from None
+        except (socket.timeout, TimeoutError):
+            client.close()
+            raise RemoteError(f"{h.label}: connect timed out after {s.connect_timeout_s:g} s") from None
+        except (OSError, paramiko.SSHException) as exc:
+            client.close()
+            if isinstance(exc, ZeldaError):
+                raise
+            raise RemoteError(f"{h.label}: cannot connect: {_one_line(exc)}") from None
+        client.get_transport().set_keepalive(s.keepalive_s)
+        self._client = client
+        return self
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        if self._client is None:
+            raise RemoteError(f"{self.host.label}: not connected")
+        return self._client.get_transport()
+
+    def is_alive(self) -> bool:
+        return self._client is not None and self._client.get_transport() is not None and self._client.get_transport().is_active()
+
+    def close(self) -> None:
+        for thing in (self._sftp, self._client, self._jump):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # closing a dead connection may raise anything; it is gone either way
+                    pass
+        self._sftp = self._client = self._jump = None
+
+    def __enter__(self) -> "SshSession":
+        return self if self.is_alive() else self.connect()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- commands ----------------------------------------------------------------------
+    def run(self, command: str, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
+        """Run through the login user's shell; stdout and stderr are read concurrently (no pipe deadlock)."""
+        timeout = timeout or self.settings.command_timeout_s
+        try:
+            chan = self.transport.open_session(timeout=self.settings.connect_timeout_s)
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+
+            def drain_err() -> None:
+                try:
+                    while chunk := chan.recv_stderr(65536):
+                        err.extend(chunk)
+                except (OSError, EOFError, paramiko.SSHException):
+                    pass  # the main loop reports the timeout or the lost connection
+
+            reader = threading.Thread(target=drain_err, daemon=True)
+            reader.start()
+            while chunk := chan.recv(65536):
+                out.extend(chunk)
+            reader.join(timeout)
+            rc = chan.recv_exit_status()
+            chan.close()
+        except (socket.timeout, TimeoutError):
+            chan.close()
+            raise RemoteError(f"{self.host.label}: command timed out after {timeout:g} s: {_short(command)}") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise RemoteError(f"{self.host.label}: connection lost running {_short(command)}: {_one_line(exc)}") from None
+        return CommandResult(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def check(self, command: str, step: str, timeout: float | None = None) -> str:
+        """stdout of a command that must succeed; otherwise an error naming host, step and stderr."""
+        res = self.run(command, timeout)
+        if res.rc != 0:
+            detail = (res.stderr.strip() or res.stdout.strip() or f"exit status {res.rc}").splitlines()
+            raise RemoteError(f"{self.host.label}: {step} failed (exit {res.rc}): {' | '.join(detail[-3:])}")
+        return res.stdout
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = self._client.open_sftp() if self._client else None
+            except (OSError, paramiko.SSHException) as exc:
+                raise RemoteError(f"{self.host.label}: cannot open SFTP: {_one_line(exc)}") from None
+            if self._sftp is None:
+                raise RemoteError(f"{self.host.label}: not connected")
+            self._sftp.get_channel().settimeout(self.settings.command_timeout_s)
+        return self._sftp
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _short(command: str, n: int = 80) -> str:
+    return command if len(command) <= n else command[: n - 1] + "…"
