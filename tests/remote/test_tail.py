@@ -114,3 +114,19 @@ def test_replaced_remote_log_is_refused_not_mixed(sshd, tmp_path: Path):
     final = mirror.follow(threading.Event())
     assert final.state == "failed" and "shorter" in final.error
     assert (local / runs.TRAIN_LOG).read_text() == "one\ntwo\nthree\n"
+
+
+def test_a_backlog_streams_in_bulk_and_still_holds_the_partial_line(sshd, tmp_path: Path):
+    remote, local = tmp_path / "r", tmp_path / "l"
+    remote.mkdir()
+    lines = [f"{i:08d} " + "y" * 90 for i in range(30_000)]  # ~3 MB: past the bulk threshold
+    (remote / runs.TRAIN_LOG).write_text("\n".join(lines) + "\nhalf a li")
+    seen: list = []
+    mirror = mirror_for(sshd, remote, local, seen, [])
+    assert mirror.sync_once() == len(lines)
+    with open(remote / runs.TRAIN_LOG, "a") as fh:
+        fh.write("ne\n")
+    assert mirror.sync_once() == 1
+    mirror.close()
+    assert [line for _, line in seen] == lines + ["half a line"]
+    assert (local / runs.TRAIN_LOG).read_bytes() == (remote / runs.TRAIN_LOG).read_bytes()

@@ -279,7 +279,6 @@ def download_tree(session: SshSession, root: str, local_root: Path, step: str, p
     files = remote_tree(session, root)
     digests = remote_digests(session, [posixpath.join(root, rel) for rel, _ in files])
     got_bytes = 0
-    sftp = session.sftp
     for n, (rel, size) in enumerate(files, 1):
         remote = posixpath.join(root, rel)
         want = digests.get(remote)
@@ -294,16 +293,11 @@ def download_tree(session: SshSession, root: str, local_root: Path, step: str, p
         if start > size:
             start = 0
         progress(f"{step}: {rel} ({n}/{len(files)}, {size / 1e6:.1f} MB" + (f", resuming at {start / 1e6:.1f} MB" if start else "") + ")")
-        with sftp.open(remote, "rb") as src, open(part, "ab" if start else "wb") as dst:
-            src.seek(start)
-            src.prefetch(size - start)
-            while start < size:
-                chunk = src.read(min(1 << 20, size - start))
-                if not chunk:
-                    break
-                dst.write(chunk)
-                start += len(chunk)
-                got_bytes += len(chunk)
+        with open(part, "ab" if start else "wb") as dst:
+            if size > start:
+                for chunk in session.read_range(remote, start, size - start):
+                    dst.write(chunk)
+                    got_bytes += len(chunk)
             dst.flush()
             os.fsync(dst.fileno())
         if sha256_file(part) != want:

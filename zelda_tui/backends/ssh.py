@@ -18,6 +18,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import paramiko
 
@@ -258,6 +259,35 @@ class SshSession:
             detail = (res.stderr.strip() or res.stdout.strip() or f"exit status {res.rc}").splitlines()
             raise RemoteError(f"{self.host.label}: {step} failed (exit {res.rc}): {' | '.join(detail[-3:])}")
         return res.stdout
+
+    def read_range(self, path: str, offset: int, length: int, timeout: float | None = None) -> Iterator[bytes]:
+        """Bytes [offset, offset+length) of a remote file, streamed over an exec channel.
+
+        paramiko's SFTP reads run at ~5 MB/s; `tail -c +N | head -c L` over a plain channel
+        moves ~170 MB/s on loopback (the same cipher), so every bulk read goes this way.
+        """
+        q = shlex.quote
+        chan = None
+        try:
+            chan = self.transport.open_session(timeout=self.settings.connect_timeout_s)
+            chan.settimeout(timeout or self.settings.command_timeout_s)
+            chan.exec_command(f"tail -c +{int(offset) + 1} -- {q(path)} | head -c {int(length)}")
+            got = 0
+            while chunk := chan.recv(1 << 20):
+                got += len(chunk)
+                yield chunk
+            rc = chan.recv_exit_status()
+            if rc != 0 or got != length:
+                err = chan.recv_stderr(4096).decode("utf-8", "replace").strip()
+                raise RemoteError(f"{self.host.label}: reading {path} at {offset}: got {got} of {length} bytes "
+                                  f"(exit {rc}{': ' + err if err else ''})")
+        except (socket.timeout, TimeoutError):
+            raise RemoteError(f"{self.host.label}: reading {path} timed out") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise RemoteError(f"{self.host.label}: connection lost reading {path}: {_one_line(exc)}") from None
+        finally:
+            if chan is not None:
+                chan.close()
 
     @property
     def sftp(self) -> paramiko.SFTPClient:

@@ -1,0 +1,80 @@
+"""Uploads and downloads over a real sshd: sha256-verified, resumable, unchanged files skipped; and
+the box probe's refusals (no python, no room) named by host and step."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from zelda_tui.backends import remote_runs
+from zelda_tui.backends.ssh import RemoteError, SshSession
+
+
+def blob(path: Path, n: int, seed: int = 1) -> Path:
+    path.write_bytes(hashlib.sha256(str(seed).encode()).digest() * (n // 32) + os.urandom(n % 32))
+    return path
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_upload_skips_equal_files_and_resumes_a_partial_one(sshd, tmp_path: Path):
+    src = blob(tmp_path / "train.jsonl", 3_000_000)
+    small = blob(tmp_path / "meta.json", 1000, seed=2)
+    box = tmp_path / "box"
+    items = [remote_runs.transfer(src, f"{box}/ds/train.jsonl"), remote_runs.transfer(small, f"{box}/ds/meta.json")]
+    with SshSession("gpu-box", sshd.settings()) as s:
+        assert remote_runs.upload(s, items, "upload mix", quiet) == 3_001_000
+        assert (box / "ds" / "train.jsonl").read_bytes() == src.read_bytes()
+        assert remote_runs.upload(s, items, "upload mix", quiet) == 0  # sha256 equal: nothing sent
+        # an interrupted upload left 1 MB in a .part file: only the rest is sent
+        (box / "ds" / "train.jsonl").unlink()
+        (box / "ds" / "train.jsonl.part").write_bytes(src.read_bytes()[:1_000_000])
+        said: list[str] = []
+        assert remote_runs.upload(s, items, "upload mix", said.append) == 2_000_000
+        assert any("resuming at 1.0 MB" in line for line in said)
+        assert (box / "ds" / "train.jsonl").read_bytes() == src.read_bytes()
+        assert not (box / "ds" / "train.jsonl.part").exists()
+        # a .part with wrong bytes is caught by the sha256 check, removed, and the next try succeeds
+        (box / "ds" / "train.jsonl").unlink()
+        (box / "ds" / "train.jsonl.part").write_bytes(b"garbage" * 1000)
+        with pytest.raises(RemoteError, match="arrived corrupted"):
+            remote_runs.upload(s, items, "upload mix", quiet)
+        assert remote_runs.upload(s, items, "upload mix", quiet) == 3_000_000
+        assert (box / "ds" / "train.jsonl").read_bytes() == src.read_bytes()
+
+
+def test_download_tree_verifies_resumes_and_skips(sshd, tmp_path: Path):
+    box = tmp_path / "box" / "lora_adapters"
+    (box / "sub").mkdir(parents=True)
+    a = blob(box / "adapter_model.safetensors", 2_500_000)
+    b = blob(box / "sub" / "tokenizer.json", 5000, seed=3)
+    (box / "leftover.part").write_text("never fetched")
+    local = tmp_path / "home" / "lora_adapters"
+    with SshSession("gpu-box", sshd.settings()) as s:
+        assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 2_505_000
+        assert (local / "adapter_model.safetensors").read_bytes() == a.read_bytes()
+        assert (local / "sub" / "tokenizer.json").read_bytes() == b.read_bytes()
+        assert not (local / "leftover.part").exists()
+        assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 0
+        (local / "adapter_model.safetensors").unlink()
+        (local / "adapter_model.safetensors.part").write_bytes(a.read_bytes()[:2_000_000])
+        assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 500_000
+        assert (local / "adapter_model.safetensors").read_bytes() == a.read_bytes()
+        with pytest.raises(Exception, match="does not exist"):
+            remote_runs.download_tree(s, str(tmp_path / "box" / "nope"), local, "fetch", quiet)
+
+
+def test_probe_refusals_name_host_and_step(sshd, tmp_path: Path):
+    settings = remote_runs.RemoteSettings(training_dir=str(tmp_path / "box"), python=str(tmp_path / "no-python"))
+    with SshSession("gpu-box", sshd.settings()) as s:
+        with pytest.raises(RemoteError, match=r"gpu-box.*check free disk: .* GB free .* needs 1000000000.00 GB"):
+            remote_runs.probe(s, settings, "cpu", 10**18, quiet)
+        with pytest.raises(RemoteError, match=r"gpu-box.*check python: .*no-python cannot import the trainer stack"):
+            remote_runs.probe(s, settings, "cpu", 1000, quiet)
+        with pytest.raises(RemoteError, match=r"gpu-box.*check GPU: nvidia-smi finds no GPU"):
+            remote_runs.probe(s, settings, "auto", 1000, quiet)
