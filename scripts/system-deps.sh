@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # System packages the test suite drives for real: tmux (the TUI in a real terminal),
-# openssh-server (the SSH tests), librsvg2-bin (SVG screenshots -> PNG for the README).
+# openssh-server (the SSH tests: a real sshd on 127.0.0.1), rsync (backups from the GPU box).
 # Installs only what is missing; needs root (or sudo) and apt. Elsewhere it says what to install.
 set -euo pipefail
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: please install: ${need[*]}" >&2
