@@ -35,7 +35,7 @@ def test_repo_config_describes_the_plan():
     assert raw["train"]["checkpoint_every_steps"] == 50
     assert raw["monitoring"] == {
         "gpu_idle_threshold_percent": 5, "gpu_idle_alert_minutes": 15,
-        "gpu_idle_shutdown_minutes": 30, "disk_warning_percent": 85,
+        "gpu_idle_shutdown_minutes": 30, "disk_warning_percent": 85, "check_every_s": 60,
     }
     assert raw["budget"]["max_total_usd"] > 0
 

@@ -87,6 +87,20 @@ def gpu_list(session: SshSession) -> list[str]:
     return [line.strip() for line in res.stdout.splitlines() if line.strip()] if res.rc == 0 else []
 
 
+def gpu_utilisation(session: SshSession, nvidia_smi: str = "nvidia-smi") -> list[float]:
+    """Percent busy per GPU; [] when there is no GPU (or no nvidia-smi) to ask."""
+    res = session.run(f"{nvidia_smi} --query-gpu=utilization.gpu --format=csv,noheader,nounits", timeout=60)
+    if res.rc != 0:
+        return []
+    out = []
+    for line in res.stdout.split():
+        try:
+            out.append(float(line.strip().rstrip("%")))
+        except ValueError:
+            continue
+    return out
+
+
 def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes: int, progress: Progress) -> BoxInfo:
     """Python with the trainer stack, a GPU unless the run says cpu, and room for the upload."""
     label = session.host.label

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -58,9 +59,10 @@ class RemoteRunGone(ZeldaError):
 class RemoteMirror:
     def __init__(self, connect: Callable[[], SshSession], remote_dir: str, local_dir: Path,
                  on_lines: LinesCallback | None = None, on_state: Callable[[LinkState], None] | None = None,
-                 poll_s: float = 0.1) -> None:
+                 poll_s: float = 0.1, on_tick: Callable[[SshSession], None] | None = None, tick_s: float = 60.0) -> None:
         self.connect, self.remote_dir, self.local_dir = connect, remote_dir.rstrip("/"), Path(local_dir)
         self.on_lines, self.on_state, self.poll_s = on_lines, on_state, poll_s
+        self.on_tick, self.tick_s = on_tick, tick_s  # periodic checks on the box while following (GPU idle, disk)
         self.session: SshSession | None = None
         self.host = "remote"
         self._status_sig: tuple[int, int] | None = None
@@ -158,6 +160,7 @@ class RemoteMirror:
         problem or a vanished run dir ends the follow with state "failed".
         """
         attempt = 0
+        next_tick = 0.0
         while not stop.is_set():
             try:
                 if self.state.state != "connected":
@@ -166,6 +169,9 @@ class RemoteMirror:
                     attempt = 0
                     self._set(LinkState("connected", self.host))
                 new = self.sync_once()
+                if self.on_tick and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.tick_s
+                    self.on_tick(self.session)
                 if until_inactive and not new and not self._active():
                     self.sync_once()  # lines written just before the state changed
                     self._set(LinkState("stopped", self.host))

@@ -135,7 +135,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     say(f"[link] {link.line()}")
                 last[0] = link.state
 
-            mirror = services.run_mirror(args.run, on_state=on_state)
+            mirror = services.run_mirror(args.run, on_state=on_state, on_alert=lambda text: say(f"[alert] {text}"))
             if args.no_follow:
                 mirror.sync_once()
                 mirror.close()

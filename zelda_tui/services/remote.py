@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import posixpath
 import re
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from ..backends import remote_runs
 from ..backends.remote_tail import LinesCallback, LinkState, RemoteMirror
-from ..backends.ssh import SshSession, SshSettings
+from ..backends.ssh import SshSession, SshSettings, resolve
 from ..core import run_plan, runs
 from ..core.config import Config
 from ..core.errors import ConfigError
+from ..core.idle_watch import IdleWatch
 from ..core.errors import ZeldaError
 from ..core.inventory import Inventory
 from ..core.mix import EVAL_SOURCES
@@ -169,11 +171,69 @@ class RemoteServices:
         return row
 
     def run_mirror(self, ref: str, on_lines: LinesCallback | None = None,
-                   on_state: Callable[[LinkState], None] | None = None, poll_s: float = 0.1) -> RemoteMirror:
+                   on_state: Callable[[LinkState], None] | None = None, poll_s: float = 0.1,
+                   on_alert: Callable[[str], None] | None = None) -> RemoteMirror:
+        """The follower of a remote run; with on_alert it also watches GPU idleness and disk on the box."""
         row = self._require_remote(ref)
         settings = self.ssh_settings()
+        tick, every = (self._box_watch(row, on_alert) if on_alert else (None, 60.0))
         return RemoteMirror(lambda: SshSession(row["host"], settings).connect(), row["remote_dir"],
-                            Path(row["run_dir"]), on_lines, on_state, poll_s)
+                            Path(row["run_dir"]), on_lines, on_state, poll_s, tick, every)
+
+    def _box_watch(self, row: dict, alert: Callable[[str], None]) -> tuple[Callable[[SshSession], None], float]:
+        """[monitoring]: GPU idle → alert, then budget.on_idle ("alert" or "destroy" the tracked instance);
+        remote disk past disk_warning_percent → a warning (once per crossing)."""
+        mon, budget = self._table("monitoring"), self._table("budget")
+        try:
+            watch = IdleWatch(float(mon.get("gpu_idle_threshold_percent", 5)),
+                              float(mon.get("gpu_idle_alert_minutes", 15)) * 60,
+                              float(mon.get("gpu_idle_shutdown_minutes", 30)) * 60)
+            every = float(mon.get("check_every_s", 60))
+            disk_limit = float(mon.get("disk_warning_percent", 85))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.config.path} [monitoring]: thresholds must be numbers") from None
+        nvidia_smi = str(mon.get("nvidia_smi", "nvidia-smi"))
+        on_idle = str(budget.get("on_idle", "alert"))
+        if on_idle not in ("alert", "destroy"):
+            raise ConfigError(f"{self.config.path} [budget] on_idle: \"alert\" or \"destroy\", got {on_idle!r}")
+        settings = self.remote_settings()
+        disk_warned = [False]
+
+        def tick(session: SshSession) -> None:
+            host = row["host"]
+            _, used = remote_runs.disk_usage(session, settings.training_dir)
+            if used >= disk_limit and not disk_warned[0]:
+                alert(f"{host}: disk {used:.0f}% full under {settings.training_dir} (warning at {disk_limit:g}%)")
+            disk_warned[0] = used >= disk_limit
+            now = time.time()
+            event = watch.feed(now, remote_runs.gpu_utilisation(session, nvidia_smi))
+            if event is None:
+                return
+            span = watch.idle_for(now)
+            idle = f"{host}: GPU idle (< {watch.threshold_percent:g}%) for " + (
+                f"{span / 60:.0f} min" if span >= 120 else f"{span:.0f} s")
+            if event == "alert" or on_idle == "alert":
+                alert(idle + ("" if event == "alert" else " — budget.on_idle = \"alert\": it keeps running"))
+                return
+            instance = self.instance_for_host(host)
+            if instance is None:
+                alert(idle + " — no tracked instance for this host, nothing destroyed")
+                return
+            done = self.instance_destroy(instance["key"])
+            alert(idle + f" — destroyed {done['key']} (spent ${done['spent_usd']:.2f})")
+
+        return tick, every
+
+    def instance_for_host(self, host: str) -> dict | None:
+        """The tracked, still-running instance whose SSH endpoint is this host (alias or user@host:port)."""
+        try:
+            spec = resolve(host, self.ssh_settings())
+        except ZeldaError:
+            return None
+        for inst in self.store.instance_rows():
+            if inst["ended"] is None and inst["ssh_host"] == spec.hostname and (inst["ssh_port"] or 22) == spec.port:
+                return inst
+        return None
 
     def run_sync(self, ref: str) -> dict:
         """One pass of the mirror plus a liveness check of the remote process (`train status`)."""

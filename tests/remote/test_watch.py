@@ -1,0 +1,86 @@
+"""While a remote run is followed: GPU idle → alert, then the configured action (destroy the tracked
+instance behind the host, through the provider API replay); remote disk past the threshold → warning.
+
+nvidia-smi is named by [monitoring] nvidia_smi; here a script on the box prints 0 % for each of
+two GPUs (this machine has none to sample)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.backends.replay_server import FIXTURES, ReplayServer, Reply, fixture_json
+from tests.cli.test_offers_cli import KEY, workspace
+from zelda_tui.services import build_services
+
+if not FIXTURES.is_dir():
+    pytest.skip("../shared/fixtures/providers not beside the repo", allow_module_level=True)
+
+NEW_ID = str(fixture_json("vast/create_instance.json")["new_contract"])
+
+
+def test_idle_gpu_alerts_then_destroys_the_tracked_instance(sshd, small_ws: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("VAST_API_KEY", KEY)
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0\\n0\\n'\n")
+    smi.chmod(0o755)
+    box = tmp_path / "box"
+    run_remote = box / "models" / "r1"
+    run_remote.mkdir(parents=True)
+    (run_remote / "status.json").write_text('{"state": "running", "pid": 1}')
+    (run_remote / "train.log").write_text("step 1\n")
+    with ReplayServer() as server:
+        server.route("DELETE", f"/api/v0/instances/{NEW_ID}/", Reply.file("vast/destroy_instance.json"))
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        with open(cfg, "a") as fh:
+            fh.write(f"""
+[remote]
+training_dir = "{box}"
+ssh_config = "{sshd.root / 'ssh_config'}"
+known_hosts = "{sshd.settings().known_hosts}"
+
+[monitoring]
+nvidia_smi = "{smi}"
+gpu_idle_threshold_percent = 5
+gpu_idle_alert_minutes = 0.01
+gpu_idle_shutdown_minutes = 0.04
+disk_warning_percent = 0
+check_every_s = 0.1
+
+[budget]
+on_idle = "destroy"
+""")
+        services = build_services(cfg)
+        try:
+            local = tmp_path / "ws" / "runs" / "r1"
+            local.mkdir(parents=True)
+            services.store.run_upsert("r1", str(local), "gpu-box", "m", 0, 1, "running", str(run_remote))
+            services.store.instance_add({"key": f"vast:{NEW_ID}", "provider": "vast", "instance_id": NEW_ID,
+                                         "offer": "vast:1", "gpu_name": "A100", "num_gpus": 2, "dph_total": 1.5,
+                                         "started": time.time() - 3600, "ended": None, "state": "running",
+                                         "ssh_host": "127.0.0.1", "ssh_port": sshd.port})
+            assert services.instance_for_host("gpu-box")["key"] == f"vast:{NEW_ID}"
+            alerts: list[str] = []
+            stop = threading.Event()
+            mirror = services.run_mirror("r1", on_alert=alerts.append)
+            follower = threading.Thread(target=mirror.follow, args=(stop,), daemon=True)
+            follower.start()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any("destroyed" in a for a in alerts):
+                time.sleep(0.05)
+            stop.set()
+            follower.join(10)
+            assert server.received("DELETE"), alerts
+            rows = {r["key"]: r for r in services.store.instance_rows()}
+            assert rows[f"vast:{NEW_ID}"]["ended"] is not None
+        finally:
+            services.close()
+    disk = [a for a in alerts if "disk" in a]
+    assert len(disk) == 1 and "gpu-box" in disk[0] and "warning at 0%" in disk[0]  # said once, not every tick
+    idle = [a for a in alerts if "GPU idle" in a]
+    assert idle[0].startswith("gpu-box: GPU idle (< 5%)") and "destroyed" not in idle[0]
+    assert f"destroyed vast:{NEW_ID} (spent $1.50)" in idle[-1]
+    assert (local / "train.log").read_text() == "step 1\n"
