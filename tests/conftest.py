@@ -14,6 +14,9 @@ import pytest
 from zelda_tui.core import demo
 from zelda_tui.services import build_services
 
+# the `sshd` fixture (a real OpenSSH server on 127.0.0.1) for every test that needs a box
+pytest_plugins = ["tests.remote.sshd"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.remote.sshd import sshd  # noqa: F401  (the fixture)
 from zelda_tui.core import runs
 
 from .conftest import make_workspace, wait_for

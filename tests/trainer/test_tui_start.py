@@ -31,7 +31,7 @@ async def test_new_run_from_the_runs_screen(train_ws: Path):
                 await pilot.pause()
                 table = app.screen.query_one(DataTable)
                 if table.row_count:
-                    state = str(table.get_row_at(0)[1])
+                    state = str(table.get_cell_at((0, 2)))
                     if state in ("completed", "failed", "died"):
                         break
             assert state == "completed"

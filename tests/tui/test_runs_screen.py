@@ -136,9 +136,10 @@ async def test_runs_table_live_tail_chart_and_stop(small_ws: Path, live_run, app
         assert isinstance(screen, RunsScreen) and screen.title == "Runs"
         table = screen.query_one(DataTable)
         assert cells(table, 0) == ["tiny_20260103T000000Z", "tiny_20260102T000000Z", "tiny_20260101T000000Z"]
-        assert cells(table, 1) == ["running", "completed", "died"]
-        assert cells(table, 2) == ["small"] * 3  # mix read from run.toml
-        assert cells(table, 3)[1] == "20/100"
+        assert cells(table, 1) == ["local"] * 3  # the host column: these ran on this machine
+        assert cells(table, 2) == ["running", "completed", "died"]
+        assert cells(table, 3) == ["small"] * 3  # mix read from run.toml
+        assert cells(table, 4)[1] == "20/100"
 
         # the live run is selected first: its log follows the file, each line once, in order
         log = screen.query_one(LogView)

@@ -4,11 +4,16 @@ Everything on disk is read on worker threads: the runs list (`services.run_list(
 ~2 s, and the selected run's train.log / metrics.jsonl through `core.runs.LineTail` (byte
 offset, complete lines only) every ~0.25 s. Each poll posts one batch; the UI appends it in
 one go. Switching the selection starts fresh tails (a finished run replays from the start).
+
+A remote run's files are local too: while it is selected, a worker runs its mirror (which
+copies the box's logs into the local run dir, reconnecting on its own, and watches GPU idle
+and disk); the same local tails then show them, and the summary shows the connection.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -24,14 +29,14 @@ from textual.worker import Worker
 
 from ..core import runs
 from ..core.errors import ZeldaError
-from ..services import Services
+from ..services import Services, UnknownHostKey
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.log_view import MAX_LINES, LogView
 from ..widgets.loss_chart import LossChart
 from ..widgets.start_run import StartRunDialog
 
-COLUMNS = (("name", "name"), ("state", "state"), ("mix", "mix"), ("step", "step/max"), ("loss", "loss"),
-           ("eval", "eval"), ("tps", "tok/s"), ("eta", "ETA"))
+COLUMNS = (("name", "name"), ("host", "host"), ("state", "state"), ("mix", "mix"), ("step", "step/max"),
+           ("loss", "loss"), ("eval", "eval"), ("tps", "tok/s"), ("eta", "ETA"))
 LIST_EVERY_S = 2.0
 TAIL_EVERY_S = 0.25
 REPLAY_BYTES = 4 * 1024 * 1024  # a long train.log replays from its last 4 MB (the pane keeps 2,000 lines anyway)
@@ -57,11 +62,12 @@ def fmt_num(value: float | None, spec: str) -> str:
 
 def row_cells(info: dict) -> tuple[str, ...]:
     step = f"{info['step']:,}" + (f"/{info['max_steps']:,}" if info.get("max_steps") else "")
-    return (info["name"], info["state"], info.get("mix") or "—", step, fmt_num(info.get("loss"), ".3f"),
+    return (info["name"], info.get("host") or "local", info["state"], info.get("mix") or "—", step,
+            fmt_num(info.get("loss"), ".3f"),
             fmt_num(info.get("eval_loss"), ".3f"), fmt_num(info.get("tokens_per_s"), ",.0f"), fmt_duration(info.get("eta_s")))
 
 
-def summary_text(info: dict) -> str:
+def summary_text(info: dict, link: str | None = None) -> str:
     state = info["state"]
     colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red"}.get(state, "yellow")
     parts = [f"[b {colour}]{state}[/]"]
@@ -73,6 +79,10 @@ def summary_text(info: dict) -> str:
         f"ETA {fmt_duration(info.get('eta_s'))}",
         f"ckpt {Path(info['last_checkpoint']).name if info.get('last_checkpoint') else '—'}",
     ]
+    if info.get("spent_usd") is not None:
+        parts.append(f"${info['spent_usd']:,.2f} spent ({info['instance']})")
+    if link:
+        parts.insert(1, link)
     if info.get("message") and state not in ("failed", "died"):
         parts.append(info["message"])
     return " · ".join(parts)
@@ -107,7 +117,16 @@ class RunsScreen(Screen):
         Binding("s", "stop", "Stop", id="runs.stop", tooltip="Stop the selected run (SIGTERM: checkpoint, then exit)"),
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Start a stopped or died run again from its latest checkpoint"),
         Binding("f", "follow", "Follow log", id="runs.follow", tooltip="Focus the log and follow new lines (again: back to the table)"),
+        Binding("g", "fetch", "Fetch adapters", id="runs.fetch", tooltip="Remote run: bring lora_adapters/ and the latest checkpoint home"),
+        Binding("D", "destroy", "Destroy instance", id="runs.destroy", tooltip="Remote run: destroy the tracked instance it runs on"),
     ]
+
+    class Link(Message):
+        """The selected remote run's connection changed (connected, reconnecting, ...)."""
+
+        def __init__(self, gen: int, text: str, state: str) -> None:
+            super().__init__()
+            self.gen, self.text, self.state = gen, text, state
 
     class Listed(Message):
         def __init__(self, seq: int, infos: list[dict]) -> None:
@@ -131,6 +150,8 @@ class RunsScreen(Screen):
         self._list_worker: Worker | None = None
         self._list_failed = False
         self._tail_worker: Worker | None = None
+        self._mirror_stop: threading.Event | None = None
+        self.link: str | None = None  # the selected remote run's connection, as shown in the summary
         self.ready = False  # True once the first runs list is on screen
 
     def compose(self) -> ComposeResult:
@@ -220,16 +241,53 @@ class RunsScreen(Screen):
     def _show_summary(self) -> None:
         summary = self.query_one("#runs-summary", Static)
         info = self.infos.get(self.selected) if self.selected else None
-        summary.update(summary_text(info) if info else "")
+        summary.update(summary_text(info, self.link) if info else "")
 
     # --- the selected run's tails ------------------------------------------------------
     def _start_follow(self, info: dict | None) -> None:
         self._gen += 1
+        self._stop_mirror()
+        self.link = None
+        if info and info.get("remote_dir"):
+            self._mirror_stop = threading.Event()
+            self.link = f"[yellow]⇄ {info['host']}: connecting[/]"
+            self._run_mirror(self._gen, info["name"], self._mirror_stop)
         self.follow = Follow.start(self._gen, Path(info["run_dir"])) if info else None
         self.query_one("#runs-log", LogView).reset()
         self.query_one("#runs-chart", LossChart).reset()
         self.query_one("#runs-log", LogView).border_title = f"train.log · {info['name']}" if info else "train.log"
         self._tick_tail()
+
+    def _stop_mirror(self) -> None:
+        if self._mirror_stop is not None:
+            self._mirror_stop.set()
+            self._mirror_stop = None
+
+    def on_unmount(self) -> None:
+        self._stop_mirror()
+
+    @work(thread=True, group="runs-mirror", exit_on_error=False)
+    def _run_mirror(self, gen: int, name: str, stop: threading.Event) -> None:
+        """Copy the remote run's logs here until it ends or is deselected; reconnects on its own."""
+        def on_state(link) -> None:
+            self.post_message(self.Link(gen, link.line(), link.state))
+
+        def on_alert(text: str) -> None:
+            self.app.call_from_thread(self.notify, text, title="GPU box", severity="warning", timeout=15)
+
+        try:
+            mirror = self.services.run_mirror(name, on_state=on_state, on_alert=on_alert)
+            mirror.follow(stop)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, f"following {name} failed")
+
+    @on(Link)
+    def _link(self, msg: Link) -> None:
+        if msg.gen != self._gen:
+            return
+        colour = {"connected": "green", "stopped": "dim", "failed": "red"}.get(msg.state, "yellow")
+        self.link = f"[{colour}]⇄ {msg.text}[/]"
+        self._show_summary()
 
     def _tick_tail(self) -> None:
         if self.follow is None or not self.is_current:
@@ -311,20 +369,100 @@ class RunsScreen(Screen):
     def action_new_run(self) -> None:
         cfg = self.services.config
 
-        def chosen(choice: tuple[str | None, int | None] | None) -> None:
+        def chosen(choice: tuple[str | None, int | None, str | None] | None) -> None:
             if choice is not None:
                 self._start(*choice)
 
-        self.app.push_screen(StartRunDialog(cfg.phases, list(cfg.mixes)), chosen)
+        try:
+            hosts = self.services.remote_hosts()
+        except ZeldaError as exc:
+            self.app.report_error(exc, "reading [remote] failed")
+            hosts = []
+        self.app.push_screen(StartRunDialog(cfg.phases, list(cfg.mixes), hosts), chosen)
 
     @work(thread=True, group="runs-start", exit_on_error=False)
-    def _start(self, mix: str | None, phase: int | None) -> None:
+    def _start(self, mix: str | None, phase: int | None, host: str | None = None, accept: str | bool = False) -> None:
+        def progress(text: str) -> None:
+            self.app.call_from_thread(self.notify, text, title=f"Starting on {host}", timeout=4)
+
         try:
-            run_dir = self.services.train_start(mix, phase)
+            if host:
+                run_dir = self.services.train_start_remote(host, mix, phase, accept, progress)
+            else:
+                run_dir = self.services.train_start(mix, phase)
+        except UnknownHostKey as exc:
+            self.app.call_from_thread(self._ask_host_key, exc, mix, phase, host)
+            return
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "start failed")
             return
-        self.app.call_from_thread(self.notify, f"{run_dir.name} started", title="Run started")
+        self.app.call_from_thread(self.notify, f"{run_dir.name} started" + (f" on {host}" if host else ""),
+                                  title="Run started")
+        self.app.call_from_thread(self.refresh_list)
+
+    def _ask_host_key(self, exc: UnknownHostKey, mix: str | None, phase: int | None, host: str) -> None:
+        """Never trust a new host key silently: show its fingerprint; yes accepts exactly that key."""
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start(mix, phase, host, exc.fingerprint)
+
+        self.app.push_screen(ConfirmDialog(
+            f"Trust the host key of {host}?",
+            f"{exc.host.label} is not in known_hosts yet.\n\n{exc.key_type} key fingerprint:\n[b]{exc.fingerprint}[/b]\n\n"
+            "Accept only if this is the box you rented (compare with the provider's console).", yes="Trust"), answered)
+
+    def action_fetch(self) -> None:
+        info = self.selected_info()
+        if info is None:
+            return
+        if not info.get("remote_dir"):
+            self.notify(f"{info['name']} ran here: its adapters are already in {info['run_dir']}", severity="warning")
+            return
+        self._fetch(info["name"])
+
+    @work(thread=True, group="runs-fetch", exit_on_error=False)
+    def _fetch(self, name: str) -> None:
+        def progress(text: str) -> None:
+            self.app.call_from_thread(self.notify, text, title=f"Fetching {name}", timeout=3)
+
+        try:
+            try:
+                got = self.services.fetch_artifacts(name, "latest", progress)
+            except ZeldaError as exc:
+                if "no checkpoints" not in str(exc):
+                    raise
+                got = self.services.fetch_artifacts(name, "none", progress)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "fetch failed")
+            return
+        self.app.call_from_thread(self.notify, f"{', '.join(got['fetched'])} → {got['into']} "
+                                  f"({got['bytes'] / 1e6:.1f} MB moved)", title="Fetched")
+
+    def action_destroy(self) -> None:
+        info = self.selected_info()
+        if info is None:
+            return
+        if not info.get("instance"):
+            self.notify(f"{info['name']}: no tracked instance behind host {info.get('host')}", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._destroy(info["instance"])
+
+        self.app.push_screen(ConfirmDialog(
+            f"Destroy {info['instance']}?", f"The GPU box of {info['name']} ({info['host']}) is deleted with its disk; "
+            f"${info['spent_usd']:,.2f} spent so far.\nFetch the adapters first (g) if you need them.", yes="Destroy"),
+            answered)
+
+    @work(thread=True, group="runs-destroy", exit_on_error=False)
+    def _destroy(self, key: str) -> None:
+        try:
+            done = self.services.instance_destroy(key)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "destroy failed")
+            return
+        self.app.call_from_thread(self.notify, f"{key} destroyed (${done['spent_usd']:,.2f} in all)", title="Destroyed")
         self.app.call_from_thread(self.refresh_list)
 
     def action_follow(self) -> None:
@@ -341,3 +479,5 @@ class RunsScreen(Screen):
         yield SystemCommand("Resume run", "Runs: start the selected run again from its checkpoint", self.action_resume)
         yield SystemCommand("Follow log", "Runs: focus the train.log pane and follow it", self.action_follow)
         yield SystemCommand("Refresh runs", "Runs: read the runs list now", self.refresh_list)
+        yield SystemCommand("Fetch adapters", "Runs: bring a remote run's lora_adapters/ home", self.action_fetch)
+        yield SystemCommand("Destroy instance", "Runs: destroy the tracked GPU instance of a remote run", self.action_destroy)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.ssh import UnknownHostKey  # re-exported: the UI asks the user about new host keys
 from ..backends.tokenizer import load_token_counter
 from ..core import config as config_mod
 from ..core.config import Config
@@ -46,3 +47,6 @@ def build_services(config_path: str | Path | None = None) -> Services:
     cfg = config_mod.load(path)
     store = Store(cfg.state_path)
     return Services(config=cfg, store=store, inventory=Inventory(cfg, store, load_token_counter(cfg.model)))
+
+
+__all__ = ["Services", "UnknownHostKey", "build_services"]

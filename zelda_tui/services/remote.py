@@ -92,6 +92,14 @@ class RemoteServices:
                                           disk_warning_percent=float(mon.get("disk_warning_percent", d.disk_warning_percent)),
                                           train_requirements=_train_requirements())
 
+    def remote_hosts(self) -> list[str]:
+        """Where a run can go: [remote] hosts (ssh aliases), then running tracked instances' SSH endpoints."""
+        hosts = [str(h) for h in self._table("remote").get("hosts", []) or []]
+        for inst in self.store.instance_rows():
+            if inst["ended"] is None and inst["ssh_host"]:
+                hosts.append(f"root@{inst['ssh_host']}:{inst['ssh_port'] or 22}")
+        return list(dict.fromkeys(hosts))
+
     def ssh_connect(self, host: str, accept_new_host_key: bool | str = False) -> SshSession:
         return SshSession(host, self.ssh_settings(), accept_new_host_key).connect()
 

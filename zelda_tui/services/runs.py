@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ..backends import runners
@@ -102,7 +103,15 @@ class RunServices:
             "best_checkpoint": status.best_checkpoint, "message": status.message,
             "remote_dir": (row or {}).get("remote_dir") if remote else None,
             "synced_at": _mtime(run_dir / runs.STATUS) if remote else None,
+            **(self._instance_spend(row["host"]) if remote else {"instance": None, "spent_usd": None}),
         }
+
+    def _instance_spend(self, host: str) -> dict:
+        """The tracked instance behind a remote run's host, and what it has cost so far."""
+        inst = self.instance_for_host(host)
+        if inst is None:
+            return {"instance": None, "spent_usd": None}
+        return {"instance": inst["key"], "spent_usd": round(inst["dph_total"] * (time.time() - inst["started"]) / 3600, 2)}
 
     def train_stop(self, ref: str) -> int:
         if self.remote_row(ref):

@@ -1,0 +1,91 @@
+"""The Runs screen with a remote run (a real sshd on 127.0.0.1): its log arrives through the mirror
+and the connection shows in the summary; a new host key is asked about with its fingerprint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual.widgets import DataTable, Input, OptionList, Static
+
+from zelda_tui.widgets.confirm import ConfirmDialog
+from zelda_tui.widgets.log_view import LogView
+
+from .pilot_util import settle
+from .test_runs_screen import SIZE, select, wait_for
+
+
+def remote_config(cfg: Path, server, box: Path, known_hosts: Path) -> None:
+    with open(cfg, "a") as fh:
+        fh.write(f"""
+[remote]
+training_dir = "{box}"
+hosts = ["gpu-box"]
+ssh_config = "{server.root / 'ssh_config'}"
+known_hosts = "{known_hosts}"
+""")
+
+
+async def test_remote_run_log_comes_through_the_mirror(small_ws: Path, sshd, app_for, tmp_path: Path):
+    box = tmp_path / "box"
+    remote = box / "models" / "zelda_20260105T000000Z"
+    remote.mkdir(parents=True)
+    (remote / "train.log").write_text("".join(f"remote line {i}\n" for i in range(25)))
+    (remote / "metrics.jsonl").write_text("".join(json.dumps({"t": i, "event": "train", "step": i, "loss": 2.0 - i / 10}) + "\n"
+                                                  for i in range(1, 6)))
+    (remote / "status.json").write_text(json.dumps({"state": "completed", "pid": 4242, "step": 5, "max_steps": 5}))
+    remote_config(small_ws, sshd, box, sshd.settings().known_hosts)
+    local = small_ws.parent / "runs" / remote.name
+    local.mkdir(parents=True)
+    app = app_for(small_ws)
+    app.services.store.run_upsert(remote.name, str(local), "gpu-box", "small", 0, 4242, "starting", str(remote))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        await select(pilot, screen, remote.name)
+        log = screen.query_one("#runs-log", LogView)
+        await wait_for(pilot, lambda: "remote line 24" in "\n".join(log.lines), "the remote log in the pane")
+        summary = screen.query_one("#runs-summary", Static)
+        await wait_for(pilot, lambda: "gpu-box" in str(summary.render()) and "stopped" in str(summary.render()),
+                       "the link state in the summary")
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: str(table.get_cell(remote.name, "state")) == "completed", "state from the mirror")
+        assert str(table.get_cell(remote.name, "host")) == "gpu-box"
+    assert (local / "train.log").read_bytes() == (remote / "train.log").read_bytes()
+
+
+async def test_new_host_key_is_shown_and_must_be_accepted(small_ws: Path, sshd, app_for, tmp_path: Path):
+    kh = tmp_path / "known_hosts"
+    remote_config(small_ws, sshd, tmp_path / "box", kh)
+    app = app_for(small_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "StartRunDialog", "the start dialog")
+        assert "gpu-box" in str(app.screen.query_one(Static).render())  # the known hosts are listed
+        app.screen.query_one("#start-host", Input).value = "gpu-box"
+        app.screen.query_one(OptionList).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the host key question", timeout=30)
+        body = " ".join(str(w.render()) for w in app.screen.query(Static))
+        assert sshd.host_fingerprint in body and "gpu-box" in body
+        await pilot.press("n")  # not trusted: nothing written, nothing started
+        await pilot.pause()
+        assert not kh.exists()
+        assert not (small_ws.parent / "runs").exists() or not any((small_ws.parent / "runs").iterdir())
+
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "StartRunDialog", "the start dialog again")
+        app.screen.query_one("#start-host", Input).value = "gpu-box"
+        app.screen.query_one(OptionList).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the host key question", timeout=30)
+        await pilot.press("y")  # trusted: the key is remembered, then the box is probed (it has no GPU)
+        await wait_for(pilot, lambda: any(n.severity == "error" for n in app._notifications), "the probe's error", 30)
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert any("gpu-box" in e and "check GPU: nvidia-smi finds no GPU" in e for e in errors), errors
+        assert f"[127.0.0.1]:{sshd.port} ssh-ed25519" in kh.read_text()
