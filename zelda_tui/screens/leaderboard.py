@@ -1,16 +1,350 @@
-"""Leaderboard screen (not built yet: the Asar eval issue fills it)."""
+"""Leaderboard screen: every scored checkpoint of every run, ranked, with the base model as a row.
 
-from .planned import PlannedScreen
-
-
-class LeaderboardScreen(PlannedScreen):
-    SCREEN_TITLE = "Leaderboard"
-    PLAN = """\
-# Leaderboard — not built yet
-
-This screen will hold **every checkpoint of every run, ranked**:
-
-- assembles-with-Asar rate, per error class, pass@k and per-dataset eval loss
-- the base model as a reference row
-- a sample viewer: prompt, answer and Asar's verdict with the failing line highlighted
+The table is `services.leaderboard(prompt_set, sort)`, read on a worker thread. `s` (or a click
+on a column header) re-ranks by another column; `p` switches prompt set; Enter opens the
+sample viewer of the selected checkpoint; `c` marks a checkpoint and `c` on a second one
+opens both side by side; `e` evaluates a run (generation runs in a child process started by
+the services; this screen only posts its progress).
 """
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.markup import escape
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from rich.text import Text
+
+from ..services import Services
+from ..services.evals import EvalOptions, EvalReport
+from ..widgets.eval_dialog import EvalChoice, EvalDialog
+from .samples import CompareScreen, SampleViewer
+
+# (column key, label, sort column or None)
+COLUMNS = (
+    ("rank", "#", None), ("run", "run", "run"), ("ckpt", "checkpoint", "step"), ("asm", "asm", "assemble"),
+    ("p1", "pass@1", "pass1"), ("pk", "pass@k", "passk"), ("match", "match", "match"), ("loss", "eval loss", "eval_loss"),
+    ("syntax", "syntax", None), ("unres", "unresolved", None), ("step", "step", "step"),
+)
+SORTS = (("assemble", "assembles ↓"), ("pass1", "pass@1 ↓"), ("passk", "pass@k ↓"), ("match", "match ↓"),
+         ("eval_loss", "eval loss ↑"), ("step", "step ↓"), ("run", "run ↑"))
+RUN_WIDTH = 18
+EMPTY_HINT = ("No eval results yet. Press [b]e[/b] to evaluate a run's checkpoints (base model included), "
+              "or from a shell:\n  [b]zelda-tui eval run --run RUN[/b]   (runs: [b]zelda-tui train list[/b])")
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def row_cells(row: dict, marked: bool) -> tuple[Text | str, ...]:
+    rates = row["rates"]
+    run = row["model"].rsplit("/", 1)[-1] if row["is_base"] else row["run"]  # the base row: its model, in italics
+    pk = pct(row["pass_at_k"]) + (f" k{row['samples']}" if row["pass_at_k"] is not None else "")
+    numbers = (pct(row["pass_at_1"]), pk, pct(row["match_rate"]),
+               "—" if row["eval_loss"] is None else f"{row['eval_loss']:.3f}",
+               pct(rates.get("syntax_error", 0.0)), pct(rates.get("unresolved_label", 0.0)),
+               "—" if row["step"] is None else str(row["step"]))
+    return (
+        Text(("◆" if marked else "") + str(row["rank"]), style="bold cyan" if marked else ""),
+        Text(cut(run, RUN_WIDTH), style="italic" if row["is_base"] else ""),
+        row["checkpoint"], Text(pct(row["assemble_rate"]), style="bold", justify="right"),
+        *(Text(n, justify="right") for n in numbers),
+    )
+
+
+def detail_text(row: dict) -> str:
+    """The selected row in full: every verdict class, match count, per-dataset eval loss."""
+    parts = [f"[b]{escape(row['checkpoint'])}[/] of {escape(row['run'])}" if not row["is_base"]
+             else f"[b]base model[/] {escape(row['model'])}"]
+    parts.append(f"{row['prompts']} prompts" + (f", k={row['samples']}" if row["samples"] else ""))
+    parts.append(", ".join(f"{v.replace('_', ' ')} {pct(r)}" for v, r in row["rates"].items()) or "no answers")
+    if row["with_reference"]:
+        parts.append(f"match {row['matched']}/{row['with_reference']}")
+    if row["eval_loss_by_dataset"]:
+        parts.append("eval loss " + ", ".join(f"{escape(d)} {v:.3f}" for d, v in sorted(row["eval_loss_by_dataset"].items())))
+    if row["prompts_changed"]:
+        parts.append("[yellow]scored on an older version of the prompt set[/]")
+    return " · ".join(parts)
+
+
+class LeaderboardScreen(Screen):
+    CSS_PATH = "leaderboard.tcss"
+    BINDINGS = [
+        Binding("enter", "view", "Samples", id="leaderboard.view", tooltip="Prompts, answers and Asar's verdicts of the selected checkpoint"),
+        Binding("s", "cycle_sort", "Sort", id="leaderboard.sort", tooltip="Rank by the next column: assembles, pass@1, pass@k, match, eval loss, step, run"),
+        Binding("c", "compare", "Compare", id="leaderboard.compare", tooltip="Mark a checkpoint; on a second one, show both side by side"),
+        Binding("e", "evaluate", "Evaluate", id="leaderboard.eval", tooltip="Evaluate a run's checkpoints (generate, assemble, score)"),
+        Binding("p", "next_prompt_set", "Prompt set", id="leaderboard.prompt_set", tooltip="Show the results of the next prompt set"),
+        Binding("r", "refresh", "Refresh", id="leaderboard.refresh", tooltip="Read the results again"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, seq: int, board: dict) -> None:
+            super().__init__()
+            self.seq, self.board = seq, board
+
+    class RunsListed(Message):
+        def __init__(self, runs: list[str]) -> None:
+            super().__init__()
+            self.runs = runs
+
+    class EvalProgress(Message):
+        def __init__(self, run: str, checkpoint: str, done: int, total: int) -> None:
+            super().__init__()
+            self.run, self.checkpoint, self.done, self.total = run, checkpoint, done, total
+
+    class EvalDone(Message):
+        def __init__(self, report: EvalReport | None) -> None:
+            super().__init__()
+            self.report = report
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.rows: list[dict] = []
+        self.prompt_set: str | None = None
+        self.prompt_sets: list[str] = []
+        self.sort_index = 0
+        self.marked: tuple[str, str] | None = None  # (run, checkpoint) picked for a compare
+        self.evaluating: str | None = None  # status text while an eval runs
+        self._cancel = threading.Event()
+        self._seq = 0
+        self._applied = 0
+        self.ready = False
+
+    @property
+    def sort(self) -> str:
+        return SORTS[self.sort_index][0]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Reading results…", id="leaderboard-status", classes="summary")
+        yield DataTable(id="leaderboard-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="leaderboard-detail", classes="hint")
+        yield Static(EMPTY_HINT, id="leaderboard-empty", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Leaderboard"
+        table = self.query_one(DataTable)
+        for key, label, _ in COLUMNS:
+            table.add_column(label, key=key)
+        table.focus()
+        self.refresh_board()
+
+    def on_screen_resume(self) -> None:
+        if self.ready:
+            self.refresh_board()
+
+    def on_unmount(self) -> None:
+        self._cancel.set()  # a running eval's generator is terminated, not orphaned
+
+    # --- loading -------------------------------------------------------------------------
+    def refresh_board(self) -> None:
+        self._seq += 1
+        self._load(self._seq, self.prompt_set, self.sort)
+
+    @work(thread=True, group="leaderboard-load", exit_on_error=False)
+    def _load(self, seq: int, prompt_set: str | None, sort: str) -> None:
+        try:
+            board = self.services.leaderboard(prompt_set, sort)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "reading eval results failed")
+            board = {"prompt_set": None, "prompt_sets": [], "sort": sort, "rows": []}
+        self.post_message(self.Loaded(seq, board))
+
+    @on(Loaded)
+    def _loaded(self, msg: Loaded) -> None:
+        if msg.seq < self._applied:
+            return  # an older read finishing late
+        self._applied = msg.seq
+        selected = self.selected_row()
+        self.rows = msg.board["rows"]
+        self.prompt_set, self.prompt_sets = msg.board["prompt_set"], msg.board["prompt_sets"]
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in self.rows:
+            table.add_row(*row_cells(row, self._is_marked(row)), key=f"{row['run']}\t{row['checkpoint']}")
+        if selected is not None:
+            keys = [(r["run"], r["checkpoint"]) for r in self.rows]
+            if (selected["run"], selected["checkpoint"]) in keys:
+                table.move_cursor(row=keys.index((selected["run"], selected["checkpoint"])), animate=False)
+        self.set_class(not self.rows, "-empty")
+        self._show_status()
+        self._show_detail()
+        self.ready = True
+
+    def _is_marked(self, row: dict) -> bool:
+        return self.marked == (row["run"], row["checkpoint"])
+
+    def _show_status(self) -> None:
+        status = self.query_one("#leaderboard-status", Static)
+        parts = []
+        if self.prompt_set:
+            others = len(self.prompt_sets) - 1
+            parts.append(f"prompt set [b]{escape(self.prompt_set)}[/]" + (f" [dim](+{others}: p)[/]" if others > 0 else ""))
+            parts.append(f"{len(self.rows)} checkpoint{'s' if len(self.rows) != 1 else ''}")
+            parts.append(f"sort [b]{SORTS[self.sort_index][1]}[/]")
+        if self.marked:
+            parts.append(f"[cyan]compare {escape(self.marked[1])} with… (c)[/]")
+        if self.evaluating:
+            parts.append(f"[yellow]{escape(self.evaluating)}[/]")
+        status.update(" · ".join(parts) or "no eval results")
+
+    def selected_row(self) -> dict | None:
+        table = self.query_one(DataTable)
+        if not self.rows or not 0 <= table.cursor_row < min(table.row_count, len(self.rows)):
+            return None
+        return self.rows[table.cursor_row]
+
+    def _show_detail(self) -> None:
+        row = self.selected_row()
+        self.query_one("#leaderboard-detail", Static).update(detail_text(row) if row else "")
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_view()
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        sort = next((s for key, _, s in COLUMNS if key == event.column_key.value), None)
+        names = [name for name, _ in SORTS]
+        if sort in names:
+            self.sort_index = names.index(sort)
+            self.refresh_board()
+
+    # --- actions -------------------------------------------------------------------------
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.refresh_board()
+
+    def action_refresh(self) -> None:
+        self.refresh_board()
+
+    def action_next_prompt_set(self) -> None:
+        if len(self.prompt_sets) < 2 or self.prompt_set not in self.prompt_sets:
+            self.notify("only one prompt set has results", timeout=3)
+            return
+        self.prompt_set = self.prompt_sets[(self.prompt_sets.index(self.prompt_set) + 1) % len(self.prompt_sets)]
+        self.marked = None
+        self.refresh_board()
+
+    def action_view(self) -> None:
+        row = self.selected_row()
+        if row is None or self.prompt_set is None:
+            self.notify("no checkpoint selected", severity="warning", timeout=3)
+            return
+        self.app.push_screen(SampleViewer(self.services, row, self.prompt_set))
+
+    def action_compare(self) -> None:
+        row = self.selected_row()
+        if row is None or self.prompt_set is None:
+            self.notify("no checkpoint selected", severity="warning", timeout=3)
+            return
+        key = (row["run"], row["checkpoint"])
+        if self.marked is None or self.marked == key:
+            self.marked = None if self.marked == key else key
+            self._redraw_marks()
+            return
+        first = next((r for r in self.rows if (r["run"], r["checkpoint"]) == self.marked), None)
+        self.marked = None
+        self._redraw_marks()
+        if first is not None:
+            self.app.push_screen(CompareScreen(self.services, first, row, self.prompt_set))
+
+    def _redraw_marks(self) -> None:
+        table = self.query_one(DataTable)
+        for row in self.rows:
+            table.update_cell(f"{row['run']}\t{row['checkpoint']}", "rank", row_cells(row, self._is_marked(row))[0])
+        self._show_status()
+
+    # --- evaluating ----------------------------------------------------------------------
+    def action_evaluate(self) -> None:
+        if self.evaluating:
+            self.notify("an eval is running; its progress is in the status line", severity="warning", timeout=4)
+            return
+        self._list_runs()
+
+    @work(thread=True, group="leaderboard-runs", exit_on_error=False)
+    def _list_runs(self) -> None:
+        try:
+            names = [info["name"] for info in self.services.run_list()]
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
+            return
+        self.post_message(self.RunsListed(names))
+
+    @on(RunsListed)
+    def _runs_listed(self, msg: RunsListed) -> None:
+        if not msg.runs:
+            self.notify("no runs to evaluate yet: start one on the Runs screen (4)", severity="warning", timeout=5)
+            return
+        row = self.selected_row()
+        dialog = EvalDialog(msg.runs, row["run"] if row and not row["is_base"] else None,
+                            str(self.services.default_prompts))
+
+        def chosen(choice: EvalChoice | None) -> None:
+            if choice is not None:
+                self.evaluating = f"evaluating {choice.run}: starting…"
+                self._show_status()
+                self._evaluate(choice)
+
+        self.app.push_screen(dialog, chosen)
+
+    @work(thread=True, group="leaderboard-eval", exit_on_error=False)
+    def _evaluate(self, choice: EvalChoice) -> None:
+        from pathlib import Path
+
+        report = None
+        try:
+            report = self.services.eval_run(
+                choice.run, choice.checkpoint, Path(choice.prompts) if choice.prompts else None,
+                EvalOptions(samples=choice.samples, max_new_tokens=choice.max_new_tokens),
+                progress=lambda name, done, total: self.post_message(self.EvalProgress(choice.run, name, done, total)),
+                cancel=self._cancel)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "eval failed")
+        self.post_message(self.EvalDone(report))
+
+    @on(EvalProgress)
+    def _eval_progress(self, msg: EvalProgress) -> None:
+        self.evaluating = f"evaluating {msg.run}: {msg.checkpoint} {msg.done}/{msg.total} answers"
+        self._show_status()
+
+    @on(EvalDone)
+    def _eval_done(self, msg: EvalDone) -> None:
+        self.evaluating = None
+        report = msg.report
+        if report is not None:
+            scored = [c for c in report.checkpoints if c.state != "failed"]
+            text = f"{len(scored)} of {len(report.checkpoints)} checkpoints scored on {report.prompts} prompts"
+            if report.problems:
+                text += f"; {len(report.problems)} bad prompt lines skipped ({report.problems[0]})"
+            for failed in report.failed:
+                text += f"\n{failed.checkpoint}: {failed.message}"
+            self.notify(text, title=f"Eval of {report.run}", severity="warning" if report.failed or report.problems
+                        else "information", timeout=10)
+            self.prompt_set = report.prompt_set
+        self.refresh_board()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Evaluate a run", "Leaderboard: generate, assemble with Asar and score a run's checkpoints", self.action_evaluate)
+        yield SystemCommand("View samples", "Leaderboard: answers and verdicts of the selected checkpoint", self.action_view)
+        yield SystemCommand("Compare checkpoints", "Leaderboard: mark the selected checkpoint for a side-by-side compare", self.action_compare)
+        yield SystemCommand("Sort leaderboard", "Leaderboard: rank by the next column", self.action_cycle_sort)
+        yield SystemCommand("Refresh leaderboard", "Leaderboard: read the results again", self.refresh_board)

@@ -16,15 +16,17 @@ from ..core import config as config_mod
 from ..core.config import Config
 from ..core.inventory import Inventory, start_process_helpers
 from ..core.store import Store
+from .asm import AsmServices
 from .datasets import DatasetServices
 from .estimates import EstimateServices
+from .evals import EvalServices
 from .offers import OfferServices
 from .remote import RemoteServices
 from .runs import RunServices
 
 
 @dataclass
-class Services(DatasetServices, RunServices, RemoteServices, EstimateServices, OfferServices):
+class Services(DatasetServices, RunServices, RemoteServices, EstimateServices, OfferServices, EvalServices, AsmServices):
     config: Config
     store: Store
     inventory: Inventory

@@ -1,0 +1,3 @@
+; expect: syntax_error
+    LDA.q #$01
+    RTS

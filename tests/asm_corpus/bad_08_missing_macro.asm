@@ -1,0 +1,3 @@
+; expect: unresolved_label
+    %SpriteDraw(4)
+    RTL

@@ -1,0 +1,4 @@
+; expect: syntax_error
+if 1
+    LDA #$00
+    RTS

@@ -1,0 +1,4 @@
+; expect: syntax_error
+    LDA #$00
+endif
+    RTS

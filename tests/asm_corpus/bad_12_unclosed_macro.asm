@@ -1,0 +1,4 @@
+; expect: syntax_error
+macro Foo()
+    LDA #$00
+    RTS

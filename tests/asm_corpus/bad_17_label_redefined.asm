@@ -1,0 +1,5 @@
+; expect: other
+Main:
+    LDA #$00
+Main:
+    RTS

@@ -1,0 +1,3 @@
+; expect: other
+Graphics:
+    incbin "sword_gfx.bin"

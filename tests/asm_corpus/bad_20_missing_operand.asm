@@ -1,0 +1,3 @@
+; expect: syntax_error
+    LDA
+    STA $10

@@ -1,0 +1,2 @@
+; expect: syntax_error
+    MVN $7E

@@ -1,0 +1,2 @@
+; expect: syntax_error
+    db $00,,$01

@@ -1,0 +1,3 @@
+; expect: empty
+; TODO: write the routine
+;   (the model gave up)

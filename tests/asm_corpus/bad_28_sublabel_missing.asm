@@ -1,0 +1,5 @@
+; expect: unresolved_label
+Main:
+    LDA $10
+    BNE .done
+    RTS

@@ -1,0 +1,80 @@
+"""Running the eval generator (`python -m zelda_tui.backends.trainer.generate`) on this machine.
+
+The generator is a child process (torch never enters the app); its stdout is one JSON event
+a line, handed to `on_event` as it arrives, its stderr goes to a log file. A set `cancel`
+event terminates it (a TUI leaving, Ctrl+C in the CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+MODULE = "zelda_tui.backends.trainer.generate"
+
+
+@dataclass
+class GenerateRequest:
+    run_dir: Path
+    prompt_set: str
+    checkpoints: list[str]
+    samples: int = 0
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    seed: int = 0
+    temperature: float = 0.8
+    top_p: float = 0.95
+    device: str = ""
+
+    def command(self, python: str | None = None) -> list[str]:
+        cmd = [python or sys.executable, "-m", MODULE, str(self.run_dir), "--prompt-set", self.prompt_set,
+               "--checkpoints", ",".join(self.checkpoints), "--samples", str(self.samples),
+               "--max-new-tokens", str(self.max_new_tokens), "--batch-size", str(self.batch_size),
+               "--seed", str(self.seed), "--temperature", repr(self.temperature), "--top-p", repr(self.top_p)]
+        return cmd + (["--device", self.device] if self.device else [])
+
+
+def run_generate(request: GenerateRequest, log_path: Path, on_event: Callable[[dict], None],
+                 cancel: threading.Event | None = None) -> int:
+    """Run the generator to the end (or until `cancel`); returns its exit code."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(request.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                cwd=request.run_dir, env=env, text=True, encoding="utf-8", errors="replace")
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if cancel is not None and cancel.is_set() and proc.poll() is None:
+                proc.terminate()
+                return
+
+    watcher = threading.Thread(target=watch, name=f"generate-{proc.pid}", daemon=True)
+    watcher.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a stray print from a library: not an event
+            if isinstance(event, dict):
+                on_event(event)
+        return proc.wait()
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        raise
+    finally:
+        done.set()
+        watcher.join()

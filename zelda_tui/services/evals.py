@@ -1,0 +1,293 @@
+"""Evals: generate answers for checkpoints, validate them with Asar, score, rank.
+
+`eval_run` writes the prompt set into RUN_DIR/evals/<set>/prompts.jsonl, starts the
+generator program for the checkpoints whose answers are missing (a child process: torch never
+enters the app), and scores each checkpoint as soon as its answers file lands: every answer
+through `asm_validate`, then the scores of `core.evals`, stored in SQLite in one transaction
+per checkpoint. A checkpoint already generated and scored is skipped, so an interrupted eval
+continues where it stopped and a second run of the same eval does nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..backends.generate_runner import GenerateRequest, run_generate
+from ..core import atomic, evals, runs
+from ..core.config import Config
+from ..core.errors import ZeldaError
+from ..core.mix import EVAL_SOURCES
+from ..core.store import Store
+from ..core.train_config import load_run_config
+
+# (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
+EvalProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CheckpointResult:
+    checkpoint: str
+    step: int | None
+    state: str = "pending"  # generated | reused | scored | failed
+    message: str = ""
+    summary: dict | None = None
+
+
+@dataclass
+class EvalReport:
+    run: str
+    run_dir: str
+    prompt_set: str
+    prompts: int
+    problems: list[str] = field(default_factory=list)  # skipped prompt lines, `FILE:LINE: ...`
+    checkpoints: list[CheckpointResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[CheckpointResult]:
+        return [c for c in self.checkpoints if c.state == "failed"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvalOptions:
+    """How answers are generated (part of what makes an answers file reusable)."""
+
+    samples: int = 0
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    seed: int = 0
+    temperature: float = 0.8
+    top_p: float = 0.95
+    device: str = ""  # "" = run.toml's train.device
+
+
+class EvalServices:
+    config: Config
+    store: Store
+
+    # provided by the other mixins of Services
+    run_dir: Callable[[str], Path]
+    asm_validate: Callable[..., list]
+    mix_build: Callable[..., dict]
+
+    @property
+    def default_prompts(self) -> Path:
+        """The held-out prompt set shipped with zelda-tui (built from the demo generator)."""
+        return evals.SHIPPED_PROMPTS
+
+    # --- running an eval -----------------------------------------------------------------
+    def eval_run(self, run: str, checkpoint: str = "all", prompts: Path | None = None, options: EvalOptions | None = None,
+                 limit: int | None = None, progress: EvalProgress | None = None,
+                 cancel: threading.Event | None = None) -> EvalReport:
+        """Generate, validate, score and store; a failing checkpoint never stops the others."""
+        opts = options or EvalOptions()
+        if opts.samples < 0 or opts.max_new_tokens < 1 or opts.batch_size < 1:
+            raise ZeldaError("eval: --samples must be >= 0, --max-new-tokens and --batch-size >= 1", exit_code=2)
+        run_dir = self.run_dir(run)
+        cfg = load_run_config(run_dir)
+        pf = evals.parse_prompts(Path(prompts) if prompts else self.default_prompts)
+        chosen = pf.prompts[:limit] if limit else pf.prompts
+        prompt_text = evals.prompts_jsonl(chosen)
+        prompts_sha = evals.sha256_text(prompt_text)
+        names = self._resolve_checkpoints(run_dir, checkpoint)
+        report = EvalReport(run_dir.name, str(run_dir), pf.name, len(chosen), list(pf.problems),
+                            [CheckpointResult(name, step) for name, step in names])
+        edir = evals.eval_dir(run_dir, pf.name)
+        prompts_file = edir / evals.PROMPTS_FILE
+        if not prompts_file.is_file() or prompts_file.read_text(encoding="utf-8") != prompt_text:
+            atomic.write_text(prompts_file, prompt_text)
+        by_name = {c.checkpoint: c for c in report.checkpoints}
+        todo = []
+        for name, _ in names:
+            request = evals.generation_request(cfg.model.base, evals.checkpoint_dir(run_dir, name), prompts_sha,
+                                               opts.samples, opts.max_new_tokens, opts.seed, opts.temperature, opts.top_p)
+            if evals.answers_complete(evals.answers_path(run_dir, pf.name, name), request):
+                self._score(run_dir, pf.name, by_name[name], "reused")
+            else:
+                todo.append(name)
+        if todo:
+            self._generate(run_dir, pf.name, todo, opts, by_name, progress, cancel)
+        for result in report.checkpoints:
+            if result.state == "pending":
+                result.state = "failed"
+                result.message = result.message or ("cancelled" if cancel is not None and cancel.is_set()
+                                                    else "the generator ended without answers for it")
+        return report
+
+    def _generate(self, run_dir: Path, prompt_set: str, todo: list[str], opts: EvalOptions,
+                  by_name: dict[str, CheckpointResult], progress: EvalProgress | None,
+                  cancel: threading.Event | None) -> None:
+        request = GenerateRequest(run_dir, prompt_set, todo, opts.samples, opts.max_new_tokens, opts.batch_size,
+                                  opts.seed, opts.temperature, opts.top_p, opts.device)
+        fatal: list[str] = []
+
+        def on_event(event: dict) -> None:
+            name = event.get("checkpoint")
+            kind = event.get("event")
+            if kind == "progress" and progress is not None:
+                progress(str(name), int(event.get("done", 0)), int(event.get("total", 0)))
+            elif kind in ("done", "skipped") and name in by_name:
+                self._score(run_dir, prompt_set, by_name[name], "generated" if kind == "done" else "reused")
+            elif kind == "error":
+                if name in by_name:
+                    by_name[name].state, by_name[name].message = "failed", str(event.get("message", ""))
+                else:
+                    fatal.append(str(event.get("message", "")))
+
+        log_path = evals.eval_dir(run_dir, prompt_set) / evals.GENERATE_LOG
+        code = run_generate(request, log_path, on_event, cancel)
+        if fatal or code not in (0, 1):
+            message = fatal[0] if fatal else f"the generator exited with code {code} (see {log_path})"
+            for name in todo:
+                if by_name[name].state == "pending":
+                    by_name[name].state, by_name[name].message = "failed", message
+
+    def _score(self, run_dir: Path, prompt_set: str, result: CheckpointResult, how: str) -> None:
+        try:
+            result.summary = self.eval_ingest(run_dir, prompt_set, result.checkpoint)
+            result.state = how
+        except ZeldaError as exc:
+            result.state, result.message = "failed", str(exc)
+
+    def eval_ingest(self, run_dir: Path, prompt_set: str, checkpoint: str) -> dict:
+        """Validate and score one answers file and store it (skipped when already stored)."""
+        run_dir = Path(run_dir)
+        path = evals.answers_path(run_dir, prompt_set, checkpoint)
+        header, answers = evals.read_answers(path)
+        stored = self.store.eval_summary(run_dir.name, checkpoint, prompt_set)
+        if stored is not None and stored["header"] == header:
+            return stored["summary"]
+        prompts = {p.idx: p for p in evals.read_eval_prompts(evals.eval_dir(run_dir, prompt_set) / evals.PROMPTS_FILE)}
+        if header.get("prompts_sha256") != evals.sha256_text(evals.prompts_jsonl(prompts.values())):
+            raise ZeldaError(f"{path}: answers were generated for another version of {prompt_set}; run the eval again")
+        missing = [a["prompt_idx"] for a in answers if a.get("prompt_idx") not in prompts]
+        if missing:
+            raise ZeldaError(f"{path}: answers for prompts {missing[:3]} that {prompt_set} does not have")
+        from ..core.asm_code import extract_code
+
+        verdicts = self.asm_validate([a["answer"] for a in answers])
+        rows = []
+        for answer, verdict in zip(answers, verdicts):
+            prompt = prompts[answer["prompt_idx"]]
+            code = extract_code(answer["answer"])  # the snippet the verdict's line numbers refer to
+            match = None
+            if prompt.reference is not None:
+                match = evals.codes_match(code, extract_code(prompt.reference))
+            rows.append({"run": run_dir.name, "checkpoint": checkpoint, "prompt_set": prompt_set,
+                         "prompt_idx": prompt.idx, "sample": int(answer["sample"]), "category": prompt.category,
+                         "prompt": prompt.user_text(), "reference": prompt.reference, "answer": answer["answer"],
+                         "verdict": verdict.verdict, "checker": verdict.checker, "errors": list(verdict.errors),
+                         "line": verdict.line, "code": code, "match": match,
+                         "truncated": bool(answer.get("truncated"))})
+        summary = evals.summarise(rows, int(header.get("samples", 0))).to_dict()
+        self.store.eval_replace({"run": run_dir.name, "checkpoint": checkpoint, "prompt_set": prompt_set,
+                                 "run_dir": str(run_dir), "step": header.get("step"), "model": str(header.get("model", "")),
+                                 "prompts_sha256": header["prompts_sha256"], "samples": int(header.get("samples", 0)),
+                                 "header": header, "summary": summary}, rows)
+        return summary
+
+    def _resolve_checkpoints(self, run_dir: Path, spec: str) -> list[tuple[str, int]]:
+        """`all`, `base`, `final`, `N` / `checkpoint-N`, or a comma list of those."""
+        available = evals.eval_checkpoints(run_dir)
+        steps = dict(available)
+        if spec.strip() == "all":
+            return available
+        chosen: list[tuple[str, int]] = []
+        for part in (p.strip() for p in spec.split(",") if p.strip()):
+            name = f"checkpoint-{part}" if part.isdigit() else part
+            if name == evals.FINAL and name not in steps and (run_dir / runs.ADAPTERS / "adapter_config.json").is_file():
+                steps[name] = evals.checkpoint_step(run_dir, name) or 0
+            if name not in steps:
+                known = ", ".join(n for n, _ in available)
+                raise ZeldaError(f"{run_dir.name}: no checkpoint '{part}' (complete ones: {known})", exit_code=2)
+            if name not in dict(chosen):
+                chosen.append((name, steps[name]))
+        if not chosen:
+            raise ZeldaError("eval: --checkpoint is empty", exit_code=2)
+        return chosen
+
+    # --- prompt sets ---------------------------------------------------------------------
+    def eval_prompts_from_mix(self, mix: str, out: Path, limit: int | None = None) -> tuple[int, Path]:
+        """A prompt file from a mix's eval split (built first when missing): the held-out
+        records of every dataset, output as the reference, dataset as the category."""
+        from ..core.jsonl import iter_records
+
+        bundle = self.config.mix_dir(mix)
+        self.config.mix(mix)  # a clear error for an unknown mix
+        if not (bundle / "metadata.json").is_file():
+            self.mix_build(mix)
+        eval_path = bundle / "eval.jsonl"
+        sources_path = bundle / EVAL_SOURCES
+        records = [rec for _, rec, _ in iter_records(eval_path) if isinstance(rec, dict)]
+        sources = sources_path.read_text(encoding="utf-8").split() if sources_path.is_file() else [mix] * len(records)
+        if len(sources) != len(records):
+            raise ZeldaError(f"{sources_path}: {len(sources)} names for {len(records)} eval records (rebuild the mix)")
+        prompts = evals.prompts_from_records(zip(records, sources))
+        if limit:
+            prompts = prompts[:limit]
+        if not prompts:
+            raise ZeldaError(f"{eval_path}: no usable eval records (each needs an instruction)")
+        out = Path(out)
+        evals.write_prompt_file(out, prompts)
+        return len(prompts), out
+
+    # --- reading results -----------------------------------------------------------------
+    def eval_prompt_sets(self) -> list[dict]:
+        return self.store.eval_prompt_sets()
+
+    def leaderboard(self, prompt_set: str | None = None, sort: str = evals.DEFAULT_SORT) -> dict:
+        """Every scored checkpoint of one prompt set (default: the last one scored), ranked.
+
+        The base model is a row like the others (checkpoint `base`, step 0); several runs over
+        the same base model and prompt set share one base row. Eval losses come from the
+        run's metrics.jsonl at the checkpoint's step.
+        """
+        sets = self.store.eval_prompt_sets()
+        if prompt_set is None:
+            prompt_set = sets[0]["prompt_set"] if sets else None
+        elif prompt_set not in {s["prompt_set"] for s in sets}:
+            known = ", ".join(s["prompt_set"] for s in sets) or "none yet"
+            raise ZeldaError(f"no eval results for prompt set '{prompt_set}' (scored: {known})", exit_code=2)
+        rows: list[dict] = []
+        if prompt_set is not None:
+            summaries = self.store.eval_summaries(prompt_set)
+            latest_sha = summaries[-1]["prompts_sha256"] if summaries else ""
+            metrics_cache: dict[str, list[dict]] = {}
+            seen_base: set[tuple[str, str, str]] = set()
+            for s in reversed(summaries):  # newest first, so a shared base row is the newest one
+                if s["checkpoint"] == evals.BASE:
+                    key = (s["model"], s["prompts_sha256"], str(s["samples"]))
+                    if key in seen_base:
+                        continue
+                    seen_base.add(key)
+                rows.append(self._leaderboard_row(s, latest_sha, metrics_cache))
+        return {"prompt_set": prompt_set, "prompt_sets": [s["prompt_set"] for s in sets], "sort": sort,
+                "rows": evals.rank(rows, sort)}
+
+    def _leaderboard_row(self, s: dict, latest_sha: str, metrics_cache: dict[str, list[dict]]) -> dict[str, Any]:
+        summary = evals.Summary.from_dict(s["summary"])
+        is_base = s["checkpoint"] == evals.BASE
+        loss: dict = {"eval_loss": None, "by_dataset": {}}
+        if not is_base:
+            if s["run_dir"] not in metrics_cache:
+                metrics_cache[s["run_dir"]] = runs.read_metrics(Path(s["run_dir"]))
+            loss = evals.eval_loss_at(metrics_cache[s["run_dir"]], s["step"])
+        return {
+            "run": s["run"], "checkpoint": s["checkpoint"], "step": s["step"], "is_base": is_base, "model": s["model"],
+            "prompt_set": s["prompt_set"], "prompts": summary.prompts, "samples": summary.samples,
+            "assemble_rate": summary.assemble_rate, "rates": summary.rates, "counts": summary.counts,
+            "pass_at_1": summary.pass_at_1, "pass_at_k": summary.pass_at_k,
+            "match_rate": summary.match_rate, "matched": summary.matched, "with_reference": summary.with_reference,
+            "truncated": summary.truncated, "by_category": summary.by_category,
+            "eval_loss": loss["eval_loss"], "eval_loss_by_dataset": loss["by_dataset"],
+            "prompts_changed": s["prompts_sha256"] != latest_sha, "scored_at": s["created"],
+        }
+
+    def eval_samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[dict]:
+        """Every stored answer of one checkpoint (prompt, answer, verdict, errors, failing line)."""
+        return self.store.eval_rows(run, checkpoint, prompt_set, prompt_idx)
