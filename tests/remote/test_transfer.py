@@ -78,3 +78,18 @@ def test_probe_refusals_name_host_and_step(sshd, tmp_path: Path):
             remote_runs.probe(s, settings, "cpu", 1000, quiet)
         with pytest.raises(RemoteError, match=r"gpu-box.*check GPU: nvidia-smi finds no GPU"):
             remote_runs.probe(s, settings, "auto", 1000, quiet)
+
+
+def test_trainer_import_check_reports_the_missing_module(sshd, tmp_path: Path):
+    import sys
+
+    bare = str(Path(sys.base_prefix) / "bin" / "python3")  # the interpreter without this venv's packages
+    settings = remote_runs.RemoteSettings(training_dir=str(tmp_path / "box"))
+    app, code = remote_runs.code_transfers(settings)
+    with SshSession("gpu-box", sshd.settings()) as s:
+        with pytest.raises(RemoteError, match=r"gpu-box.*check python: .* cannot import the trainer: .*No module named 'zelda_tui'"):
+            remote_runs.check_trainer_imports(s, bare, str(tmp_path))
+        remote_runs.upload(s, code, "upload the trainer code", quiet)
+        with pytest.raises(RemoteError, match=r"cannot import the trainer: .*No module named '(?!zelda_tui)"):
+            remote_runs.check_trainer_imports(s, bare, app)  # the code is there now; its dependencies are not
+        remote_runs.check_trainer_imports(s, sys.executable, app)

@@ -148,6 +148,16 @@ def ensure_python(session: SshSession, settings: RemoteSettings, progress: Progr
     return venv_python
 
 
+def check_trainer_imports(session: SshSession, python: str, app_dir: str) -> None:
+    """Import the uploaded trainer with the box's python before starting it detached: a missing
+    module is reported here, not buried in train.log after the start looked fine."""
+    q = shlex.quote
+    res = session.run(f"PYTHONPATH={q(app_dir)} {q(python)} -c 'import zelda_tui.backends.trainer.program'", timeout=600)
+    if res.rc != 0:
+        last = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+        raise RemoteError(f"{session.host.label}: check python: {python} cannot import the trainer: {last}")
+
+
 # --- uploads -------------------------------------------------------------------------
 def remote_digests(session: SshSession, paths: list[str]) -> dict[str, str]:
     """sha256 of the remote files that exist (missing ones are simply absent)."""

@@ -37,7 +37,8 @@ def _quiet(_: str) -> None:
 
 
 def _train_requirements() -> tuple[str, ...]:
-    """The [train] extra's pins, for a venv on the box (same versions as this install asks for)."""
+    """What a venv on the box needs to run the uploaded code: the base requirements and the
+    [train] extra's pins (the same versions this install asks for)."""
     try:
         reqs = metadata.requires("zelda-tui") or []
     except metadata.PackageNotFoundError:
@@ -45,7 +46,7 @@ def _train_requirements() -> tuple[str, ...]:
     out = []
     for req in reqs:
         spec, _, marker = req.partition(";")
-        if re.search(r"extra\s*==\s*['\"]train['\"]", marker):
+        if not marker.strip() or re.search(r"extra\s*==\s*['\"]train['\"]", marker):
             out.append(spec.strip())
     return tuple(out)
 
@@ -152,6 +153,7 @@ class RemoteServices:
         remote_runs.upload(session, [remote_runs.transfer(run_dir / runs.RUN_TOML, posixpath.join(remote_dir, runs.RUN_TOML))],
                            "upload run.toml", progress)
         remote_runs.link_data(session, data_dir, remote_dir, list(BUNDLE_FILES))
+        remote_runs.check_trainer_imports(session, python, app_dir)
         return self._start(session, run_dir, remote_dir, python, app_dir, cfg.train.gpus, progress)
 
     def _start(self, session: SshSession, run_dir: Path, remote_dir: str, python: str, app_dir: str,
