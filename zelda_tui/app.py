@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -18,6 +19,8 @@ from .screens.mix import MixScreen
 from .screens.offers import OffersScreen
 from .screens.runs import RunsScreen
 from .services import Services
+
+ENFORCE_EVERY_S = 60.0  # the budget rules (max runtime, idle after the last run) while the app is open
 
 SCREENS_BY_MODE = {
     "inventory": ("1", "Inventory", InventoryScreen),
@@ -56,6 +59,19 @@ class ZeldaApp(App):
         self.sub_title = f"{path.parent.name}/{path.name}"
         self.switch_mode("inventory")
         self._remind_running_instances()
+        self.set_interval(ENFORCE_EVERY_S, self._enforce_budget)
+
+    @work(thread=True, group="budget", exclusive=True, exit_on_error=False)
+    def _enforce_budget(self) -> None:
+        """While the app is open it applies the budget rules itself (`instances enforce` does it from cron)."""
+        try:
+            acted = self.services.instances_enforce()
+        except Exception as exc:
+            self.call_from_thread(self.report_error, exc, "budget check failed")
+            return
+        for row in acted:
+            self.call_from_thread(self.notify, f"destroyed {row['key']} (${row['spent_usd']:.2f}): {row['reason']}",
+                                  title="Budget", severity="warning", timeout=30)
 
     def _remind_running_instances(self) -> None:
         """Rented GPUs cost money while the app is closed: say so at start (from SQLite, no network)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from zelda_tui.widgets.confirm import ConfirmDialog
@@ -89,3 +90,32 @@ async def test_new_host_key_is_shown_and_must_be_accepted(small_ws: Path, sshd, 
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert any("gpu-box" in e and "check GPU: nvidia-smi finds no GPU" in e for e in errors), errors
         assert f"[127.0.0.1]:{sshd.port} ssh-ed25519" in kh.read_text()
+
+
+async def test_tracked_instances_show_with_their_ssh_endpoint(small_ws: Path, app_for, monkeypatch):
+    import time
+
+    from tests.backends.replay_server import FIXTURES, ReplayServer, Reply, fixture_json
+    from tests.cli.test_offers_cli import KEY, workspace
+
+    if not FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures/providers not beside the repo")
+    monkeypatch.setenv("VAST_API_KEY", KEY)
+    iid = str(fixture_json("vast/create_instance.json")["new_contract"])
+    with ReplayServer() as server:
+        server.route("GET", f"/api/v0/instances/{iid}/", Reply.file("vast/show_instance.json"))
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        app = app_for(cfg)
+        app.services.store.instance_add({"key": f"vast:{iid}", "provider": "vast", "instance_id": iid, "offer": "vast:1",
+                                         "gpu_name": "A100 SXM4", "num_gpus": 1, "dph_total": 0.7,
+                                         "started": time.time() - 7200, "ended": None, "state": "starting",
+                                         "ssh_host": None, "ssh_port": None})
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("4")
+            await settle(pilot)
+            strip = app.screen.query_one("#runs-instances", Static)
+            await wait_for(pilot, lambda: "ssh root@ssh2281.vast.ai:10882" in str(strip.render()), "the SSH endpoint")
+            text = str(strip.render())
+            assert f"vast:{iid}" in text and "running" in text and "$0.70/h" in text and "$1.40 so far" in text
+            assert strip.display

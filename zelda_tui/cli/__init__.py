@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     idd = inst.add_parser("destroy", help="destroy a tracked instance", parents=[common])
     idd.add_argument("instance", help="instance key (provider:id) or id")
     idd.add_argument("--yes", action="store_true", help="really destroy it")
+    ie = inst.add_parser("enforce", help="destroy instances past budget.max_runtime_hours, or idle after their last run "
+                         "(budget.on_idle = \"destroy\"); for cron", parents=[common])
+    ie.add_argument("--dry-run", action="store_true", help="say what would be destroyed, destroy nothing")
 
     evals.add_parsers(sub, common)
 
@@ -191,4 +194,5 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("offers", "launch"): offers.cmd_offers_launch,
     ("instances", "list"): offers.cmd_instances_list,
     ("instances", "destroy"): offers.cmd_instances_destroy,
+    ("instances", "enforce"): offers.cmd_instances_enforce,
 }

@@ -104,3 +104,20 @@ def cmd_instances_destroy(args: argparse.Namespace) -> int:
     else:
         print(f"destroyed {row['key']} after {(row['ended'] - row['started']) / 3600:.2f} h, ${row['spent_usd']:.2f}")
     return 0
+
+
+def cmd_instances_enforce(args: argparse.Namespace) -> int:
+    """The budget rules applied now (from cron, or by hand): past max runtime, idle after the last run."""
+    services = open_services(args)
+    try:
+        acted = services.instances_enforce(dry_run=args.dry_run)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(acted)
+    elif not acted:
+        print("nothing to destroy: every tracked instance is within budget.max_runtime_hours and in use")
+    for row in [] if args.json else acted:
+        verb = "destroyed" if row["destroyed"] else "would destroy"
+        print(f"{verb} {row['key']} (${row['spent_usd']:.2f} so far): {row['reason']}")
+    return 0

@@ -38,6 +38,7 @@ from ..widgets.start_run import StartRunDialog
 COLUMNS = (("name", "name"), ("host", "host"), ("state", "state"), ("mix", "mix"), ("step", "step/max"),
            ("loss", "loss"), ("eval", "eval"), ("tps", "tok/s"), ("eta", "ETA"))
 LIST_EVERY_S = 2.0
+INSTANCES_EVERY = 15  # ask the provider about tracked instances every 15th runs list (~30 s)
 TAIL_EVERY_S = 0.25
 REPLAY_BYTES = 4 * 1024 * 1024  # a long train.log replays from its last 4 MB (the pane keeps 2,000 lines anyway)
 STOPPABLE = ("starting", "running")
@@ -65,6 +66,14 @@ def row_cells(info: dict) -> tuple[str, ...]:
     return (info["name"], info.get("host") or "local", info["state"], info.get("mix") or "—", step,
             fmt_num(info.get("loss"), ".3f"),
             fmt_num(info.get("eval_loss"), ".3f"), fmt_num(info.get("tokens_per_s"), ",.0f"), fmt_duration(info.get("eta_s")))
+
+
+def instance_line(row: dict) -> str:
+    """A tracked GPU instance: what, state, where to SSH once it is ready, what it costs."""
+    ssh = f"ssh root@{row['ssh_host']}:{row['ssh_port'] or 22}" if row.get("ssh_host") else "no SSH endpoint yet"
+    warn = f" · [yellow]{row['warning']}[/]" if row.get("warning") else ""
+    return (f"[b]{row['key']}[/b] · {row['num_gpus']} x {row['gpu_name']} · {row['state']} · {ssh} · "
+            f"${row['dph_total']:.2f}/h · ${row['spent_usd']:,.2f} so far{warn}")
 
 
 def summary_text(info: dict, link: str | None = None) -> str:
@@ -129,9 +138,9 @@ class RunsScreen(Screen):
             self.gen, self.text, self.state = gen, text, state
 
     class Listed(Message):
-        def __init__(self, seq: int, infos: list[dict]) -> None:
+        def __init__(self, seq: int, infos: list[dict], instances: list[dict]) -> None:
             super().__init__()
-            self.seq, self.infos = seq, infos
+            self.seq, self.infos, self.instances = seq, infos, instances
 
     class TailBatch(Message):
         def __init__(self, gen: int, lines: list[str], metrics: list[dict]) -> None:
@@ -159,6 +168,7 @@ class RunsScreen(Screen):
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("Reading runs…", id="runs-summary", classes="summary")
         yield Static(EMPTY_HINT, id="runs-empty", classes="hint")
+        yield Static("", id="runs-instances")
         with Horizontal(id="runs-detail"):
             yield LossChart(id="runs-chart")
             yield LogView(id="runs-log")
@@ -192,13 +202,15 @@ class RunsScreen(Screen):
     def _list_runs(self, seq: int) -> None:
         try:
             infos = self.services.run_list()
+            # tracked GPU instances: SQLite every time, the provider (state, SSH endpoint) every ~30 s
+            instances = [r for r in self.services.instances_list(refresh=seq % INSTANCES_EVERY == 1) if r["ended"] is None]
         except Exception as exc:  # shown once by the app's one error handler, not every 2 s
             if not self._list_failed:
                 self._list_failed = True
                 self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
             return
         self._list_failed = False
-        self.post_message(self.Listed(seq, infos))
+        self.post_message(self.Listed(seq, infos, instances))
 
     @on(Listed)
     def _listed(self, msg: Listed) -> None:
@@ -221,7 +233,13 @@ class RunsScreen(Screen):
             if self.selected in names:
                 table.move_cursor(row=names.index(self.selected), animate=False)
         self._sync_selection()
+        self._show_instances(msg.instances)
         self.ready = True
+
+    def _show_instances(self, instances: list[dict]) -> None:
+        strip = self.query_one("#runs-instances", Static)
+        strip.display = bool(instances)
+        strip.update("\n".join(instance_line(r) for r in instances))
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:

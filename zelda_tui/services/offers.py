@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from ..core import run_plan
 from ..core.config import Config
@@ -155,3 +156,50 @@ class OfferServices:
         ended = time.time()
         self.store.instance_update(row["key"], ended=ended, state="destroyed")
         return {**row, "ended": ended, "state": "destroyed", "spent_usd": round(row["dph_total"] * (ended - row["started"]) / 3600, 2)}
+
+    def instances_enforce(self, dry_run: bool = False) -> list[dict]:
+        """Destroy what the config says must not keep running (what `budget` promises, enforced):
+
+        * an instance held longer than `budget.max_runtime_hours`;
+        * with `budget.on_idle = "destroy"`: an instance whose runs (remote runs on its SSH
+          endpoint) have all ended more than `monitoring.gpu_idle_shutdown_minutes` ago.
+
+        Returns one row per instance acted on (or, with dry_run, that would be), with the reason.
+        """
+        from ..core import runs as runs_mod
+
+        budget, mon = self.config.doc.unwrap().get("budget", {}), self.config.doc.unwrap().get("monitoring", {})
+        try:
+            max_hours = float(budget["max_runtime_hours"]) if budget.get("max_runtime_hours") else None
+            grace_s = float(mon.get("gpu_idle_shutdown_minutes", 30)) * 60
+        except (TypeError, ValueError):
+            raise ZeldaError(f"{self.config.path} [budget] max_runtime_hours / [monitoring] gpu_idle_shutdown_minutes: "
+                             "must be numbers") from None
+        on_idle = budget.get("on_idle", "alert")
+        now = time.time()
+        remote_runs = [r for r in self.store.run_rows() if r["host"] != "local" and r.get("remote_dir")]
+        acted = []
+        for inst in self.store.instance_rows():
+            if inst["ended"] is not None:
+                continue
+            hours = (now - inst["started"]) / 3600
+            reason = None
+            if max_hours is not None and hours > max_hours:
+                reason = f"held {hours:.1f} h, past budget.max_runtime_hours = {max_hours:g}"
+            elif on_idle == "destroy":
+                mine = [r for r in remote_runs if (self.instance_for_host(r["host"]) or {}).get("key") == inst["key"]]
+                infos = [self.run_info(Path(r["run_dir"]), r) for r in mine]
+                if infos and all(i["state"] not in runs_mod.ACTIVE_STATES for i in infos):
+                    ended = max((i["finished"] or i["heartbeat"] or inst["started"]) for i in infos)
+                    if now - ended > grace_s:
+                        last = max(infos, key=lambda i: i["finished"] or i["heartbeat"] or 0)
+                        reason = (f"idle {(now - ended) / 60:.0f} min since its last run {last['name']} ended "
+                                  f"({last['state']}); budget.on_idle = \"destroy\"")
+            if reason is None:
+                continue
+            row = {"key": inst["key"], "reason": reason, "destroyed": False, "spent_usd": round(inst["dph_total"] * hours, 2)}
+            if not dry_run:
+                done = self.instance_destroy(inst["key"])
+                row.update(destroyed=True, spent_usd=done["spent_usd"])
+            acted.append(row)
+        return acted

@@ -99,7 +99,7 @@ class RunServices:
             "loss": last_train.get("loss"), "eval_loss": last_eval.get("eval_loss"),
             "tokens_per_s": last_train.get("tokens_per_s"), "vram_peak_gb": last_train.get("vram_peak_gb"),
             "eta_s": last_train.get("eta_s") if state == "running" else None,
-            "heartbeat": status.heartbeat, "last_checkpoint": status.last_checkpoint,
+            "heartbeat": status.heartbeat, "finished": status.finished, "last_checkpoint": status.last_checkpoint,
             "best_checkpoint": status.best_checkpoint, "message": status.message,
             "remote_dir": (row or {}).get("remote_dir") if remote else None,
             "synced_at": _mtime(run_dir / runs.STATUS) if remote else None,
