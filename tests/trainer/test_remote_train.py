@@ -5,13 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_cli
 from zelda_tui.core import runs
 
 from .conftest import make_workspace, wait_for
+
+
+@pytest.fixture(autouse=True)
+def no_trainer_left_behind(tmp_path: Path):
+    """Detached trainers outlive a failing test: kill whatever a box dir of this test still runs."""
+    yield
+    for status_file in tmp_path.glob("ws/box/models/*/status.json"):
+        status = runs.read_status(status_file.parent)
+        if status and status.pid and status.state in runs.ACTIVE_STATES and runs.pid_alive(status.pid):
+            os.kill(status.pid, signal.SIGKILL)
 
 
 def remote_workspace(root: Path, tiny_model: Path, server, max_steps: int = 6, every: int = 3) -> Path:
