@@ -11,7 +11,7 @@ import pytest
 from tests.evals_seed import ANSWERS, EMPTY, GOOD_LOOP, MODEL, PROMPTS, make_run, seed_results, write_answers
 from zelda_tui.core import evals
 from zelda_tui.core.errors import ZeldaError
-from zelda_tui.services.evals import EvalOptions
+from zelda_tui.core.evals import GenerateOptions
 
 
 def test_answers_are_validated_scored_and_stored(small_services, small_ws: Path):
@@ -64,13 +64,13 @@ def test_eval_run_reuses_complete_answers_without_starting_the_generator(small_s
     prompts = small_ws.parent / "my set.jsonl"
     prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     write_answers(run_dir, "my_set", ANSWERS)
-    report = small_services.eval_run(run_dir.name, "all", prompts, EvalOptions(samples=0, max_new_tokens=64))
+    report = small_services.eval_run(run_dir.name, "all", prompts, GenerateOptions(samples=0, max_new_tokens=64))
     assert report.prompt_set == "my_set" and report.prompts == 4 and not report.problems
     assert [(c.checkpoint, c.step, c.state) for c in report.checkpoints] == [
         ("base", 0, "reused"), ("checkpoint-2", 2, "reused"), ("checkpoint-4", 4, "reused")]
     assert report.checkpoints[2].summary["assemble_rate"] == 0.75
     assert not (evals.eval_dir(run_dir, "my_set") / evals.GENERATE_LOG).exists()
-    only = small_services.eval_run(run_dir.name, "4,base", prompts, EvalOptions(samples=0, max_new_tokens=64))
+    only = small_services.eval_run(run_dir.name, "4,base", prompts, GenerateOptions(samples=0, max_new_tokens=64))
     assert [c.checkpoint for c in only.checkpoints] == ["checkpoint-4", "base"]
 
 
@@ -85,7 +85,7 @@ def test_eval_run_errors_name_what_is_wrong(small_services, small_ws: Path, tmp_
     with pytest.raises(ZeldaError, match=r"bad.jsonl:1: field `instruction` must be a non-empty string"):
         small_services.eval_run(run_dir.name, "base", bad)
     with pytest.raises(ZeldaError, match="--samples must be >= 0"):
-        small_services.eval_run(run_dir.name, "base", None, EvalOptions(samples=-1))
+        small_services.eval_run(run_dir.name, "base", None, GenerateOptions(samples=-1))
     with pytest.raises(ZeldaError, match="no eval results for prompt set 'other'"):
         small_services.leaderboard("other")
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..core.evals import GenerateOptions
+
 MODULE = "zelda_tui.backends.trainer.generate"
 
 
@@ -24,20 +26,11 @@ class GenerateRequest:
     run_dir: Path
     prompt_set: str
     checkpoints: list[str]
-    samples: int = 0
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    seed: int = 0
-    temperature: float = 0.8
-    top_p: float = 0.95
-    device: str = ""
+    options: GenerateOptions
 
     def command(self, python: str | None = None) -> list[str]:
-        cmd = [python or sys.executable, "-m", MODULE, str(self.run_dir), "--prompt-set", self.prompt_set,
-               "--checkpoints", ",".join(self.checkpoints), "--samples", str(self.samples),
-               "--max-new-tokens", str(self.max_new_tokens), "--batch-size", str(self.batch_size),
-               "--seed", str(self.seed), "--temperature", repr(self.temperature), "--top-p", repr(self.top_p)]
-        return cmd + (["--device", self.device] if self.device else [])
+        return [python or sys.executable, "-m", MODULE, str(self.run_dir), "--prompt-set", self.prompt_set,
+                "--checkpoints", ",".join(self.checkpoints), *self.options.argv()]
 
 
 def run_generate(request: GenerateRequest, log_path: Path, on_event: Callable[[dict], None],

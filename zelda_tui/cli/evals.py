@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 from ..core import evals
-from ..services.evals import EvalOptions, EvalReport
+from ..core.evals import GenerateOptions
+from ..services.evals import EvalReport
 from .common import emit_json, fmt_num, open_services, table
 
 
@@ -45,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 def cmd_eval_run(args: argparse.Namespace) -> int:
     services = open_services(args)
     cancel = threading.Event()
-    opts = EvalOptions(samples=args.samples, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+    opts = GenerateOptions(samples=args.samples, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                        seed=args.seed, temperature=args.temperature, top_p=args.top_p, device=args.device or "")
     tty = sys.stderr.isatty()
 

@@ -52,6 +52,29 @@ _SET_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass
+class GenerateOptions:
+    """How answers are generated; every field is part of what makes an answers file reusable.
+
+    One definition for the CLI, the TUI dialog, the services and the generator program.
+    """
+
+    samples: int = 0  # sampled answers per prompt (pass@k), besides the greedy one
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    seed: int = 0
+    temperature: float = 0.8
+    top_p: float = 0.95
+    device: str = ""  # "" = run.toml's train.device
+
+    def argv(self) -> list[str]:
+        """The generator program's flags for these options."""
+        out = ["--samples", str(self.samples), "--max-new-tokens", str(self.max_new_tokens),
+               "--batch-size", str(self.batch_size), "--seed", str(self.seed),
+               "--temperature", repr(self.temperature), "--top-p", repr(self.top_p)]
+        return out + (["--device", self.device] if self.device else [])
+
+
+@dataclass
 class Prompt:
     idx: int  # position among the file's non-blank lines (stable when another line is fixed)
     line: int  # 1-based line in the source file, for messages

@@ -22,7 +22,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from rich.text import Text
 
 from ..services import Services
-from ..services.evals import EvalOptions, EvalReport
+from ..core.evals import GenerateOptions
+from ..services.evals import EvalReport
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
 from .samples import CompareScreen, SampleViewer
 
@@ -314,7 +315,7 @@ class LeaderboardScreen(Screen):
         try:
             report = self.services.eval_run(
                 choice.run, choice.checkpoint, Path(choice.prompts) if choice.prompts else None,
-                EvalOptions(samples=choice.samples, max_new_tokens=choice.max_new_tokens),
+                GenerateOptions(samples=choice.samples, max_new_tokens=choice.max_new_tokens),
                 progress=lambda name, done, total: self.post_message(self.EvalProgress(choice.run, name, done, total)),
                 cancel=self._cancel)
         except Exception as exc:

@@ -53,19 +53,6 @@ class EvalReport:
         return asdict(self)
 
 
-@dataclass
-class EvalOptions:
-    """How answers are generated (part of what makes an answers file reusable)."""
-
-    samples: int = 0
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    seed: int = 0
-    temperature: float = 0.8
-    top_p: float = 0.95
-    device: str = ""  # "" = run.toml's train.device
-
-
 class EvalServices:
     config: Config
     store: Store
@@ -81,11 +68,11 @@ class EvalServices:
         return evals.SHIPPED_PROMPTS
 
     # --- running an eval -----------------------------------------------------------------
-    def eval_run(self, run: str, checkpoint: str = "all", prompts: Path | None = None, options: EvalOptions | None = None,
+    def eval_run(self, run: str, checkpoint: str = "all", prompts: Path | None = None, options: evals.GenerateOptions | None = None,
                  limit: int | None = None, progress: EvalProgress | None = None,
                  cancel: threading.Event | None = None) -> EvalReport:
         """Generate, validate, score and store; a failing checkpoint never stops the others."""
-        opts = options or EvalOptions()
+        opts = options or evals.GenerateOptions()
         if opts.samples < 0 or opts.max_new_tokens < 1 or opts.batch_size < 1:
             raise ZeldaError("eval: --samples must be >= 0, --max-new-tokens and --batch-size >= 1", exit_code=2)
         run_dir = self.run_dir(run)
@@ -119,11 +106,10 @@ class EvalServices:
                                                     else "the generator ended without answers for it")
         return report
 
-    def _generate(self, run_dir: Path, prompt_set: str, todo: list[str], opts: EvalOptions,
+    def _generate(self, run_dir: Path, prompt_set: str, todo: list[str], opts: evals.GenerateOptions,
                   by_name: dict[str, CheckpointResult], progress: EvalProgress | None,
                   cancel: threading.Event | None) -> None:
-        request = GenerateRequest(run_dir, prompt_set, todo, opts.samples, opts.max_new_tokens, opts.batch_size,
-                                  opts.seed, opts.temperature, opts.top_p, opts.device)
+        request = GenerateRequest(run_dir, prompt_set, todo, opts)
         fatal: list[str] = []
 
         def on_event(event: dict) -> None:

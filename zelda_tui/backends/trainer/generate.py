@@ -35,13 +35,7 @@ class GenerateArgs:
     run_dir: Path
     prompt_set: str
     checkpoints: list[str]
-    samples: int = 0
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    seed: int = 0
-    temperature: float = 0.8
-    top_p: float = 0.95
-    device: str = ""  # "" = run.toml's train.device
+    options: evals.GenerateOptions
 
 
 def emit(event: str, **values) -> None:
@@ -62,8 +56,9 @@ def parse_args(argv: list[str] | None) -> GenerateArgs:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--device", default="", choices=["", "auto", "cuda", "cpu"])
     a = p.parse_args(argv)
-    return GenerateArgs(a.run_dir.resolve(), a.prompt_set, [c for c in a.checkpoints.split(",") if c], a.samples,
-                        a.max_new_tokens, a.batch_size, a.seed, a.temperature, a.top_p, a.device)
+    return GenerateArgs(a.run_dir.resolve(), a.prompt_set, [c for c in a.checkpoints.split(",") if c],
+                        evals.GenerateOptions(a.samples, a.max_new_tokens, a.batch_size, a.seed, a.temperature, a.top_p,
+                                              a.device))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +91,8 @@ def run(args: GenerateArgs) -> int:
             emit("error", checkpoint=name, message=f"{adapter}: no adapter_config.json (not a complete checkpoint)")
             failed += 1
             continue
-        request = evals.generation_request(cfg.model.base, adapter, prompts_sha, args.samples, args.max_new_tokens,
-                                           args.seed, args.temperature, args.top_p)
+        request = evals.generation_request(cfg.model.base, adapter, prompts_sha, args.options.samples, args.options.max_new_tokens,
+                                           args.options.seed, args.options.temperature, args.options.top_p)
         path = evals.answers_path(args.run_dir, args.prompt_set, name)
         if evals.answers_complete(path, request):
             emit("skipped", checkpoint=name, path=str(path))
@@ -114,7 +109,7 @@ def run(args: GenerateArgs) -> int:
     except ImportError as exc:
         raise ZeldaError(f"generating answers needs the [train] extra (pip install -e '.[train]'): {exc}") from None
 
-    device = pick_device(args.device or cfg.train.device)
+    device = pick_device(args.options.device or cfg.train.device)
     tokenizer = load_tokenizer(cfg)
     tokenizer.padding_side = "left"  # decoder-only batches: pad on the left so every prompt ends at the same place
     base, quant = load_model(cfg, device)
@@ -137,7 +132,7 @@ def run(args: GenerateArgs) -> int:
             failed += 1
             continue
         header = {"run": args.run_dir.name, "prompt_set": args.prompt_set, "checkpoint": name, "step": evals.checkpoint_step(args.run_dir, name),
-                  **request, "expected": len(prompts) * (1 + args.samples), "device": device,
+                  **request, "expected": len(prompts) * (1 + args.options.samples), "device": device,
                   "created": round(time.time(), 3), "elapsed_s": round(time.time() - started, 2)}
         evals.write_answers(path, header, answers)
         emit("done", checkpoint=name, path=str(path), answers=len(answers), elapsed_s=header["elapsed_s"])
@@ -146,28 +141,28 @@ def run(args: GenerateArgs) -> int:
 
 def generate(model, tokenizer, texts: list[str], prompts: list[evals.Prompt], args: GenerateArgs, name: str, torch) -> list[dict]:
     """Greedy (sample 0) then K sampled answers (1..K) per prompt, in batches of prompts."""
-    total = len(prompts) * (1 + args.samples)
+    total = len(prompts) * (1 + args.options.samples)
     answers: list[dict] = []
     eos = tokenizer.eos_token_id
-    common = {"max_new_tokens": args.max_new_tokens, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": eos}
+    common = {"max_new_tokens": args.options.max_new_tokens, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": eos}
     emit("progress", checkpoint=name, done=0, total=total)
-    for start in range(0, len(prompts), max(1, args.batch_size)):
-        batch = prompts[start:start + args.batch_size]
-        enc = tokenizer(texts[start:start + args.batch_size], return_tensors="pt", padding=True,
+    for start in range(0, len(prompts), max(1, args.options.batch_size)):
+        batch = prompts[start:start + args.options.batch_size]
+        enc = tokenizer(texts[start:start + args.options.batch_size], return_tensors="pt", padding=True,
                         add_special_tokens=False).to(model.device)
         width = enc["input_ids"].shape[1]
         with torch.no_grad():
             out = model.generate(**enc, do_sample=False, temperature=None, top_p=None, top_k=None, **common)
         for prompt, seq in zip(batch, out):
             answers.append({"prompt_idx": prompt.idx, "sample": 0, **_decode(tokenizer, seq[width:], eos)})
-        if args.samples:
-            torch.manual_seed(args.seed + start)  # the same sample for the same prompt batch on a re-run
+        if args.options.samples:
+            torch.manual_seed(args.options.seed + start)  # the same sample for the same prompt batch on a re-run
             with torch.no_grad():
-                out = model.generate(**enc, do_sample=True, temperature=args.temperature, top_p=args.top_p, top_k=None,
-                                     num_return_sequences=args.samples, **common)
+                out = model.generate(**enc, do_sample=True, temperature=args.options.temperature, top_p=args.options.top_p, top_k=None,
+                                     num_return_sequences=args.options.samples, **common)
             for i, seq in enumerate(out):
-                prompt = batch[i // args.samples]
-                answers.append({"prompt_idx": prompt.idx, "sample": 1 + i % args.samples,
+                prompt = batch[i // args.options.samples]
+                answers.append({"prompt_idx": prompt.idx, "sample": 1 + i % args.options.samples,
                                 **_decode(tokenizer, seq[width:], eos)})
         emit("progress", checkpoint=name, done=len(answers), total=total)
     answers.sort(key=lambda a: (a["prompt_idx"], a["sample"]))
