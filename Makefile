@@ -43,7 +43,9 @@ test: setup-train system-deps asar
 bench: setup
 	$(BIN)/python bench/bench_qa.py
 	$(BIN)/python bench/bench_mix.py
+	$(BIN)/python bench/bench_offers.py
 	$(BIN)/python bench/bench_asm.py
+	$(BIN)/python bench/bench_tail.py
 
 screenshot: setup
 	$(BIN)/python scripts/screenshot.py docs/inventory.svg docs/mix.svg
