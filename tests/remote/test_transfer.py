@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,34 @@ def test_trainer_import_check_reports_the_missing_module(sshd, tmp_path: Path):
         with pytest.raises(RemoteError, match=r"cannot import the trainer: .*No module named '(?!zelda_tui)"):
             remote_runs.check_trainer_imports(s, bare, app)  # the code is there now; its dependencies are not
         remote_runs.check_trainer_imports(s, sys.executable, app)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MB tmpfs as the box's training dir (needs mount rights: root in a container has them)."""
+    mnt = tmp_path / "small_disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill a disk: {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_mid_upload_is_named_and_resumes(sshd, tmp_path: Path, small_disk: Path):
+    src = blob(tmp_path / "train.jsonl", 3_000_000)
+    filler = small_disk / "other-run.bin"
+    filler.write_bytes(b"\0" * 2_000_000)
+    items = [remote_runs.transfer(src, f"{small_disk}/datasets/m/train.jsonl")]
+    with SshSession("gpu-box", sshd.settings()) as s:
+        with pytest.raises(RemoteError) as info:
+            remote_runs.upload(s, items, "upload mix m", quiet)
+        msg = str(info.value)
+        assert "gpu-box" in msg and "upload mix m" in msg and "the remote disk is full" in msg and "resume" in msg
+        part = small_disk / "datasets" / "m" / "train.jsonl.part"
+        kept = part.stat().st_size
+        assert 0 < kept < 3_000_000  # what arrived stays
+        filler.unlink()  # room again
+        said: list[str] = []
+        assert remote_runs.upload(s, items, "upload mix m", said.append) == 3_000_000 - kept
+        assert (small_disk / "datasets" / "m" / "train.jsonl").read_bytes() == src.read_bytes()

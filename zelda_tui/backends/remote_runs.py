@@ -206,6 +206,13 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
             full = " (the remote disk is full)" if free < (item.size - start) else ""
             raise RemoteError(f"{session.host.label}: {step}: writing {part} failed{full}: {exc}; "
                               "run the command again to resume") from None
+        arrived = sftp.stat(part).st_size  # pipelined writes report a full disk late or not at all
+        if arrived != item.size:
+            free, _ = disk_usage(session, posixpath.dirname(item.remote))
+            full = "the remote disk is full" if free < item.size - arrived + (1 << 20) else "the copy stopped short"
+            raise RemoteError(f"{session.host.label}: {step}: {posixpath.basename(item.remote)}: {arrived:,} of "
+                              f"{item.size:,} bytes arrived ({full}, {free / 1e6:.1f} MB free); what arrived is kept: "
+                              "free some space and run the command again to resume")
         got = session.check(f"sha256sum -- {shlex.quote(part)}", f"{step}: verify").split()[0]
         if got != item.sha256:
             sftp.remove(part)
