@@ -324,13 +324,17 @@ def download_tree(session: SshSession, root: str, local_root: Path, step: str, p
         if start > size:
             start = 0
         progress(f"{step}: {rel} ({n}/{len(files)}, {size / 1e6:.1f} MB" + (f", resuming at {start / 1e6:.1f} MB" if start else "") + ")")
-        with open(part, "ab" if start else "wb") as dst:
-            if size > start:
-                for chunk in session.read_range(remote, start, size - start):
-                    dst.write(chunk)
-                    got_bytes += len(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
+        try:
+            with open(part, "ab" if start else "wb") as dst:
+                if size > start:
+                    for chunk in session.read_range(remote, start, size - start):
+                        dst.write(chunk)
+                        got_bytes += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+        except OSError as exc:  # this machine's disk: full, read-only, gone
+            raise ZeldaError(f"{step}: writing {part} here failed: {exc.strerror or exc}; what arrived is kept, "
+                             "run the command again to resume") from None
         if sha256_file(part) != want:
             part.unlink()
             raise RemoteError(f"{session.host.label}: {step}: {rel} arrived corrupted (sha256 mismatch); run again")
