@@ -48,7 +48,7 @@ bench: setup
 	$(BIN)/python bench/bench_tail.py
 
 screenshot: setup
-	$(BIN)/python scripts/screenshot.py docs/inventory.svg docs/mix.svg
+	$(BIN)/python scripts/screenshot.py docs
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache snapshot_report.html
