@@ -18,11 +18,11 @@ from textual.binding import Binding
 from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
 from rich.text import Text
+from textual.widgets import DataTable, Footer, Header, Static
 
-from ..services import Services
 from ..core.evals import GenerateOptions
+from ..services import Services
 from ..services.evals import EvalReport
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
 from .samples import CompareScreen, SampleViewer
