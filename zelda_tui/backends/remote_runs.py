@@ -178,6 +178,8 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
     todo = [t for t in items if have.get(t.remote) != t.sha256]
     if not todo:
         return 0
+    progress(f"{step}: {len(todo)} file(s), {sum(t.size for t in todo) / 1e6:.1f} MB to send"
+             + (f" ({len(items) - len(todo)} already there)" if len(todo) < len(items) else ""))
     dirs = sorted({posixpath.dirname(t.remote) for t in todo})
     session.check("mkdir -p " + " ".join(shlex.quote(d) for d in dirs), f"{step}: create directories")
     sftp = session.sftp
@@ -190,8 +192,9 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
             start = 0
         if start > item.size:
             start = 0
-        progress(f"{step}: {posixpath.basename(item.remote)} ({n}/{len(todo)}, {item.size / 1e6:.1f} MB"
-                 + (f", resuming at {start / 1e6:.1f} MB" if start else "") + ")")
+        if item.size >= 1e6 or start:  # the big ones by name; a tree of small files is the summary line above
+            progress(f"{step}: {posixpath.basename(item.remote)} ({n}/{len(todo)}, {item.size / 1e6:.1f} MB"
+                     + (f", resuming at {start / 1e6:.1f} MB" if start else "") + ")")
         try:
             with open(item.local, "rb") as src, sftp.open(part, "ab" if start else "wb") as dst:
                 dst.set_pipelined(True)
