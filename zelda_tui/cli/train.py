@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..core.runs import ACTIVE_STATES as ACTIVE
 from .common import emit_json, fmt_eta, fmt_num, open_services, table
 
 
@@ -42,10 +43,11 @@ def cmd_train_list(args: argparse.Namespace) -> int:
         emit_json(rows)
     else:
         print(table(
-            ["run", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
-            [[r["name"], r["state"], r["mix"] or "-", f"{r['step']}/{r['max_steps'] or '?'}", fmt_num(r["loss"]),
+            ["run", "host", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
+            [[r["name"], r["host"], r["state"] + (" (as of last sync)" if r.get("remote_dir") and r["state"] in ACTIVE else ""),
+              r["mix"] or "-", f"{r['step']}/{r['max_steps'] or '?'}", fmt_num(r["loss"]),
               fmt_num(r["eval_loss"]), fmt_num(r["tokens_per_s"], 0), fmt_eta(r["eta_s"])] for r in rows],
-            "llllrrrr",
+            "lllllrrrr",
         ) if rows else "no runs yet: zelda-tui train start --phase 0")
     return 0
 
