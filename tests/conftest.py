@@ -17,6 +17,19 @@ from zelda_tui.services import build_services
 # the `sshd` fixture (a real OpenSSH server on 127.0.0.1) for every test that needs a box
 pytest_plugins = ["tests.remote.sshd"]
 
+
+@pytest.fixture(scope="session")
+def _no_gcloud_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("no-gcloud")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_cloud_credentials(monkeypatch, _no_gcloud_dir: Path) -> None:
+    """A developer's own gcloud login must not turn "no keys" tests into live GCP calls."""
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(_no_gcloud_dir))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

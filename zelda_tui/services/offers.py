@@ -26,7 +26,9 @@ class OfferServices:
         from ..core.catalog import load_catalog
 
         parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
-        offers, warnings = search_offers(providers, load_catalog(), self._provider_urls())
+        gcp_table = self._providers_table().get("gcp")
+        offers, warnings = search_offers(providers, load_catalog(), self._provider_urls(),
+                                         gcp_project=gcp_table.get("project") if isinstance(gcp_table, dict) else None)
         chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
         return self._annotate(chosen, phase, warnings), warnings
 
@@ -65,9 +67,9 @@ class OfferServices:
         return raw if isinstance(raw, dict) else {}
 
     def _provider_urls(self) -> dict[str, str]:
-        """[providers.vast] base_url etc.: for proxies, and for the tests' local replay server."""
+        """[providers.vast] base_url etc. (vast, vultr, gcp): for proxies, and for the tests' local replay server."""
         raw = self._providers_table()
-        return {n: raw[n]["base_url"] for n in ("vast", "vultr") if isinstance(raw.get(n), dict) and "base_url" in raw[n]}
+        return {n: raw[n]["base_url"] for n in ("vast", "vultr", "gcp") if isinstance(raw.get(n), dict) and "base_url" in raw[n]}
 
     def _launch_spec(self):
         from ..backends.providers.launch import LaunchSpec

@@ -1,14 +1,16 @@
 """Offers from every provider at once: live where a key is set, the dated offline catalog otherwise.
 
 A provider that fails (no key, bad key, down) becomes a one-line warning and its catalog entries
-(if any) are shown instead: the browser keeps working.
+(if any) are shown instead: the browser keeps working. GCP is live when application-default
+credentials are configured (see `gcp.search_gcp`); without them it is the catalog, silently.
 """
 
 from __future__ import annotations
 
 from ...core.errors import ZeldaError
 from ...core.offers import Offer
-from . import vast, vultr
+from . import gcp, vast, vultr
+from .http import RetryPolicy
 from .vast import VastClient
 from .vultr import VultrClient
 
@@ -16,7 +18,10 @@ PROVIDERS = ("vast", "vultr", "gcp")
 
 
 def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[str, str] | None = None,
+                  gcp_project: str | None = None, gcp_retry: RetryPolicy | None = None,
                   ) -> tuple[list[Offer], list[str]]:
+    """(offers, warnings) of `providers`; `urls` overrides base URLs per provider (proxies, test
+    servers), `gcp_project` is `[providers.gcp] project`, `gcp_retry` the retry policy of GCP's API calls."""
     urls = urls or {}
     unknown = set(providers) - set(PROVIDERS)
     if unknown:
@@ -43,5 +48,8 @@ def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[s
             warnings.append(f"{exc} (showing the offline Vultr catalog)")
             offers += [o for o in catalog if o.provider == "vultr"]
     if "gcp" in providers:
-        offers += [o for o in catalog if o.provider == "gcp"]  # live GCP prices need ADC tokens: catalog
+        gcp_offers, gcp_warnings = gcp.search_gcp(catalog, project=gcp_project, base_url=urls.get("gcp"),
+                                                  retry=gcp_retry)
+        offers += gcp_offers
+        warnings += gcp_warnings
     return offers, warnings
