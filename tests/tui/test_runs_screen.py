@@ -223,7 +223,7 @@ async def test_empty_workspace_shows_how_to_start(small_ws: Path, app_for):
         # a run appearing later replaces the hint within a refresh
         make_run(small_ws.parent, "tiny_20260104T000000Z", "stopped", steps=2, log_lines=1)
         await wait_for(pilot, lambda: screen.query_one(DataTable).row_count == 1, "new run listed")
-        assert not hint.display and screen.query_one(DataTable).display
+        await wait_for(pilot, lambda: not hint.display and screen.query_one(DataTable).display, "the hint replaced")
 
 
 async def test_resume_of_a_completed_run_is_refused_with_a_message(small_ws: Path, app_for):
