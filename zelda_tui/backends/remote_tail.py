@@ -79,8 +79,10 @@ class RemoteMirror:
         return new
 
     def _sftp(self) -> paramiko.SFTPClient:
-        if self.session is None or not self.session.is_alive():
-            self.close()
+        if self.session is not None and not self.session.is_alive():
+            self.close()  # noticed between two reads: the same as a read failing, so the state says so
+            raise RemoteError(f"{self.host}: connection lost")
+        if self.session is None:
             self.session = self.connect()
             self.host = self.session.host.label
             self.session.sftp.get_channel().settimeout(READ_TIMEOUT_S)
