@@ -76,6 +76,8 @@ def test_experts_are_quantised_and_counted(tiny_model: Path):
     other = sum(p.numel() for p in plain.parameters()) - linear - experts
     model, report = load_model(_cfg(tiny_model), "cpu")
     assert report.expert_params_4bit == experts > 0
+    moe_layers = sum(1 for layer in plain.model.layers if hasattr(layer.mlp, "experts"))
+    assert (report.tensors_while_loading, report.tensors) == (2 * moe_layers, 0)  # all while loading, none after
     assert report.four_bit == linear + experts
     assert report.not_quantised == other  # embeddings, lm_head, norms, router
     ex = model.model.layers[1].mlp.experts
@@ -149,3 +151,39 @@ def test_oom_advice_comes_from_the_estimator():
     assert 1 <= small < 8
     cfg.model.base = "local/unknown"
     assert "lower train.micro_batch" in oom_advice(cfg, 24.0)
+
+
+def test_experts_are_quantised_as_they_load_never_all_in_bf16(tiny_model: Path):
+    """At every moment of the load at most the tensor being quantised exists in bf16: every other
+    fused expert tensor is either not loaded yet (on the meta device) or already 4-bit."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from zelda_tui.backends.trainer.modeling import EXPERT_PARAMS, experts_quantised_while_loading
+
+    resident: list[int] = []
+
+    def plain_experts_in_memory(model) -> None:
+        count = 0
+        for module in model.modules():
+            for name in EXPERT_PARAMS:
+                p = module._parameters.get(name) if hasattr(module, "_parameters") else None
+                if isinstance(p, torch.nn.Parameter) and p.dim() == 3 and p.device.type != "meta":
+                    count += 1
+        resident.append(count)
+
+    done: list[int] = []
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=torch.bfloat16)
+    with experts_quantised_while_loading("nf4", True, done, plain_experts_in_memory):
+        model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.bfloat16, device_map="cpu",
+                                                     quantization_config=config)
+    assert len(done) == len(resident) > 0 and resident == [0] * len(resident)
+    reference = DeepseekV2ForCausalLM.from_pretrained(str(tiny_model), dtype=torch.bfloat16)
+    for got, want in zip(model.model.layers[1:], reference.model.layers[1:]):  # the MoE layers
+        for name in EXPERT_PARAMS:
+            a, b = getattr(got.mlp.experts, name).float(), getattr(want.mlp.experts, name).float()
+            assert ((a - b).abs().mean() / b.abs().mean()).item() < 0.15  # NF4 of the loaded weights, not noise
+    from transformers.quantizers import auto as registry
+    from transformers.quantizers.quantizer_bnb_4bit import Bnb4BitHfQuantizer
+
+    assert registry.AUTO_QUANTIZER_MAPPING["bitsandbytes_4bit"] is Bnb4BitHfQuantizer  # restored after the load

@@ -3,16 +3,22 @@
 bitsandbytes' `load_in_4bit` replaces nn.Linear only. In transformers 5 the routed experts of
 DeepSeek-V2 are fused 3-D nn.Parameters (~92 % of the weights), which would silently stay
 bf16 (bitsandbytes issue #1849). We quantise them to NF4 with
-`bitsandbytes.nn.parametrize.replace_parameter_4bit`, one layer at a time after loading.
-Known gap: the load itself still materialises every layer's experts in bf16 on the device
-first (~30 GB transiently for DeepSeek-Coder-V2-Lite on an 80 GB card) before they shrink to
-~9 GB; streaming them in quantised is open work that needs a GPU to validate.
+`bitsandbytes.nn.parametrize.replace_parameter_4bit` *while loading*: transformers loads a
+quantised model synchronously, one target parameter at a time (each layer's per-expert
+checkpoint tensors merged into the fused 3-D tensor, then handed to the quantizer's op); our
+op quantises each fused expert tensor as soon as it exists, so the device never holds more
+than one layer's experts in bf16 (~0.7 GB for DeepSeek-Coder-V2-Lite) next to what is
+already 4-bit, instead of all of them (~30 GB) before a pass over the loaded model. Any expert
+tensor the load left in bf16 (another transformers version, another checkpoint layout) is
+still quantised after loading, and train.log says which path ran.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -29,6 +35,8 @@ class QuantReport:
     four_bit: int
     not_quantised: int
     expert_params_4bit: int
+    tensors: int = 0  # expert tensors quantised after loading (a fallback: normally 0)
+    tensors_while_loading: int = 0  # expert tensors quantised as the load produced them
 
     def line(self) -> str:
         total = self.four_bit + self.not_quantised
@@ -59,8 +67,8 @@ def load_tokenizer(cfg: RunConfig):
 
 
 def _expert_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    return [(n, m) for n, m in model.named_modules()
-            if all(isinstance(getattr(m, p, None), torch.nn.Parameter) and getattr(m, p).dim() == 3 for p in EXPERT_PARAMS)]
+    """Modules still holding a fused expert tensor as a plain (not yet 4-bit) parameter."""
+    return [(n, m) for n, m in model.named_modules() if any(_is_fused_expert(m, p) for p in EXPERT_PARAMS)]
 
 
 def load_model(cfg: RunConfig, device: str, local_rank: int = 0) -> tuple[torch.nn.Module, QuantReport]:
@@ -78,10 +86,79 @@ def load_model(cfg: RunConfig, device: str, local_rank: int = 0) -> tuple[torch.
             bnb_4bit_compute_dtype=compute,
         )
     kwargs["device_map"] = {"": local_rank} if device == "cuda" else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(cfg.model.base, **kwargs)
-    report = (quantise_experts(model, device, q.quant_type, q.double_quant, local_rank)
-              if q.load_in_4bit and q.quantize_experts else None)
-    return model, count_quantised(model, report.expert_params_4bit if report else 0)
+    if not (q.load_in_4bit and q.quantize_experts):
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.base, **kwargs)
+        return model, count_quantised(model, 0)
+    on_load: list[int] = []
+    with experts_quantised_while_loading(q.quant_type, q.double_quant, on_load):
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.base, **kwargs)
+    after = quantise_experts(model, device, q.quant_type, q.double_quant, local_rank)  # whatever loading left bf16
+    log.info("routed experts: %d fused tensors (%s parameters) quantised to %s while loading, %d after",
+             len(on_load), f"{sum(on_load):,}", q.quant_type, after.tensors)
+    report = count_quantised(model, sum(on_load) + after.expert_params_4bit)
+    report.tensors_while_loading, report.tensors = len(on_load), after.tensors
+    return model, report
+
+
+def _is_fused_expert(module: torch.nn.Module, attr: str) -> bool:
+    p = getattr(module, attr, None)
+    return attr in EXPERT_PARAMS and isinstance(p, torch.nn.Parameter) and p.dim() == 3
+
+
+@contextmanager
+def experts_quantised_while_loading(quant_type: str, double_quant: bool, done: list[int],
+                                    after_each: Callable[[torch.nn.Module], None] | None = None) -> Iterator[None]:
+    """Within the block, transformers' bitsandbytes 4-bit quantizer also quantises fused expert
+    tensors as they are loaded (each one's element count is appended to `done`; `after_each`
+    sees the model after each one, which is how the tests check what is resident meanwhile).
+
+    transformers picks the quantizer class from its registry by quantization method; the
+    4-bit bitsandbytes entry is swapped for a subclass for the duration of one load (the
+    trainer is its own process and loads once), so every other behaviour stays bitsandbytes'.
+    """
+    from bitsandbytes.nn.parametrize import replace_parameter_4bit
+    from transformers.integrations.bitsandbytes import Bnb4bitQuantize
+    from transformers.quantizers import auto as quantizer_registry
+    from transformers.quantizers.quantizer_bnb_4bit import Bnb4BitHfQuantizer
+    from transformers.quantizers.quantizers_utils import get_module_from_name
+
+    class QuantiseExperts(Bnb4bitQuantize):
+        def convert(self, input_dict, full_layer_name=None, model=None, missing_keys=None, **kwargs):
+            linear = {}
+            for name, value in input_dict.items():
+                tensor = value[0] if isinstance(value, list) else value
+                module, attr = get_module_from_name(model, name)
+                if not (attr in EXPERT_PARAMS and tensor.dim() == 3):
+                    linear[name] = value
+                    continue
+                setattr(module, attr, torch.nn.Parameter(tensor, requires_grad=False))
+                replace_parameter_4bit(module, attr, compress_statistics=double_quant, quant_type=quant_type)
+                module._is_hf_initialized = True  # loaded: transformers must not re-initialise it
+                if missing_keys is not None:
+                    missing_keys.discard(name)
+                done.append(tensor.numel())
+                if after_each is not None:
+                    after_each(model)
+            if not linear:
+                return {}  # nothing left for transformers to set: the module holds the 4-bit tensor
+            return super().convert(linear, full_layer_name=full_layer_name, model=model, missing_keys=missing_keys,
+                                   **kwargs)
+
+    class ExpertsToo(Bnb4BitHfQuantizer):
+        def param_needs_quantization(self, model, param_name: str, **kwargs) -> bool:
+            module, attr = get_module_from_name(model, param_name)
+            return _is_fused_expert(module, attr) or super().param_needs_quantization(model, param_name, **kwargs)
+
+        def get_quantize_ops(self):
+            return QuantiseExperts(self)
+
+    key = "bitsandbytes_4bit"
+    original = quantizer_registry.AUTO_QUANTIZER_MAPPING[key]
+    quantizer_registry.AUTO_QUANTIZER_MAPPING[key] = ExpertsToo
+    try:
+        yield
+    finally:
+        quantizer_registry.AUTO_QUANTIZER_MAPPING[key] = original
 
 
 def quantise_experts(model: torch.nn.Module, device: str, quant_type: str, double_quant: bool,
@@ -89,17 +166,20 @@ def quantise_experts(model: torch.nn.Module, device: str, quant_type: str, doubl
     from bitsandbytes.nn.parametrize import replace_parameter_4bit
 
     target = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
-    done = 0
+    done = tensors = 0
     for _, module in _expert_modules(model):
         for name in EXPERT_PARAMS:
+            if not _is_fused_expert(module, name):
+                continue  # already 4-bit (quantised while loading)
             param = getattr(module, name)
             done += param.numel()
+            tensors += 1
             if param.device != target:
                 setattr(module, name, torch.nn.Parameter(param.data.to(target), requires_grad=False))
             replace_parameter_4bit(module, name, compress_statistics=double_quant, quant_type=quant_type)
         if device == "cuda":
             torch.cuda.empty_cache()
-    return QuantReport(0, 0, done)
+    return QuantReport(0, 0, done, tensors)
 
 
 def count_quantised(model: torch.nn.Module, expert_params_4bit: int) -> QuantReport:
