@@ -175,3 +175,52 @@ def test_nan_loss_stops_with_a_clear_status(tmp_path: Path, tiny_model: Path):
     assert status.state == "failed"
     assert "is nan at step" in status.message.lower() and "lower lr" in status.message
     assert status.step < 40
+
+
+def test_disk_full_fails_clearly_corrupts_nothing_and_resumes(tmp_path: Path, tiny_model: Path):
+    """The run dir on a small tmpfs filled to the last byte: the trainer says "disk full", the
+    last status.json stays whole; with room again, resume trains to the end."""
+    import shutil
+    import subprocess
+    import sys
+
+    cfg = make_workspace(tmp_path / "ws", tiny_model, max_steps=2, every=2)
+    runs_root = tmp_path / "ws" / "runs"
+    runs_root.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(runs_root)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill a disk: {res.stderr.strip()}")
+    try:
+        from zelda_tui.core.run_plan import create_run, plan_run
+        from zelda_tui.services import build_services
+
+        services = build_services(cfg)
+        try:
+            services.mix_build("tiny_mix")
+            run_dir = create_run(services.config, plan_run(services.config, None, 0), services.config.mix_dir("tiny_mix"),
+                                 runs_root)
+        finally:
+            services.close()
+        before = (run_dir / runs.STATUS).read_bytes()
+        filler = runs_root / "filler"
+        with open(filler, "wb") as fh:  # every free block taken
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+        full = subprocess.run([sys.executable, "-m", "zelda_tui.backends.trainer", str(run_dir)], capture_output=True,
+                              text=True, timeout=300)
+        assert full.returncode == 1
+        assert f"disk full under {run_dir}" in full.stdout and f"train resume {run_dir.name}" in full.stdout
+        assert "Traceback" not in full.stdout + full.stderr
+        assert (run_dir / runs.STATUS).read_bytes() == before  # the atomic write left the old one whole
+        filler.unlink()
+        res = run_cli("train", "resume", run_dir.name, "--config", str(cfg))
+        assert res.returncode == 0, res.stderr
+        done = wait_for(lambda: finished(run_dir))
+        assert done.state == "completed", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
+    finally:
+        subprocess.run(["umount", "-l", str(runs_root)], check=False)
+        shutil.rmtree(runs_root, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -36,17 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     if not (run_dir / runs.RUN_TOML).is_file():
         print(f"error: {run_dir / runs.RUN_TOML}: missing (is {run_dir} a run directory?)", file=sys.stderr)
         return 2
-    if dist.is_main:
-        runs.write_status(run_dir, status)
     cfg = None
     try:
+        if dist.is_main:
+            runs.write_status(run_dir, status)
         cfg = load_run_config(run_dir)
         return train(run_dir, cfg, status, dist)
     except ZeldaError as exc:
         return _fail(run_dir, status, str(exc), dist)
     except Exception as exc:  # the run must end in a readable status, whatever broke
-        traceback.print_exc()
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return _fail(run_dir, status, f"disk full under {run_dir} ({exc.strerror}): free some space, then "
+                         f"`zelda-tui train resume {run_dir.name}` (it goes on from the last complete checkpoint)", dist)
+        traceback.print_exc()
         if "out of memory" in str(exc).lower():
             import torch
 
@@ -107,8 +111,11 @@ def _fail(run_dir: Path, status: runs.RunStatus, message: str, dist: Distributed
     if not dist.is_main:
         return 1
     status.state, status.message, status.finished, status.heartbeat = "failed", message, time.time(), time.time()
-    runs.write_status(run_dir, status)
-    runs.append_metric(run_dir, "status", state="failed", message=message)
+    try:
+        runs.write_status(run_dir, status)
+        runs.append_metric(run_dir, "status", state="failed", message=message)
+    except OSError as exc:  # a full disk cannot take the failure either; the atomic write left the old status whole
+        print(f"error: could not record the failure in {run_dir}: {exc.strerror or exc}", file=sys.stderr, flush=True)
     return 1
 
 
