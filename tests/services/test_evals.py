@@ -112,3 +112,19 @@ def test_prompt_file_from_a_mix_eval_split(small_services, small_ws: Path):
     assert all(p.reference for p in pf.prompts) and {p.category for p in pf.prompts} <= {"asm", "ppu"}
     with pytest.raises(ZeldaError, match="unknown mix 'nope'"):
         small_services.eval_prompts_from_mix("nope", out)
+
+
+def test_a_remote_run_without_fetched_checkpoints_says_how_to_get_them(small_services, tmp_path: Path):
+    import shutil
+
+    from zelda_tui.core import runs
+
+    run_dir = make_run(small_services.config.workspace, "remote_20260101T000000Z")
+    shutil.rmtree(run_dir / runs.CHECKPOINTS)  # the mirror has the logs; the checkpoints are still on the box
+    small_services.store.run_upsert(run_dir.name, str(run_dir), "gpu-box", "small", 0, 1, "completed",
+                                    "/opt/training/models/remote_20260101T000000Z")
+    with pytest.raises(ZeldaError, match=r"trained on gpu-box: bring its checkpoints here first with "
+                                         r"`zelda-tui train fetch remote_20260101T000000Z --checkpoint all`"):
+        small_services.eval_run(run_dir.name, "all")
+    with pytest.raises(ZeldaError, match="no checkpoint '4'.*train fetch"):
+        small_services.eval_run(run_dir.name, "4")

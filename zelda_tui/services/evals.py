@@ -181,7 +181,12 @@ class EvalServices:
         """`all`, `base`, `final`, `N` / `checkpoint-N`, or a comma list of those."""
         available = evals.eval_checkpoints(run_dir)
         steps = dict(available)
+        remote = self.remote_row(run_dir.name)
+        fetch_hint = (f" — {run_dir.name} trained on {remote['host']}: bring its checkpoints here first with "
+                      f"`zelda-tui train fetch {run_dir.name} --checkpoint all`") if remote else ""
         if spec.strip() == "all":
+            if remote and len(available) == 1:  # only the base model: nothing was fetched yet
+                raise ZeldaError(f"{run_dir.name}: no checkpoint here yet{fetch_hint}", exit_code=1)
             return available
         chosen: list[tuple[str, int]] = []
         for part in (p.strip() for p in spec.split(",") if p.strip()):
@@ -190,7 +195,8 @@ class EvalServices:
                 steps[name] = evals.checkpoint_step(run_dir, name) or 0
             if name not in steps:
                 known = ", ".join(n for n, _ in available)
-                raise ZeldaError(f"{run_dir.name}: no checkpoint '{part}' (complete ones: {known})", exit_code=2)
+                raise ZeldaError(f"{run_dir.name}: no checkpoint '{part}' (complete ones: {known}){fetch_hint}",
+                                 exit_code=2)
             if name not in dict(chosen):
                 chosen.append((name, steps[name]))
         if not chosen:
