@@ -125,3 +125,17 @@ def test_disk_full_mid_upload_is_named_and_resumes(sshd, tmp_path: Path, small_d
         said: list[str] = []
         assert remote_runs.upload(s, items, "upload mix m", said.append) == 3_000_000 - kept
         assert (small_disk / "datasets" / "m" / "train.jsonl").read_bytes() == src.read_bytes()
+
+
+def test_an_existing_venv_on_the_box_is_reused(sshd, tmp_path: Path):
+    import sys
+
+    box = tmp_path / "box"
+    (box / "venv" / "bin").mkdir(parents=True)
+    (box / "venv" / "bin" / "python").symlink_to(sys.executable)  # a venv that already has the trainer stack
+    settings = remote_runs.RemoteSettings(training_dir=str(box))  # no remote.python: the box's venv
+    said: list[str] = []
+    with SshSession("gpu-box", sshd.settings()) as s:
+        info = remote_runs.probe(s, settings, "cpu", 1000, said.append)
+    assert info.python == str(box / "venv" / "bin" / "python")
+    assert not any("creating a venv" in line for line in said)
