@@ -132,7 +132,9 @@ def test_an_existing_venv_on_the_box_is_reused(sshd, tmp_path: Path):
 
     box = tmp_path / "box"
     (box / "venv" / "bin").mkdir(parents=True)
-    (box / "venv" / "bin" / "python").symlink_to(sys.executable)  # a venv that already has the trainer stack
+    python = box / "venv" / "bin" / "python"  # a venv that already has the trainer stack (this one, wrapped)
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
     settings = remote_runs.RemoteSettings(training_dir=str(box))  # no remote.python: the box's venv
     said: list[str] = []
     with SshSession("gpu-box", sshd.settings()) as s:

@@ -256,7 +256,8 @@ class SshSession:
         """stdout of a command that must succeed; otherwise an error naming host, step and stderr."""
         res = self.run(command, timeout)
         if res.rc != 0:
-            detail = (res.stderr.strip() or res.stdout.strip() or f"exit status {res.rc}").splitlines()
+            text = res.stderr.strip() or res.stdout.strip() or f"exit status {res.rc}"
+            detail = [line for line in text.splitlines() if line.strip() and not line.startswith("[notice]")] or [text]
             raise RemoteError(f"{self.host.label}: {step} failed (exit {res.rc}): {' | '.join(detail[-3:])}")
         return res.stdout
 
