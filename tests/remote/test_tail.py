@@ -44,7 +44,10 @@ def test_every_line_once_in_order_through_drops_and_restarts(sshd, tmp_path: Pat
     follower.start()
     drops = 0
     for round_ in range(6):  # while the job writes: kill the live sessions again and again
-        time.sleep(0.4)
+        time.sleep(0.3)
+        deadline = time.monotonic() + 3
+        while not sshd.session_pids() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the follower is still reconnecting (a loaded machine): wait for its session
         drops += sshd.drop_sessions()
         if round_ == 3:
             sshd.restart(down_s=0.7)  # sshd itself goes away and comes back
@@ -58,15 +61,17 @@ def test_every_line_once_in_order_through_drops_and_restarts(sshd, tmp_path: Pat
     time.sleep(0.5)
     sshd.drop_sessions()
     follower2.join(60)
-    assert not follower2.is_alive(), "the follower should stop once the job completed"
-    assert drops >= 3
+    kinds = [s.state for s in states]
+    assert not follower2.is_alive(), f"the follower should stop once the job completed; states {kinds}"
+    assert drops >= 3, f"only {drops} sessions dropped; states {kinds}"
     log_lines = [line for name, line in seen if name == runs.TRAIN_LOG]
-    assert log_lines == [expected(i) for i in range(n)]  # every line, once, in order
+    want = [expected(i) for i in range(n)]
+    assert log_lines == want, (f"{len(log_lines)} lines seen, {len(set(log_lines))} distinct, first difference at "
+                               f"{next((i for i, (a, b) in enumerate(zip(log_lines, want)) if a != b), None)}")  # every line, once, in order
     assert (local / runs.TRAIN_LOG).read_bytes() == (remote / runs.TRAIN_LOG).read_bytes()
     assert (local / runs.METRICS).read_bytes() == (remote / runs.METRICS).read_bytes()
     assert runs.read_status(local).state == "completed"
-    kinds = [s.state for s in states]
-    assert "reconnecting" in kinds and kinds[-1] == "stopped"
+    assert "reconnecting" in kinds and kinds[-1] == "stopped", kinds
     reconnect = next(s for s in states if s.state == "reconnecting")
     assert "gpu-box" in reconnect.line() and "retry" in reconnect.line()
 
@@ -130,3 +135,32 @@ def test_a_backlog_streams_in_bulk_and_still_holds_the_partial_line(sshd, tmp_pa
     mirror.close()
     assert [line for _, line in seen] == lines + ["half a line"]
     assert (local / runs.TRAIN_LOG).read_bytes() == (remote / runs.TRAIN_LOG).read_bytes()
+
+
+def test_one_mirror_per_run_dir_the_second_reads_the_first_ones_copy(sshd, tmp_path: Path):
+    remote, local = tmp_path / "r", tmp_path / "l"
+    remote.mkdir()
+    (remote / runs.TRAIN_LOG).write_text("a\nb\n")
+    (remote / runs.STATUS).write_text('{"state": "running", "pid": 1}')
+    first_seen: list = []
+    first = mirror_for(sshd, remote, local, first_seen, [])
+    assert first.take_lock()
+    second_states: list = []
+    second = mirror_for(sshd, remote, local, [], second_states)
+    assert second.sync_once() == 0 and not (local / runs.TRAIN_LOG).exists()  # it leaves the copying to the first
+    stop = threading.Event()
+    follower = threading.Thread(target=second.follow, args=(stop,), daemon=True)
+    follower.start()
+    time.sleep(0.3)
+    assert [s.state for s in second_states] == ["shared"] and "another zelda-tui" in second_states[0].line()
+    assert first.sync_once() == 2
+    first.close()  # the first one goes away: the second takes over and copies only what is new
+    with open(remote / runs.TRAIN_LOG, "a") as fh:
+        fh.write("c\n")
+    deadline = time.monotonic() + 10
+    while (local / runs.TRAIN_LOG).read_text() != "a\nb\nc\n" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    follower.join(10)
+    assert (local / runs.TRAIN_LOG).read_text() == "a\nb\nc\n"
+    assert "connected" in [s.state for s in second_states]

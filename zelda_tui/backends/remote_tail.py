@@ -11,6 +11,7 @@ changes. Every local reader (tail, Runs screen, run_info) then reads the local f
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -29,6 +30,7 @@ from .ssh import HostKeyChanged, RemoteError, SshSession, UnknownHostKey
 APPEND_ONLY = (runs.TRAIN_LOG, runs.METRICS)
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 BULK_BYTES = 1 << 20
+LOCK_FILE = ".mirror.lock"
 READ_TIMEOUT_S = 15.0  # a silently dead link (no FIN/RST) is noticed after this long
 
 LinesCallback = Callable[[str, list[str]], None]
@@ -47,7 +49,7 @@ class LinkState:
     def line(self) -> str:
         if self.state == "reconnecting":
             return f"{self.host}: connection lost ({self.error}); retry {self.attempt} in {self.retry_in_s:g} s"
-        if self.state == "failed":
+        if self.state in ("failed", "shared"):
             return f"{self.host}: {self.error}"
         return f"{self.host}: {self.state}"
 
@@ -64,23 +66,54 @@ class RemoteMirror:
         self.on_lines, self.on_state, self.poll_s = on_lines, on_state, poll_s
         self.on_tick, self.tick_s = on_tick, tick_s  # periodic checks on the box while following (GPU idle, disk)
         self.session: SshSession | None = None
+        self._lock: int | None = None
         self.host = "remote"
         self._status_sig: tuple[int, int] | None = None
         self.state = LinkState("idle", self.host)
 
     # --- one pass ------------------------------------------------------------------------
     def sync_once(self) -> int:
-        """Copy whatever is new; returns the number of new complete lines. Raises on link trouble."""
-        sftp = self._sftp()
-        new = 0
-        for name in APPEND_ONLY:
-            new += self._sync_append_only(sftp, name)
-        self._sync_status(sftp)
-        return new
+        """Copy whatever is new; returns the number of new complete lines. Raises on link trouble.
+
+        When another follower (the TUI, a `tail` in another terminal) is mirroring this run, it
+        copies nothing: that one keeps the local files current, and two writers would duplicate lines.
+        """
+        held_before = self._lock is not None
+        if not self.take_lock():
+            return 0
+        try:
+            sftp = self._sftp()
+            new = 0
+            for name in APPEND_ONLY:
+                new += self._sync_append_only(sftp, name)
+            self._sync_status(sftp)
+            return new
+        finally:
+            if not held_before:
+                self.release_lock()
+
+    def take_lock(self) -> bool:
+        """One mirror per local run dir, across processes (flock on runs/<run>/.mirror.lock)."""
+        if self._lock is not None:
+            return True
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.local_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock = fd
+        return True
+
+    def release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     def _sftp(self) -> paramiko.SFTPClient:
         if self.session is not None and not self.session.is_alive():
-            self.close()  # noticed between two reads: the same as a read failing, so the state says so
+            self._drop_session()  # noticed between two reads: the same as a read failing, so the state says so
             raise RemoteError(f"{self.host}: connection lost")
         if self.session is None:
             self.session = self.connect()
@@ -163,6 +196,12 @@ class RemoteMirror:
         """
         attempt = 0
         next_tick = 0.0
+        while not self.take_lock():  # someone else mirrors this run: their copy is ours to read
+            if self.state.state != "shared":
+                self._set(LinkState("shared", self.host, error="another zelda-tui is following this run"))
+            if stop.wait(1.0) or (until_inactive and not self._active()):
+                self._set(LinkState("stopped", self.host))
+                return self.state
         while not stop.is_set():
             try:
                 if self.state.state != "connected":
@@ -187,7 +226,7 @@ class RemoteMirror:
                     self._set(LinkState("failed", self.host, attempt, error=f"permission denied: {exc}"))
                     self.close()
                     return self.state
-                self.close()
+                self._drop_session()  # the mirror lock stays ours while we reconnect
                 attempt += 1
                 delay = BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]
                 self._set(LinkState("reconnecting", self.host, attempt, delay, _brief(exc)))
@@ -208,10 +247,14 @@ class RemoteMirror:
         if self.on_state:
             self.on_state(state)
 
-    def close(self) -> None:
+    def _drop_session(self) -> None:
         if self.session is not None:
             self.session.close()
             self.session = None
+
+    def close(self) -> None:
+        self._drop_session()
+        self.release_lock()
 
 
 def _brief(exc: BaseException) -> str:

@@ -250,15 +250,16 @@ class RemoteServices:
         row = self._require_remote(ref)
         mirror = self.run_mirror(ref)
         try:
-            mirror.sync_once()
-            status = runs.read_status(Path(row["run_dir"]))
-            if status and status.state in runs.ACTIVE_STATES and status.state != "created":
-                pid = status.pid or row["pid"]
-                dead = not remote_runs.alive(mirror.session, pid)
-                self.store.run_upsert(row["name"], row["run_dir"], row["host"], row["mix"], row["phase"], pid,
-                                      "died" if dead else status.state, row["remote_dir"])
+            mirror.sync_once()  # copies nothing when a TUI or a tail is already mirroring this run
         finally:
             mirror.close()
+        status = runs.read_status(Path(row["run_dir"]))
+        if status and status.state in runs.ACTIVE_STATES and status.state != "created":
+            pid = status.pid or row["pid"]
+            with self.ssh_connect(row["host"]) as session:
+                dead = not remote_runs.alive(session, pid)
+            self.store.run_upsert(row["name"], row["run_dir"], row["host"], row["mix"], row["phase"], pid,
+                                  "died" if dead else status.state, row["remote_dir"])
         return self.run_info(Path(row["run_dir"]), self.store.run_row(row["name"]))
 
     # --- stop / resume --------------------------------------------------------------------
