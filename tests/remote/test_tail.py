@@ -73,7 +73,7 @@ def test_every_line_once_in_order_through_drops_and_restarts(sshd, tmp_path: Pat
     assert runs.read_status(local).state == "completed"
     assert "reconnecting" in kinds and kinds[-1] == "stopped", kinds
     reconnect = next(s for s in states if s.state == "reconnecting")
-    assert "gpu-box" in reconnect.line() and "retry" in reconnect.line()
+    assert "gpu-box" in reconnect.line() and "reconnecting, try" in reconnect.line()
 
 
 def test_a_partial_last_line_is_held_until_complete(sshd, tmp_path: Path):

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -48,7 +49,7 @@ class LinkState:
 
     def line(self) -> str:
         if self.state == "reconnecting":
-            return f"{self.host}: connection lost ({self.error}); retry {self.attempt} in {self.retry_in_s:g} s"
+            return f"{self.host}: reconnecting, try {self.attempt} in {self.retry_in_s:g} s ({self.error})"
         if self.state in ("failed", "shared"):
             return f"{self.host}: {self.error}"
         return f"{self.host}: {self.state}"
@@ -61,13 +62,14 @@ class RemoteRunGone(ZeldaError):
 class RemoteMirror:
     def __init__(self, connect: Callable[[], SshSession], remote_dir: str, local_dir: Path,
                  on_lines: LinesCallback | None = None, on_state: Callable[[LinkState], None] | None = None,
-                 poll_s: float = 0.1, on_tick: Callable[[SshSession], None] | None = None, tick_s: float = 60.0) -> None:
+                 poll_s: float = 0.1, on_tick: Callable[[SshSession], None] | None = None, tick_s: float = 60.0,
+                 host: str = "remote") -> None:
         self.connect, self.remote_dir, self.local_dir = connect, remote_dir.rstrip("/"), Path(local_dir)
         self.on_lines, self.on_state, self.poll_s = on_lines, on_state, poll_s
         self.on_tick, self.tick_s = on_tick, tick_s  # periodic checks on the box while following (GPU idle, disk)
         self.session: SshSession | None = None
         self._lock: int | None = None
-        self.host = "remote"
+        self.host = host  # the alias until a connection names it in full
         self._status_sig: tuple[int, int] | None = None
         self.state = LinkState("idle", self.host)
 
@@ -229,7 +231,7 @@ class RemoteMirror:
                 self._drop_session()  # the mirror lock stays ours while we reconnect
                 attempt += 1
                 delay = BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]
-                self._set(LinkState("reconnecting", self.host, attempt, delay, _brief(exc)))
+                self._set(LinkState("reconnecting", self.host, attempt, delay, _brief(exc, self.host)))
                 stop.wait(delay)
                 continue
             stop.wait(self.poll_s)
@@ -257,9 +259,15 @@ class RemoteMirror:
         self.release_lock()
 
 
-def _brief(exc: BaseException) -> str:
+def _brief(exc: BaseException, host: str) -> str:
+    """The cause in a few words: without the host (the state line names it), cut to fit one line."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) < 120 else text[:119] + "…"
+    alias = host.split(" ")[0]
+    if text.startswith(alias):
+        text = re.sub(r"^\S+( \([^)]*\))?: ", "", text, count=1)  # "gpu-box (1.2.3.4:22): why" → "why"
+    if ": " in text and text.split(": ", 1)[0].startswith(("cannot connect", "connection lost")):
+        text = text.split(": ", 1)[1]  # "cannot connect: [Errno 111] Connection refused" → the reason
+    return text if len(text) < 60 else text[:59] + "…"
 
 
 def mirror_mtime(local_dir: Path) -> float | None:

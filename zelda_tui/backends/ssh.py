@@ -46,7 +46,7 @@ class HostSpec:
 
     @property
     def label(self) -> str:
-        return self.alias if self.alias == self.hostname else f"{self.alias} ({self.hostname}:{self.port})"
+        return self.alias if self.hostname in self.alias else f"{self.alias} ({self.hostname}:{self.port})"
 
     @property
     def known_hosts_name(self) -> str:

@@ -90,11 +90,9 @@ def summary_text(info: dict, link: str | None = None) -> str:
     ]
     if info.get("spent_usd") is not None:
         parts.append(f"${info['spent_usd']:,.2f} spent ({info['instance']})")
-    if link:
-        parts.insert(1, link)
     if info.get("message") and state not in ("failed", "died"):
         parts.append(info["message"])
-    return " · ".join(parts)
+    return " · ".join(parts) + (f"\n{link}" if link else "")  # the connection on a line of its own
 
 
 @dataclass

@@ -188,7 +188,7 @@ class RemoteServices:
         settings = self.ssh_settings()
         tick, every = (self._box_watch(row, on_alert) if on_alert else (None, 60.0))
         return RemoteMirror(lambda: SshSession(row["host"], settings).connect(), row["remote_dir"],
-                            Path(row["run_dir"]), on_lines, on_state, poll_s, tick, every)
+                            Path(row["run_dir"]), on_lines, on_state, poll_s, tick, every, host=row["host"])
 
     def _box_watch(self, row: dict, alert: Callable[[str], None]) -> tuple[Callable[[SshSession], None], float]:
         """[monitoring]: GPU idle → alert, then budget.on_idle ("alert" or "destroy" the tracked instance);
