@@ -34,6 +34,8 @@ class LogView(Log):
             batch = batch[-self.max_lines :]
         if batch:
             self.write_lines(batch)
+            if self.auto_scroll:  # again once laid out: a pane filled before its first layout would stay at the top
+                self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
 
     def reset(self) -> None:
         self.clear()
