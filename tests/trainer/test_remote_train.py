@@ -107,6 +107,8 @@ def test_remote_stop_and_resume(tmp_path: Path, tiny_model: Path, sshd):
     name = json.loads(res.stdout)["name"]
     remote = box / "models" / name
     wait_for(lambda: (runs.read_status(remote) or runs.RunStatus()).step >= 2)
+    environ = Path(f"/proc/{runs.read_status(remote).pid}/environ").read_bytes().split(b"\0")
+    assert f"HF_HOME={box / 'hf'}".encode() in environ  # model downloads land on the checked training disk
     res = run_cli("train", "stop", name, "--config", str(cfg))
     assert res.returncode == 0, res.stderr
     stopped = wait_for(lambda: (s := runs.read_status(remote)) and s.state == "stopped" and s)

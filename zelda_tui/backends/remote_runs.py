@@ -249,13 +249,18 @@ def link_data(session: SshSession, bundle_dir: str, run_dir: str, names: list[st
 
 
 # --- the process ---------------------------------------------------------------------
-def start(session: SshSession, run_dir: str, python: str, gpus: int | str, app_dir: str) -> int:
-    """Start the trainer in its own session (setsid + nohup): it outlives this SSH connection."""
+def start(session: SshSession, run_dir: str, python: str, gpus: int | str, app_dir: str, hf_home: str) -> int:
+    """Start the trainer in its own session (setsid + nohup): it outlives this SSH connection.
+
+    The Hugging Face cache goes under the training dir (whose free space was checked) unless the
+    box sets HF_HOME itself: a 30 GB base model must not fill a small root disk.
+    """
     command = shlex.join(trainer_command(PurePosixPath(run_dir), gpus, python))
     q = shlex.quote
     # a simple command backgrounded on its own (not `cd && cmd &`, whose subshell would hold the
     # channel's stdout open and make $! the subshell's pid)
-    script = (f"cd {q(run_dir)} || exit 1; PYTHONPATH={q(app_dir)} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false "
+    script = (f"cd {q(run_dir)} || exit 1; [ -n \"$HF_HOME\" ] || HF_HOME={q(hf_home)}; export HF_HOME; "
+              f"PYTHONPATH={q(app_dir)} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false "
               f"setsid nohup {command} >> {runs.TRAIN_LOG} 2>&1 < /dev/null & echo $!")
     out = session.check(script, "start the trainer").strip()
     try:

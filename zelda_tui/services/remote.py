@@ -159,7 +159,7 @@ class RemoteServices:
     def _start(self, session: SshSession, run_dir: Path, remote_dir: str, python: str, app_dir: str,
                gpus: int | str, progress: Progress) -> int:
         progress(f"{session.host.label}: starting the trainer in {remote_dir}")
-        pid = remote_runs.start(session, remote_dir, python, gpus, app_dir)
+        pid = remote_runs.start(session, remote_dir, python, gpus, app_dir, self.remote_settings().dir("hf"))
         status = runs.read_status(run_dir) or runs.RunStatus()
         status.state, status.pid, status.host, status.message = "starting", pid, session.host.alias, ""
         runs.write_status(run_dir, status)
