@@ -187,3 +187,33 @@ def test_experts_are_quantised_as_they_load_never_all_in_bf16(tiny_model: Path):
     from transformers.quantizers.quantizer_bnb_4bit import Bnb4BitHfQuantizer
 
     assert registry.AUTO_QUANTIZER_MAPPING["bitsandbytes_4bit"] is Bnb4BitHfQuantizer  # restored after the load
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_during_a_status_write_does_not_deadlock(tmp_path: Path):
+    """SIGTERM lands on the main thread wherever it is, e.g. inside write_status holding its lock:
+    the handler must only flag the stop (the checkpoint and the "stopping" status follow at the
+    step's end), or the trainer hangs for ever."""
+    import os
+    import signal
+
+    from zelda_tui.backends.trainer.callbacks import RunDirCallback, install_sigterm
+    from zelda_tui.core import runs
+
+    callback = RunDirCallback(tmp_path, runs.RunStatus(state="running"), {})
+    previous = signal.getsignal(signal.SIGTERM)
+    install_sigterm(callback)
+    try:
+        with callback._lock:  # a status write in progress
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
+            assert callback.stop_requested
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    class Control:
+        should_save = should_training_stop = False
+
+    control = Control()
+    callback.on_step_end(None, None, control)
+    assert control.should_save and control.should_training_stop
+    assert runs.read_status(tmp_path).state == "stopping"

@@ -72,6 +72,8 @@ class RunDirCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.stop_requested:  # SIGTERM: save a checkpoint, then stop cleanly
+            if not control.should_training_stop:
+                self.write_status(state="stopping", message="SIGTERM received: saving a checkpoint")
             control.should_save = True
             control.should_training_stop = True
         if self.failed:
@@ -141,7 +143,8 @@ def install_sigterm(callback: RunDirCallback) -> None:
     """SIGTERM (spot/preemptible shutdown, `zelda-tui train stop`): checkpoint at the next step, exit 0."""
 
     def handler(signum, frame):
+        # only a flag: the handler runs on the main thread wherever it was interrupted, possibly
+        # inside write_status holding its lock; taking that lock here would deadlock the trainer
         callback.stop_requested = True
-        callback.write_status(state="stopping", message="SIGTERM received: saving a checkpoint")
 
     signal.signal(signal.SIGTERM, handler)
