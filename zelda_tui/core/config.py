@@ -75,6 +75,13 @@ class Config:
     def state_path(self) -> Path:
         return self.workspace / "state.sqlite"
 
+    def table(self, name: str) -> dict:
+        """A top-level table as plain values ({} when absent); anything but a table is a ConfigError."""
+        raw = self.doc.unwrap().get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{self.path} [{name}]: must be a table")
+        return raw
+
     def mix_dir(self, name: str) -> Path:
         return self.workspace / "mixes" / name
 

@@ -56,3 +56,13 @@ QUERY_FIELDS = (
     "provider", "id", "gpu_name", "num_gpus", "gpu_ram", "gpu_total_ram", "cpu_cores", "cpu_ram", "disk_space",
     "dph_total", "dph_per_gpu", "region", "reliability", "inet_down", "inet_up", "available",
 )
+
+
+def held_hours(instance: dict, now: float) -> float:
+    """How long a tracked instance has been rented: from `started` to `ended`, or to now if still held."""
+    return ((instance["ended"] or now) - instance["started"]) / 3600
+
+
+def spent_usd(instance: dict, now: float) -> float:
+    """What a tracked instance has cost: its $/h over the time held (unrounded)."""
+    return instance["dph_total"] * held_hours(instance, now)

@@ -47,10 +47,7 @@ def plan_run(config: Config, mix: str | None = None, phase: int | None = None, *
     if m.tokenizer:
         cfg.model.tokenizer = m.tokenizer
     for section in ("quant", "lora", "train"):
-        table = raw.get(section, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{config.path} [{section}]: must be a table")
-        apply(getattr(cfg, section), table, f"{config.path} [{section}]")
+        apply(getattr(cfg, section), config.table(section), f"{config.path} [{section}]")
     if phase is not None:
         phase_table = {k: v for k, v in raw.get("phases", {}).get(str(phase), {}).items() if k != "mix"}
         apply(cfg.train, phase_table, f"{config.path} [phases.{phase}]")

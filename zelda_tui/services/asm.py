@@ -27,8 +27,7 @@ class AsmServices:
 
     def asm_settings(self) -> AsmSettings:
         """The `[eval]` table (asar, symbols, timeout_s, jobs), paths resolved against the workspace."""
-        raw = self.config.doc.unwrap().get("eval", {})
-        return settings_from_table(raw, self.config.workspace, self.config.path)
+        return settings_from_table(self.config.table("eval"), self.config.workspace, self.config.path)
 
     def asm_checker(self, precheck: bool = False) -> dict:
         """Which checker a validation would use now, and why (for the CLI/TUI to show)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..core import run_plan
 from ..core.config import Config
 from ..core.errors import ZeldaError
+from ..core.offers import held_hours, spent_usd
 from ..core.inventory import Inventory
 from ..core.store import Store
 
@@ -26,7 +27,7 @@ class OfferServices:
         from ..core.catalog import load_catalog
 
         parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
-        gcp_table = self._providers_table().get("gcp")
+        gcp_table = self.config.table("providers").get("gcp")
         offers, warnings = search_offers(providers, load_catalog(), self._provider_urls(),
                                          gcp_project=gcp_table.get("project") if isinstance(gcp_table, dict) else None)
         chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
@@ -62,19 +63,15 @@ class OfferServices:
                        tokens_per_s_source=source)
         return rows
 
-    def _providers_table(self) -> dict:
-        raw = self.config.doc.unwrap().get("providers", {})
-        return raw if isinstance(raw, dict) else {}
-
     def _provider_urls(self) -> dict[str, str]:
         """[providers.vast] base_url etc. (vast, vultr, gcp): for proxies, and for the tests' local replay server."""
-        raw = self._providers_table()
+        raw = self.config.table("providers")
         return {n: raw[n]["base_url"] for n in ("vast", "vultr", "gcp") if isinstance(raw.get(n), dict) and "base_url" in raw[n]}
 
     def _launch_spec(self):
         from ..backends.providers.launch import LaunchSpec
 
-        raw = self._providers_table()
+        raw = self.config.table("providers")
         vast_t, vultr_t = raw.get("vast", {}), raw.get("vultr", {})
         defaults = LaunchSpec()
         return LaunchSpec(image=vast_t.get("image", defaults.image), disk_gb=int(vast_t.get("disk_gb", defaults.disk_gb)),
@@ -83,9 +80,9 @@ class OfferServices:
 
     def budget(self) -> dict:
         """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
-        raw = self.config.doc.unwrap().get("budget", {})
+        raw = self.config.table("budget")
         now = time.time()
-        spent = sum(r["dph_total"] * ((r["ended"] or now) - r["started"]) / 3600 for r in self.store.instance_rows())
+        spent = sum(spent_usd(r, now) for r in self.store.instance_rows())
         total = raw.get("max_total_usd")
         return {"max_total_usd": total, "max_hourly_usd": raw.get("max_hourly_usd"), "spent_usd": round(spent, 2),
                 "left_usd": round(total - spent, 2) if total is not None else None,
@@ -140,9 +137,8 @@ class OfferServices:
                     row["ready"] = info.ready
                 except ZeldaError as exc:
                     row["warning"] = str(exc)
-            hours = ((row["ended"] or now) - row["started"]) / 3600
-            row["hours"] = round(hours, 3)
-            row["spent_usd"] = round(row["dph_total"] * hours, 2)
+            row["hours"] = round(held_hours(row, now), 3)
+            row["spent_usd"] = round(spent_usd(row, now), 2)
             out.append(row)
         return out
 
@@ -157,7 +153,8 @@ class OfferServices:
         destroy(row["provider"], row["instance_id"], self._provider_urls())
         ended = time.time()
         self.store.instance_update(row["key"], ended=ended, state="destroyed")
-        return {**row, "ended": ended, "state": "destroyed", "spent_usd": round(row["dph_total"] * (ended - row["started"]) / 3600, 2)}
+        done = {**row, "ended": ended, "state": "destroyed"}
+        return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
 
     def instances_enforce(self, dry_run: bool = False) -> list[dict]:
         """Destroy what the config says must not keep running (what `budget` promises, enforced):
@@ -170,7 +167,7 @@ class OfferServices:
         """
         from ..core import runs as runs_mod
 
-        budget, mon = self.config.doc.unwrap().get("budget", {}), self.config.doc.unwrap().get("monitoring", {})
+        budget, mon = self.config.table("budget"), self.config.table("monitoring")
         try:
             max_hours = float(budget["max_runtime_hours"]) if budget.get("max_runtime_hours") else None
             grace_s = float(mon.get("gpu_idle_shutdown_minutes", 30)) * 60
@@ -180,16 +177,18 @@ class OfferServices:
         on_idle = budget.get("on_idle", "alert")
         now = time.time()
         remote_runs = [r for r in self.store.run_rows() if r["host"] != "local" and r.get("remote_dir")]
+        instance_of = ({r["name"]: (self.instance_for_host(r["host"]) or {}).get("key") for r in remote_runs}
+                       if on_idle == "destroy" else {})  # each run's host resolved once, not once per instance
         acted = []
         for inst in self.store.instance_rows():
             if inst["ended"] is not None:
                 continue
-            hours = (now - inst["started"]) / 3600
+            hours = held_hours(inst, now)
             reason = None
             if max_hours is not None and hours > max_hours:
                 reason = f"held {hours:.1f} h, past budget.max_runtime_hours = {max_hours:g}"
             elif on_idle == "destroy":
-                mine = [r for r in remote_runs if (self.instance_for_host(r["host"]) or {}).get("key") == inst["key"]]
+                mine = [r for r in remote_runs if instance_of[r["name"]] == inst["key"]]
                 infos = [self.run_info(Path(r["run_dir"]), r) for r in mine]
                 if infos and all(i["state"] not in runs_mod.ACTIVE_STATES for i in infos):
                     ended = max((i["finished"] or i["heartbeat"] or inst["started"]) for i in infos)
@@ -199,7 +198,7 @@ class OfferServices:
                                   f"({last['state']}); budget.on_idle = \"destroy\"")
             if reason is None:
                 continue
-            row = {"key": inst["key"], "reason": reason, "destroyed": False, "spent_usd": round(inst["dph_total"] * hours, 2)}
+            row = {"key": inst["key"], "reason": reason, "destroyed": False, "spent_usd": round(spent_usd(inst, now), 2)}
             if not dry_run:
                 done = self.instance_destroy(inst["key"])
                 row.update(destroyed=True, spent_usd=done["spent_usd"])

@@ -57,14 +57,8 @@ class RemoteServices:
     inventory: Inventory
 
     # --- settings ----------------------------------------------------------------------
-    def _table(self, name: str) -> dict:
-        raw = self.config.doc.unwrap().get(name, {})
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{self.config.path} [{name}]: must be a table")
-        return raw
-
     def _path_setting(self, table: str, key: str, default: Path) -> Path:
-        value = self._table(table).get(key)
+        value = self.config.table(table).get(key)
         if value is None or value == "":
             return default
         if not isinstance(value, str):
@@ -74,7 +68,7 @@ class RemoteServices:
 
     def ssh_settings(self) -> SshSettings:
         d = SshSettings()
-        t = self._table("remote")
+        t = self.config.table("remote")
         try:
             timeout = float(t.get("connect_timeout_s", d.connect_timeout_s))
         except (TypeError, ValueError):
@@ -84,7 +78,7 @@ class RemoteServices:
                            connect_timeout_s=timeout, command_timeout_s=d.command_timeout_s, keepalive_s=d.keepalive_s)
 
     def remote_settings(self) -> remote_runs.RemoteSettings:
-        t, mon = self._table("remote"), self._table("monitoring")
+        t, mon = self.config.table("remote"), self.config.table("monitoring")
         d = remote_runs.RemoteSettings()
         training_dir = t.get("training_dir", d.training_dir)
         if not isinstance(training_dir, str) or not training_dir.startswith("/"):
@@ -95,7 +89,7 @@ class RemoteServices:
 
     def remote_hosts(self) -> list[str]:
         """Where a run can go: [remote] hosts (ssh aliases), then running tracked instances' SSH endpoints."""
-        hosts = [str(h) for h in self._table("remote").get("hosts", []) or []]
+        hosts = [str(h) for h in self.config.table("remote").get("hosts", []) or []]
         for inst in self.store.instance_rows():
             if inst["ended"] is None and inst["ssh_host"]:
                 hosts.append(f"root@{inst['ssh_host']}:{inst['ssh_port'] or 22}")
@@ -193,7 +187,7 @@ class RemoteServices:
     def _box_watch(self, row: dict, alert: Callable[[str], None]) -> tuple[Callable[[SshSession], None], float]:
         """[monitoring]: GPU idle → alert, then budget.on_idle ("alert" or "destroy" the tracked instance);
         remote disk past disk_warning_percent → a warning (once per crossing)."""
-        mon, budget = self._table("monitoring"), self._table("budget")
+        mon, budget = self.config.table("monitoring"), self.config.table("budget")
         try:
             watch = IdleWatch(float(mon.get("gpu_idle_threshold_percent", 5)),
                               float(mon.get("gpu_idle_alert_minutes", 15)) * 60,
@@ -338,7 +332,7 @@ class RemoteServices:
     def backup_artifacts(self, ref: str) -> dict:
         """rsync lora_adapters/ from the GPU box to [backup] host:path/<run>/ (the box needs access there)."""
         row = self._require_remote(ref)
-        t = self._table("backup")
+        t = self.config.table("backup")
         host, path = t.get("host"), t.get("path")
         if not host or not path:
             raise ConfigError(f"{self.config.path} [backup]: set host (an ssh alias the GPU box can reach) and path")

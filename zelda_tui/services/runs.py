@@ -9,6 +9,7 @@ from ..backends import runners
 from ..core import run_plan, runs
 from ..core.config import Config
 from ..core.errors import ZeldaError
+from ..core.offers import spent_usd
 from ..core.inventory import Inventory
 from ..core.store import Store
 from ..core.train_config import load_run_config
@@ -111,7 +112,7 @@ class RunServices:
         inst = self.instance_for_host(host)
         if inst is None:
             return {"instance": None, "spent_usd": None}
-        return {"instance": inst["key"], "spent_usd": round(inst["dph_total"] * (time.time() - inst["started"]) / 3600, 2)}
+        return {"instance": inst["key"], "spent_usd": round(spent_usd(inst, time.time()), 2)}
 
     def train_stop(self, ref: str) -> int:
         if self.remote_row(ref):
