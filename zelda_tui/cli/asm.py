@@ -37,11 +37,8 @@ def cmd_asm_check(args: argparse.Namespace) -> int:
         print("zelda-tui: error: --jobs must be >= 1", file=sys.stderr)
         return 2
     if _has_config(args):
-        services = open_services(args)
-        try:
+        with open_services(args) as services:
             settings = services.asm_settings()
-        finally:
-            services.close()
     else:
         settings = AsmSettings()
     info = checker_info(settings, args.precheck)

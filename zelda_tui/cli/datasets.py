@@ -29,12 +29,9 @@ def cmd_demo_init(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         with progress_bar(args, "scanning datasets") as progress:
             reports = services.scan(force=args.rescan, progress=progress)
-    finally:
-        services.close()
     if args.json:
         emit_json([r.to_json() for r in reports])
     else:
@@ -55,14 +52,11 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 def cmd_qa(args: argparse.Namespace) -> int:
     from ..core.report import qa_markdown
 
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         for name in args.names:
             services.config.dataset(name)
         with progress_bar(args, "QA") as progress:
             reports = services.scan(force=args.rescan, names=args.names or None, progress=progress)
-    finally:
-        services.close()
     if args.json:
         emit_json([r.to_json() for r in reports])
     else:
@@ -71,11 +65,8 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_index(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         rows, target = services.registry_index(args.out)
-    finally:
-        services.close()
     if args.json:
         emit_json({"export": str(target), "datasets": rows})
     else:
@@ -89,9 +80,8 @@ def cmd_registry_index(args: argparse.Namespace) -> int:
 
 
 def cmd_mix_list(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    services.close()
-    cfg = services.config
+    with open_services(args) as services:
+        cfg = services.config
     phase_of = {m: p for p, m in cfg.phases.items()}
     if args.json:
         emit_json([{**m.__dict__, "phase": phase_of.get(m.name)} for m in cfg.mixes.values()])
@@ -113,13 +103,10 @@ def _plan_rows(plan_json: dict) -> str:
 
 
 def cmd_mix_preview(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         with progress_bar(args, "counting records") as progress:
             services.scan(names=list(services.config.mix(args.name).datasets), progress=progress)
         plan = services.mix_preview(args.name)
-    finally:
-        services.close()
     data = plan.to_json()
     if args.json:
         emit_json(data)
@@ -131,16 +118,13 @@ def cmd_mix_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_mix_build(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         with progress_bar(args, "building mix") as progress:
             meta = services.mix_build(
                 args.name, args.out, args.overwrite,
                 progress=(lambda phase, done, total: progress(done, total)) if progress else None,
             )
         out = args.out or services.config.mix_dir(args.name)
-    finally:
-        services.close()
     if args.json:
         emit_json({"out": str(out), "metadata": meta})
     else:
@@ -150,9 +134,8 @@ def cmd_mix_build(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    services.close()
-    cfg = services.config
+    with open_services(args) as services:
+        cfg = services.config
     summary = {
         "config": str(cfg.path),
         "workspace": str(cfg.workspace),

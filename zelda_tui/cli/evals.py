@@ -44,7 +44,6 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 
 def cmd_eval_run(args: argparse.Namespace) -> int:
-    services = open_services(args)
     cancel = threading.Event()
     opts = GenerateOptions(samples=args.samples, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                        seed=args.seed, temperature=args.temperature, top_p=args.top_p, device=args.device or "")
@@ -57,13 +56,12 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
         elif done == total:
             print(f"{name}: {total} answers generated", file=sys.stderr, flush=True)
 
-    try:
-        report = services.eval_run(args.run, args.checkpoint, args.prompts, opts, args.limit, progress, cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        services.close()
+    with open_services(args) as services:
+        try:
+            report = services.eval_run(args.run, args.checkpoint, args.prompts, opts, args.limit, progress, cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
     if tty:
         print(file=sys.stderr)
     for problem in report.problems:
@@ -89,11 +87,8 @@ def _report_text(report: EvalReport) -> str:
 
 
 def cmd_eval_prompts(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         count, out = services.eval_prompts_from_mix(args.mix, args.out, args.limit)
-    finally:
-        services.close()
     if args.json:
         emit_json({"prompts": count, "path": str(out), "mix": args.mix})
     else:
@@ -103,12 +98,9 @@ def cmd_eval_prompts(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_show(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         prompt_set = args.prompt_set or services.leaderboard()["prompt_set"] or ""
         rows = services.eval_samples(services.run_dir(args.run).name, args.checkpoint, prompt_set, args.prompt)
-    finally:
-        services.close()
     if args.json:
         emit_json(rows)
         return 0
@@ -131,11 +123,8 @@ def cmd_eval_show(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         board = services.leaderboard(args.prompt_set, args.sort)
-    finally:
-        services.close()
     if args.json:
         emit_json(board)
         return 0

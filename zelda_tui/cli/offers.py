@@ -12,11 +12,8 @@ def cmd_offers_search(args: argparse.Namespace) -> int:
     from ..backends.providers.search import PROVIDERS
 
     providers = PROVIDERS if args.provider == "all" else tuple(p.strip() for p in args.provider.split(","))
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         rows, warnings = services.offers_search(providers, args.query, args.sort, args.phase)
-    finally:
-        services.close()
     for w in warnings:
         print(f"zelda-tui: warning: {w}", file=sys.stderr)
     if args.json:
@@ -35,8 +32,7 @@ def cmd_offers_search(args: argparse.Namespace) -> int:
 
 
 def cmd_offers_launch(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         plan = services.launch_plan(args.offer, args.phase)
         offer, budget = plan["offer"], plan["budget"]
         if args.json and (args.dry_run or not args.yes):
@@ -57,8 +53,6 @@ def cmd_offers_launch(args: argparse.Namespace) -> int:
             print("nothing launched: add --yes to rent it", file=sys.stderr)
             return 1
         tracked = services.offers_launch(args.offer, args.phase, force=args.force)
-    finally:
-        services.close()
     if args.json:
         emit_json(tracked)
     else:
@@ -67,12 +61,9 @@ def cmd_offers_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_instances_list(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         rows = services.instances_list(refresh=not args.no_refresh)
         budget = services.budget()
-    finally:
-        services.close()
     if args.json:
         emit_json({"instances": rows, "budget": budget})
         return 0
@@ -94,11 +85,8 @@ def cmd_instances_destroy(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"nothing destroyed: add --yes to destroy {args.instance}", file=sys.stderr)
         return 1
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         row = services.instance_destroy(args.instance)
-    finally:
-        services.close()
     if args.json:
         emit_json(row)
     else:
@@ -108,11 +96,8 @@ def cmd_instances_destroy(args: argparse.Namespace) -> int:
 
 def cmd_instances_enforce(args: argparse.Namespace) -> int:
     """The budget rules applied now (from cron, or by hand): past max runtime, idle after the last run."""
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         acted = services.instances_enforce(dry_run=args.dry_run)
-    finally:
-        services.close()
     if args.json:
         emit_json(acted)
     elif not acted:

@@ -15,16 +15,13 @@ def say(text: str) -> None:
 
 
 def cmd_train_start(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         if args.remote:
             run_dir = services.train_start_remote(args.remote, args.mix, args.phase, args.accept_new_host_key, say,
                                                   device=args.device, max_steps=args.max_steps)
         else:
             run_dir = services.train_start(args.mix, args.phase, device=args.device, max_steps=args.max_steps)
         info = services.run_info(run_dir)
-    finally:
-        services.close()
     if args.json:
         emit_json(info)
     else:
@@ -34,11 +31,8 @@ def cmd_train_start(args: argparse.Namespace) -> int:
 
 
 def cmd_train_list(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         rows = services.run_list()
-    finally:
-        services.close()
     if args.json:
         emit_json(rows)
     else:
@@ -53,11 +47,8 @@ def cmd_train_list(args: argparse.Namespace) -> int:
 
 
 def cmd_train_status(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         info = services.run_sync(args.run) if services.remote_row(args.run) else services.run_info(services.run_dir(args.run))
-    finally:
-        services.close()
     if args.json:
         emit_json(info)
     else:
@@ -67,31 +58,22 @@ def cmd_train_status(args: argparse.Namespace) -> int:
 
 
 def cmd_train_stop(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         pid = services.train_stop(args.run)
-    finally:
-        services.close()
     print(f"sent SIGTERM to {pid}: the run saves a checkpoint and stops (resume with `zelda-tui train resume {args.run}`)")
     return 0
 
 
 def cmd_train_resume(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         run_dir = services.train_resume(args.run)
-    finally:
-        services.close()
     print(f"resumed {run_dir.name}: it continues from its latest complete checkpoint")
     return 0
 
 
 def cmd_train_fetch(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         result = services.fetch_artifacts(args.run, args.checkpoint, say)
-    finally:
-        services.close()
     if args.json:
         emit_json(result)
     else:
@@ -101,11 +83,8 @@ def cmd_train_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_train_backup(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         result = services.backup_artifacts(args.run)
-    finally:
-        services.close()
     if args.json:
         emit_json(result)
     else:
@@ -184,12 +163,9 @@ def _metric_line(e: dict) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    services = open_services(args)
-    try:
+    with open_services(args) as services:
         est = services.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
                                 seq_len=args.seq_len, micro_batch=args.micro_batch)
-    finally:
-        services.close()
     if args.json:
         emit_json(est)
         return 0

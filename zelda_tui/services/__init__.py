@@ -43,6 +43,12 @@ class Services(DatasetServices, RunServices, RemoteServices, EstimateServices, O
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> "Services":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def build_services(config_path: str | Path | None = None) -> Services:
     path = config_mod.discover(config_path)
