@@ -268,12 +268,3 @@ def _brief(exc: BaseException, host: str) -> str:
     if ": " in text and text.split(": ", 1)[0].startswith(("cannot connect", "connection lost")):
         text = text.split(": ", 1)[1]  # "cannot connect: [Errno 111] Connection refused" → the reason
     return text if len(text) < 60 else text[:59] + "…"
-
-
-def mirror_mtime(local_dir: Path) -> float | None:
-    """When the local mirror last saw the run's status change (its local mtime)."""
-    try:
-        return os.stat(Path(local_dir) / runs.STATUS).st_mtime
-    except FileNotFoundError:
-        return None
-

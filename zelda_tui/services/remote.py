@@ -113,15 +113,15 @@ class RemoteServices:
         settings = self.remote_settings()
         progress(f"{host}: connecting")
         with self.ssh_connect(host, accept_new_host_key) as session:
-            _, code = remote_runs.code_transfers(settings)
-            need = sum((bundle / f).stat().st_size for f in BUNDLE_FILES) + sum(t.size for t in code) + (1 << 20)
+            code = remote_runs.code_transfers(settings)  # hashed once: sized here, uploaded below
+            need = sum((bundle / f).stat().st_size for f in BUNDLE_FILES) + sum(t.size for t in code[1]) + (1 << 20)
             info = remote_runs.probe(session, settings, cfg.train.device, need, progress)  # before anything is created
             for warning in info.warnings:
                 progress(f"warning: {warning}")
             run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
             remote_dir = settings.dir("models", run_dir.name)
             try:
-                self._upload_and_start(session, settings, run_dir, remote_dir, info.python, progress)
+                self._upload_and_start(session, settings, run_dir, remote_dir, info.python, progress, code)
             except ZeldaError as exc:
                 status = runs.read_status(run_dir) or runs.RunStatus()
                 status.state, status.message, status.host = "failed", str(exc), host
@@ -132,7 +132,8 @@ class RemoteServices:
         return run_dir
 
     def _upload_and_start(self, session: SshSession, settings: remote_runs.RemoteSettings, run_dir: Path,
-                          remote_dir: str, python: str, progress: Progress) -> int:
+                          remote_dir: str, python: str, progress: Progress,
+                          code: tuple[str, list[remote_runs.Transfer]] | None = None) -> int:
         """Upload what the box lacks (sha256-skipped), link the data, start. Used by start and resume.
 
         The data comes from the run's own data/ (frozen at creation), not the mix dir, which may
@@ -141,8 +142,8 @@ class RemoteServices:
         cfg = load_run_config(run_dir)
         data_dir = settings.dir("datasets", cfg.data.mix)
         data = [remote_runs.transfer(run_dir / runs.DATA_DIR / f, posixpath.join(data_dir, f)) for f in BUNDLE_FILES]
-        app_dir, code = remote_runs.code_transfers(settings)
-        remote_runs.upload(session, code, "upload the trainer code", progress)
+        app_dir, code_files = code or remote_runs.code_transfers(settings)
+        remote_runs.upload(session, code_files, "upload the trainer code", progress)
         remote_runs.upload(session, data, f"upload mix {cfg.data.mix}", progress)
         remote_runs.upload(session, [remote_runs.transfer(run_dir / runs.RUN_TOML, posixpath.join(remote_dir, runs.RUN_TOML))],
                            "upload run.toml", progress)
