@@ -119,3 +119,32 @@ async def test_tracked_instances_show_with_their_ssh_endpoint(small_ws: Path, ap
             text = str(strip.render())
             assert f"vast:{iid}" in text and "running" in text and "$0.70/h" in text and "$1.40 so far" in text
             assert strip.display
+
+
+async def test_b_backs_up_a_remote_runs_adapters(small_ws: Path, sshd, app_for, tmp_path: Path):
+    import json as json_mod
+    import shutil
+
+    from tests.remote.test_backup import remote_run
+
+    if not shutil.which("rsync"):
+        pytest.fail("rsync is not installed: run `bash scripts/system-deps.sh`")
+    box, backup = tmp_path / "box", tmp_path / "backup"
+    remote = box / "models" / "zelda_20260106T000000Z"
+    (remote / "lora_adapters").mkdir(parents=True)
+    (remote / "lora_adapters" / "adapter_model.safetensors").write_bytes(b"\x02" * 1000)
+    (remote / "status.json").write_text(json_mod.dumps({"state": "completed", "pid": 1, "step": 3}))
+    cfg = remote_run(small_ws, sshd, box, backup)
+    local = small_ws.parent / "runs" / remote.name
+    local.mkdir(parents=True)
+    app = app_for(cfg)
+    app.services.store.run_upsert(remote.name, str(local), "gpu-box", "small", 0, 1, "completed", str(remote))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        await select(pilot, app.screen, remote.name)
+        await pilot.press("b")
+        target = backup / remote.name / "lora_adapters" / "adapter_model.safetensors"
+        await wait_for(pilot, lambda: any(n.title == "Backed up" for n in app._notifications), "the backup notice", 30)
+        assert target.read_bytes() == b"\x02" * 1000

@@ -125,6 +125,7 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Start a stopped or died run again from its latest checkpoint"),
         Binding("f", "follow", "Follow log", id="runs.follow", tooltip="Focus the log and follow new lines (again: back to the table)"),
         Binding("g", "fetch", "Fetch adapters", id="runs.fetch", tooltip="Remote run: bring lora_adapters/ and the latest checkpoint home"),
+        Binding("b", "backup", "Backup", id="runs.backup", tooltip="Remote run: the box rsyncs lora_adapters/ to [backup] host:path"),
         Binding("D", "destroy", "Destroy instance", id="runs.destroy", tooltip="Remote run: destroy the tracked instance it runs on"),
     ]
 
@@ -454,6 +455,24 @@ class RunsScreen(Screen):
         self.app.call_from_thread(self.notify, f"{', '.join(got['fetched'])} → {got['into']} "
                                   f"({got['bytes'] / 1e6:.1f} MB moved)", title="Fetched")
 
+    def action_backup(self) -> None:
+        info = self.selected_info()
+        if info is None:
+            return
+        if not info.get("remote_dir"):
+            self.notify(f"{info['name']} ran here: back up {info['run_dir']} with your usual tools", severity="warning")
+            return
+        self._backup(info["name"])
+
+    @work(thread=True, group="runs-backup", exit_on_error=False)
+    def _backup(self, name: str) -> None:
+        try:
+            done = self.services.backup_artifacts(name)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "backup failed")
+            return
+        self.app.call_from_thread(self.notify, f"lora_adapters/ of {name} → {done['target']}", title="Backed up")
+
     def action_destroy(self) -> None:
         info = self.selected_info()
         if info is None:
@@ -496,4 +515,5 @@ class RunsScreen(Screen):
         yield SystemCommand("Follow log", "Runs: focus the train.log pane and follow it", self.action_follow)
         yield SystemCommand("Refresh runs", "Runs: read the runs list now", self.refresh_list)
         yield SystemCommand("Fetch adapters", "Runs: bring a remote run's lora_adapters/ home", self.action_fetch)
+        yield SystemCommand("Backup adapters", "Runs: rsync a remote run's lora_adapters/ to the backup host", self.action_backup)
         yield SystemCommand("Destroy instance", "Runs: destroy the tracked GPU instance of a remote run", self.action_destroy)
