@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -32,3 +33,29 @@ def test_importing_the_app_does_not_import_torch():
     code = "import sys, zelda_tui.app, zelda_tui.cli; print(any(m.split('.')[0] in {'torch','transformers','peft','trl'} for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# What a path to a sibling of the repo looks like in our sources: `../shared`, `<repo>.parent / "shared"`,
+# `parents[2].parent`, or an absolute path into the machine we develop on.
+OUTSIDE_REPO = re.compile(
+    r"\.\./shared|[\"']shared[\"']\s*/|(REPO|ROOT|parents\[\d\])\.parent\b|/work/|\.library/"
+)
+
+
+def test_nothing_reads_outside_the_repo():
+    """A user's clone has nothing beside it: tests, scripts, benches, CI and the code only name repo paths."""
+    roots = [REPO / d for d in ("tests", "scripts", "bench", ".ci", "zelda_tui")] + [REPO / "Makefile", REPO / "pyproject.toml"]
+    offenders = []
+    for root in roots:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in files:
+            if path.suffix in {".pyc", ".svg", ".whl"} or "fixtures" in path.relative_to(REPO).parts:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if OUTSIDE_REPO.search(line) and path != Path(__file__):
+                    offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:100]}")
+    assert not offenders, "paths outside the repo:\n" + "\n".join(offenders)

@@ -12,7 +12,6 @@ received is recorded (method, path, query, headers, body).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("ZELDA_PROVIDER_FIXTURES", REPO.parent / "shared" / "fixtures" / "providers"))
+FIXTURES = REPO / "tests" / "fixtures" / "providers"  # copied from the project's shared fixtures; PROVENANCE.md there
 
 
 def fixture_bytes(name: str) -> bytes:

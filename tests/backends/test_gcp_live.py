@@ -3,7 +3,7 @@ files -> a real OAuth token grant (google-auth) -> the Compute API's aggregated 
 acceleratorTypes -> offers priced from the offline catalog; every failure -> one warning + catalog.
 
 The Compute answers are built here from the shapes in
-`../shared/fixtures/providers/gcp/compute_v1_shapes.json` (the MachineType / AcceleratorType schema
+`tests/fixtures/providers/gcp/compute_v1_shapes.json` (the MachineType / AcceleratorType schema
 skeletons plus the newer `accelerators`, `architecture`, `bundledLocalSsds` fields listed there) with
 current GCP names (`nvidia-a100-80gb`, `nvidia-h100-80gb`, see PROVENANCE.md: no captured answer with
 these GPUs exists); vCPU/memory per machine type are GCP's published sizes. Credentials are made here
@@ -35,7 +35,6 @@ from zelda_tui.core.errors import ZeldaError
 
 from .replay_server import FIXTURES, ReplayServer, Reply, closed_port, fixture_json
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"provider fixtures not found at {FIXTURES}")
 
 PROJECT = "zelda-test-proj"
 SA_EMAIL = f"zelda-offers@{PROJECT}.iam.gserviceaccount.com"

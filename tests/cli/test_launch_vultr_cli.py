@@ -13,8 +13,6 @@ from tests.conftest import run_cli
 
 from .test_offers_cli import MODEL
 
-if not FIXTURES.is_dir():
-    pytest.skip("../shared/fixtures/providers not beside the repo", allow_module_level=True)
 
 KEY = "vultr-test-key-8d21"
 PLAN = "vcg-a100-12c-120g-80vram"

@@ -11,8 +11,6 @@ import pytest
 from tests.backends.replay_server import FIXTURES, ReplayServer, Reply, fixture_json
 from tests.conftest import run_cli
 
-if not FIXTURES.is_dir():
-    pytest.skip("../shared/fixtures/providers not beside the repo", allow_module_level=True)
 
 KEY = "vast-test-key-5f3a9c"
 MODEL = 'base = "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"'

@@ -12,7 +12,7 @@ from zelda_tui.core.catalog import DATA_DIR, build_catalog_data, load_catalog
 from zelda_tui.core.errors import ZeldaError
 from zelda_tui.core.offer_query import DEFAULT_QUERY, filter_offers, sort_offers
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from zelda_tui.core.offer_query import (
 )
 from zelda_tui.core.offers import Offer
 
-VAST_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers" / "vast" / "search_offers.json"
+VAST_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "vast" / "search_offers.json"
 
 
 def offer(id: str, gpu_name: str = "A100 SXM4", **kw) -> Offer:

@@ -17,8 +17,6 @@ from zelda_tui.widgets.offer_detail import OfferDetail
 
 from .pilot_util import settle
 
-if not FIXTURES.is_dir():
-    pytest.skip("../shared/fixtures/providers not beside the repo", allow_module_level=True)
 
 SIZE = (80, 24)
 VAST_KEY = "vast-test-key-0d1e2f"

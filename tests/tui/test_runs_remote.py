@@ -98,8 +98,6 @@ async def test_tracked_instances_show_with_their_ssh_endpoint(small_ws: Path, ap
     from tests.backends.replay_server import FIXTURES, ReplayServer, Reply, fixture_json
     from tests.cli.test_offers_cli import KEY, workspace
 
-    if not FIXTURES.is_dir():
-        pytest.skip("../shared/fixtures/providers not beside the repo")
     monkeypatch.setenv("VAST_API_KEY", KEY)
     iid = str(fixture_json("vast/create_instance.json")["new_contract"])
     with ReplayServer() as server:

@@ -3,9 +3,9 @@
 The data is committed in `catalog_data/{gcp,vultr}.json`; `load_catalog()` reads it. Every entry keeps its
 price date and the id of its source; each file's `sources` names the fixture file, the upstream file at
 its commit and the date. `build_catalog_data()` is how the JSON was derived from the provider fixtures
-(`../shared/fixtures/providers/`, see PROVENANCE.md there); regenerate with
+(`tests/fixtures/providers/`, see PROVENANCE.md there); regenerate with
 
-    .venv/bin/python -c "from zelda_tui.core import catalog; catalog.write_catalog_data('../shared/fixtures/providers')"
+    .venv/bin/python -c "from zelda_tui.core import catalog; catalog.write_catalog_data('tests/fixtures/providers')"
 
 (tests/core/test_catalog.py checks that the committed files equal what this builds).
 
@@ -88,7 +88,7 @@ def _load_file(path: Path) -> list[Offer]:
 # --------------------------------------------------------------------------- building (from the fixtures)
 
 GCP_SOURCE = {
-    "file": "shared/fixtures/providers/gcp/skypilot_vms_slice.csv",
+    "file": "tests/fixtures/providers/gcp/skypilot_vms_slice.csv",
     "upstream": "github.com/skypilot-org/skypilot-catalog catalogs/v9/gcp/vms.csv @ 2c3d7ea7",
     "date": "data date unknown; fixture collected 2026",
 }
@@ -100,12 +100,12 @@ GCP_SHAPES = {  # machine-type prefix -> (SkyPilot accelerator name, display GPU
 
 VULTR_SOURCES = {
     "gpuhunt-vm": {
-        "file": "shared/fixtures/providers/vultr/plans.json",
+        "file": "tests/fixtures/providers/vultr/plans.json",
         "upstream": "github.com/dstackai/gpuhunt src/tests/providers/test_vultr.py @ 91eca445 (vm_instances)",
         "date": "captured ~2024-12, committed 2025-01-08",
     },
     "gpuhunt-metal": {
-        "file": "shared/fixtures/providers/vultr/plans_metal.json",
+        "file": "tests/fixtures/providers/vultr/plans_metal.json",
         "upstream": "github.com/dstackai/gpuhunt src/tests/providers/test_vultr.py @ 91eca445 (bare_metal)",
         "date": "captured ~2024-12, committed 2025-01-08",
     },
