@@ -141,3 +141,15 @@ def test_an_existing_venv_on_the_box_is_reused(sshd, tmp_path: Path):
         info = remote_runs.probe(s, settings, "cpu", 1000, said.append)
     assert info.python == str(box / "venv" / "bin" / "python")
     assert not any("creating a venv" in line for line in said)
+
+
+def test_paths_with_a_backslash_and_a_newline_upload_verify_and_skip(sshd, tmp_path: Path):
+    """sha256sum escapes such names in its listing ("\\<digest>  a\\\\b\\nc"): the digests must not depend on it."""
+    src = blob(tmp_path / "train.jsonl", 200_000)
+    box = tmp_path / "box\\with\nodd name"  # a training_dir with both
+    items = [remote_runs.transfer(src, f"{box}/datasets/m/tr\\ain\n.jsonl")]
+    with SshSession("gpu-box", sshd.settings()) as s:
+        assert remote_runs.upload(s, items, "upload mix", quiet) == 200_000
+        assert (box / "datasets" / "m" / "tr\\ain\n.jsonl").read_bytes() == src.read_bytes()
+        assert remote_runs.upload(s, items, "upload mix", quiet) == 0  # recognised as already there
+        assert remote_runs.remote_digests(s, [items[0].remote, f"{box}/missing"]) == {items[0].remote: items[0].sha256}

@@ -159,16 +159,21 @@ def check_trainer_imports(session: SshSession, python: str, app_dir: str) -> Non
 
 
 # --- uploads -------------------------------------------------------------------------
+# `sha256sum < file` prints only the digest: names with a backslash or newline, which
+# sha256sum escapes in its listing, never need parsing back. Output: "<index> <digest>".
+_DIGESTS = 'i=0; for f in "$@"; do if [ -f "$f" ] && d=$(sha256sum < "$f"); then echo "$i ${d%% *}"; fi; i=$((i+1)); done'
+
+
 def remote_digests(session: SshSession, paths: list[str]) -> dict[str, str]:
-    """sha256 of the remote files that exist (missing ones are simply absent)."""
+    """sha256 of the remote files that exist (missing ones are simply absent), matched by position."""
     out: dict[str, str] = {}
     for i in range(0, len(paths), 200):
-        batch = " ".join(shlex.quote(p) for p in paths[i : i + 200])
-        res = session.run(f"sha256sum -- {batch} 2>/dev/null", timeout=3600)
+        batch = paths[i : i + 200]
+        res = session.run(f"sh -c {shlex.quote(_DIGESTS)} sh " + " ".join(shlex.quote(p) for p in batch), timeout=3600)
         for line in res.stdout.splitlines():
-            digest, _, name = line.partition("  ")
-            if name:
-                out[name] = digest
+            index, _, digest = line.partition(" ")
+            if index.isdigit() and int(index) < len(batch) and len(digest) == 64:
+                out[batch[int(index)]] = digest
     return out
 
 
@@ -216,7 +221,7 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
             raise RemoteError(f"{session.host.label}: {step}: {posixpath.basename(item.remote)}: {arrived:,} of "
                               f"{item.size:,} bytes arrived ({full}, {free / 1e6:.1f} MB free); what arrived is kept: "
                               "free some space and run the command again to resume")
-        got = session.check(f"sha256sum -- {shlex.quote(part)}", f"{step}: verify").split()[0]
+        got = session.check(f"sha256sum < {shlex.quote(part)}", f"{step}: verify").split()[0]
         if got != item.sha256:
             sftp.remove(part)
             raise RemoteError(f"{session.host.label}: {step}: {item.remote} arrived corrupted (sha256 {got[:12]} "
