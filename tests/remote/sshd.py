@@ -41,7 +41,8 @@ class Sshd:
     proc: subprocess.Popen | None = None
 
     @classmethod
-    def create(cls, root: Path) -> "Sshd":
+    def create(cls, root: Path, sftp: str = "internal-sftp") -> "Sshd":
+        """sftp: the `Subsystem sftp` command (a hostile box's server, see hostile_sftp.py)."""
         root.mkdir(parents=True, exist_ok=True)
         fp = keygen(root / "host_ed25519")
         keygen(root / "client_key")
@@ -60,7 +61,7 @@ UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
 AllowTcpForwarding yes
-Subsystem sftp internal-sftp
+Subsystem sftp {sftp}
 MaxSessions 64
 MaxStartups 64
 LogLevel ERROR

@@ -298,8 +298,18 @@ def read_remote_status(session: SshSession, run_dir: str) -> runs.RunStatus | No
 
 
 # --- downloads -----------------------------------------------------------------------
+def _unsafe_name(name: str) -> bool:
+    """A name the box's SFTP server listed that could point outside the dir it was listed in."""
+    return name in ("", ".", "..") or any(c in name for c in "/\\\0")
+
+
 def remote_tree(session: SshSession, root: str) -> list[tuple[str, int]]:
-    """(relative path, size) of every file under a remote dir."""
+    """(relative path, size) of every file under a remote dir.
+
+    The names come from the box's SFTP server, which a hostile or broken box controls: one
+    that could leave the dir (`..`, a `/`, a backslash, NUL) refuses the whole fetch before
+    anything is written. Symlinks on the box are not followed (neither file nor dir here).
+    """
     sftp = session.sftp
     try:
         sftp.stat(root)
@@ -310,6 +320,10 @@ def remote_tree(session: SshSession, root: str) -> list[tuple[str, int]]:
     while stack:
         rel = stack.pop()
         for entry in sftp.listdir_attr(posixpath.join(root, rel) if rel else root):
+            if _unsafe_name(entry.filename):
+                raise RemoteError(f"{session.host.label}: {posixpath.join(root, rel)} lists a file named "
+                                  f"{entry.filename!r}, which would land outside the run dir: refusing to fetch "
+                                  "anything from it")
             path = posixpath.join(rel, entry.filename) if rel else entry.filename
             if stat.S_ISDIR(entry.st_mode):
                 stack.append(path)
@@ -329,6 +343,8 @@ def download_tree(session: SshSession, root: str, local_root: Path, step: str, p
         if want is None:
             raise RemoteError(f"{session.host.label}: {step}: cannot checksum {remote}")
         local = local_root / rel
+        if not local.resolve().is_relative_to(local_root.resolve()):  # also through a symlink already here
+            raise RemoteError(f"{session.host.label}: {step}: {rel!r} would be written outside {local_root}: refusing")
         if local.is_file() and local.stat().st_size == size and sha256_file(local) == want:
             continue
         local.parent.mkdir(parents=True, exist_ok=True)
