@@ -11,11 +11,12 @@ from .common import emit_json, open_services, progress_bar, table
 def cmd_demo_init(args: argparse.Namespace) -> int:
     from ..core import demo
     from ..core.jsonl import make_pool
+    from ..services.demo import init_demo
 
     pool = make_pool()
     try:
         with progress_bar(args, "generating demo datasets") as progress:
-            path = demo.init_workspace(
+            path = init_demo(
                 args.dir, seed=args.seed if args.seed is not None else demo.DEFAULT_SEED,
                 force=args.force, pool=pool, progress=progress,
             )
@@ -24,7 +25,8 @@ def cmd_demo_init(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"config": str(path)})
     else:
-        print(f"demo workspace written: {path}\nopen it with: zelda-tui --config {path}")
+        print(f"demo workspace written: {path} (six datasets and one finished run of made-up demo data, scored)\n"
+              f"open it with: zelda-tui --config {path}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """`zelda-tui demo init DIR`: a workspace with the real dataset sizes and generated records.
 
 The config is the shipped template (the repo's config.toml); the datasets come from our own
-deterministic generator (demo_data), one process per dataset when a pool is given.
+deterministic generator (demo_data), one process per dataset when a pool is given; a finished
+run labelled as demo data (demo_run) fills the Runs screen and, once its answers are scored
+(`services.demo.init_demo`), the Leaderboard.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Callable
 
-from . import atomic
+from . import atomic, config as config_mod, demo_run
 from .demo_data import DEMO_DATASETS, write_demo_dataset
 from .errors import ZeldaError
 
@@ -25,7 +27,7 @@ def init_workspace(
     pool: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write DIR/config.toml and DIR/datasets/*.jsonl; refuse a non-empty DIR unless force."""
+    """Write DIR/config.toml, DIR/datasets/*.jsonl and the demo run; refuse a non-empty DIR unless force."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise ZeldaError(f"{target}: exists and is not a directory")
@@ -51,4 +53,5 @@ def init_workspace(
                 progress(done, total)
     config_path = target / "config.toml"
     atomic.write_text(config_path, TEMPLATE.read_text(encoding="utf-8"))
+    demo_run.write_demo_run(config_mod.load(config_path), seed)
     return config_path

@@ -279,6 +279,10 @@ class LeaderboardScreen(Screen):
         if self.evaluating:
             self.notify("an eval is running; its progress is in the status line", severity="warning", timeout=4)
             return
+        missing = self.services.eval_stack_missing()  # say what to install before the dialog, not after a failed start
+        if missing:
+            self.notify(missing, title="Cannot evaluate here", severity="error", timeout=10, markup=False)
+            return
         self._list_runs()
 
     @work(thread=True, group="leaderboard-runs", exit_on_error=False)

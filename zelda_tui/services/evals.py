@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
 
 from ..backends.generate_runner import GenerateRequest, run_generate
-from ..core import atomic, evals, runs
+from ..core import atomic, demo_run, evals, runs
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.mix import EVAL_SOURCES
@@ -25,6 +26,19 @@ from ..core.train_config import load_run_config
 
 # (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
 EvalProgress = Callable[[str, int, int], None]
+GENERATOR_STACK = ("torch", "transformers", "peft")  # what the generator program imports
+INSTALL_TRAIN = "pip install -e '.[train]'"
+
+
+def generator_stack_missing() -> str | None:
+    """Why answers cannot be generated on this machine (None: they can). Asked before a
+    generator starts, so a machine without torch says what to install instead of failing in
+    the child process after the fact."""
+    missing = [name for name in GENERATOR_STACK if find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"generating eval answers needs the [train] extra ({', '.join(missing)} not installed): "
+            f"{INSTALL_TRAIN}")
 
 
 @dataclass
@@ -89,14 +103,16 @@ class EvalServices:
         if not prompts_file.is_file() or prompts_file.read_text(encoding="utf-8") != prompt_text:
             atomic.write_text(prompts_file, prompt_text)
         by_name = {c.checkpoint: c for c in report.checkpoints}
-        todo = []
+        done, todo = [], []
         for name, _ in names:
             request = evals.generation_request(cfg.model.base, evals.checkpoint_dir(run_dir, name), prompts_sha,
                                                opts.samples, opts.max_new_tokens, opts.seed, opts.temperature, opts.top_p)
-            if evals.answers_complete(evals.answers_path(run_dir, pf.name, name), request):
-                self._score(run_dir, pf.name, by_name[name], "reused")
-            else:
-                todo.append(name)
+            complete = evals.answers_complete(evals.answers_path(run_dir, pf.name, name), request)
+            (done if complete else todo).append(name)
+        if todo:
+            self._check_can_generate(run_dir)
+        for name in done:
+            self._score(run_dir, pf.name, by_name[name], "reused")
         if todo:
             self._generate(run_dir, pf.name, todo, opts, by_name, progress, cancel)
         for result in report.checkpoints:
@@ -105,6 +121,18 @@ class EvalServices:
                 result.message = result.message or ("cancelled" if cancel is not None and cancel.is_set()
                                                     else "the generator ended without answers for it")
         return report
+
+    def eval_stack_missing(self) -> str | None:
+        """What to install before an eval can generate answers here (None: nothing)."""
+        return generator_stack_missing()
+
+    def _check_can_generate(self, run_dir: Path) -> None:
+        if demo_run.is_demo_run(run_dir):
+            raise ZeldaError(f"{run_dir.name} is demo data (no model was trained): only its shipped answers "
+                             f"(demo prompt set, default options) can be scored; train a run to evaluate others")
+        missing = generator_stack_missing()
+        if missing:
+            raise ZeldaError(missing)
 
     def _generate(self, run_dir: Path, prompt_set: str, todo: list[str], opts: evals.GenerateOptions,
                   by_name: dict[str, CheckpointResult], progress: EvalProgress | None,
@@ -176,6 +204,16 @@ class EvalServices:
                                  "prompts_sha256": header["prompts_sha256"], "samples": int(header.get("samples", 0)),
                                  "header": header, "summary": summary}, rows)
         return summary
+
+    def eval_ingest_run(self, run_dir: Path) -> list[dict]:
+        """Score every answers file already in RUN_DIR/evals/ (a demo run, answers generated on
+        another machine): one summary per (prompt set, checkpoint), stored answers skipped."""
+        summaries = []
+        for edir in sorted(p for p in (Path(run_dir) / evals.EVALS_DIR).glob("*") if (p / evals.PROMPTS_FILE).is_file()):
+            for path in sorted(edir.glob("*.jsonl")):
+                if path.name != evals.PROMPTS_FILE:
+                    summaries.append(self.eval_ingest(Path(run_dir), edir.name, path.stem))
+        return summaries
 
     def _resolve_checkpoints(self, run_dir: Path, spec: str) -> list[tuple[str, int]]:
         """`all`, `base`, `final`, `N` / `checkpoint-N`, or a comma list of those."""
