@@ -70,6 +70,10 @@ class ZeldaApp(App):
             self.call_from_thread(self.report_error, exc, "budget check failed")
             return
         for row in acted:
+            if row["error"]:  # tried again at the next check
+                self.call_from_thread(self.notify, f"could not destroy {row['key']} ({row['reason']}): {row['error']}",
+                                      title="Budget", severity="error", timeout=30)
+                continue
             self.call_from_thread(self.notify, f"destroyed {row['key']} (${row['spent_usd']:.2f}): {row['reason']}",
                                   title="Budget", severity="warning", timeout=30)
 

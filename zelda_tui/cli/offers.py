@@ -89,20 +89,31 @@ def cmd_instances_destroy(args: argparse.Namespace) -> int:
         row = services.instance_destroy(args.instance)
     if args.json:
         emit_json(row)
+    elif row["spent_usd"] is None:
+        print(f"destroyed {row['key']} (it was not tracked: its spend is unknown here)")
     else:
-        print(f"destroyed {row['key']} after {(row['ended'] - row['started']) / 3600:.2f} h, ${row['spent_usd']:.2f}")
+        verb = "destroyed" if row["state"] == "destroyed" else "already gone at the provider:"
+        print(f"{verb} {row['key']} after {(row['ended'] - row['started']) / 3600:.2f} h, ${row['spent_usd']:.2f}")
     return 0
 
 
 def cmd_instances_enforce(args: argparse.Namespace) -> int:
-    """The budget rules applied now (from cron, or by hand): past max runtime, idle after the last run."""
+    """The budget rules applied now (from cron, or by hand): past max runtime, idle after the last run.
+
+    Every instance is tried; the exit status is 1 when any destroy failed (cron mails it)."""
     with open_services(args) as services:
         acted = services.instances_enforce(dry_run=args.dry_run)
+    failed = [row for row in acted if row["error"]]
     if args.json:
         emit_json(acted)
     elif not acted:
         print("nothing to destroy: every tracked instance is within budget.max_runtime_hours and in use")
     for row in [] if args.json else acted:
-        verb = "destroyed" if row["destroyed"] else "would destroy"
+        if row["error"]:
+            print(f"FAILED to destroy {row['key']} (${row['spent_usd']:.2f} so far, still billing): {row['error']}",
+                  file=sys.stderr)
+            continue
+        verb = {"destroyed": "destroyed", "gone": "already gone at the provider:"}.get(row["state"], "would destroy")
+        verb = verb if row["destroyed"] else "would destroy"
         print(f"{verb} {row['key']} (${row['spent_usd']:.2f} so far): {row['reason']}")
-    return 0
+    return 1 if failed else 0

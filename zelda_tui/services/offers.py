@@ -27,9 +27,8 @@ class OfferServices:
         from ..core.catalog import load_catalog
 
         parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
-        gcp_table = self.config.table("providers").get("gcp")
         offers, warnings = search_offers(providers, load_catalog(), self._provider_urls(),
-                                         gcp_project=gcp_table.get("project") if isinstance(gcp_table, dict) else None)
+                                         gcp_project=self.config.providers["gcp"].project)
         chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
         return self._annotate(chosen, phase, warnings), warnings
 
@@ -65,31 +64,34 @@ class OfferServices:
 
     def _provider_urls(self) -> dict[str, str]:
         """[providers.vast] base_url etc. (vast, vultr, gcp): for proxies, and for the tests' local replay server."""
-        raw = self.config.table("providers")
-        return {n: raw[n]["base_url"] for n in ("vast", "vultr", "gcp") if isinstance(raw.get(n), dict) and "base_url" in raw[n]}
+        return {n: p.base_url for n, p in self.config.providers.items() if p.base_url}
 
     def _launch_spec(self):
         from ..backends.providers.launch import LaunchSpec
 
-        raw = self.config.table("providers")
-        vast_t, vultr_t = raw.get("vast", {}), raw.get("vultr", {})
+        vast, vultr = self.config.providers["vast"], self.config.providers["vultr"]
         defaults = LaunchSpec()
-        return LaunchSpec(image=vast_t.get("image", defaults.image), disk_gb=int(vast_t.get("disk_gb", defaults.disk_gb)),
-                          label=f"zelda-tui {self.config.model.name}", onstart=vast_t.get("onstart", ""),
-                          ssh_key_id=vultr_t.get("ssh_key_id", ""))
+        return LaunchSpec(image=vast.image or defaults.image, disk_gb=vast.disk_gb or defaults.disk_gb,
+                          label=f"zelda-tui {self.config.model.name}", onstart=vast.onstart,
+                          ssh_key_id=vultr.ssh_key_id)
 
     def budget(self) -> dict:
         """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
-        raw = self.config.table("budget")
+        b = self.config.budget
         now = time.time()
         spent = sum(spent_usd(r, now) for r in self.store.instance_rows())
-        total = raw.get("max_total_usd")
-        return {"max_total_usd": total, "max_hourly_usd": raw.get("max_hourly_usd"), "spent_usd": round(spent, 2),
+        total = b.max_total_usd
+        return {"max_total_usd": total, "max_hourly_usd": b.max_hourly_usd, "spent_usd": round(spent, 2),
                 "left_usd": round(total - spent, 2) if total is not None else None,
-                "max_runtime_hours": raw.get("max_runtime_hours")}
+                "max_runtime_hours": b.max_runtime_hours}
 
     def launch_plan(self, key: str, phase: int | None = None) -> dict:
-        """What a launch would rent and cost, and whether the budget allows it (nothing is rented)."""
+        """What a launch would rent and cost, and whether the budget allows it (nothing is rented).
+
+        The guard refuses (unless forced) when the hourly price is over `max_hourly_usd`, when nothing
+        is left of `max_total_usd`, and when the total cannot be estimated while a total budget is set:
+        an unknown cost is "cannot check", never "fits".
+        """
         from ..backends.providers.launch import describe_launch, split_key
 
         provider, _ = split_key(key)
@@ -101,34 +103,74 @@ class OfferServices:
         problems = []
         if budget["max_hourly_usd"] is not None and row["dph_total"] > budget["max_hourly_usd"]:
             problems.append(f"${row['dph_total']:.2f}/h is over budget.max_hourly_usd ${budget['max_hourly_usd']:.2f}")
-        if budget["left_usd"] is not None and row["dollars"] is not None and row["dollars"] > budget["left_usd"]:
-            problems.append(f"the estimated ${row['dollars']:.2f} is more than the ${budget['left_usd']:.2f} budget left")
+        left = budget["left_usd"]
+        if left is not None and left <= 0:
+            problems.append(f"no budget left: ${budget['spent_usd']:.2f} spent of budget.max_total_usd "
+                            f"${budget['max_total_usd']:.2f}")
+        elif left is not None and row["dollars"] is None:
+            problems.append(f"cannot check the cost against the ${left:.2f} budget left: no time estimate for "
+                            f"{row['num_gpus']} x {row['gpu_name']} (no tokens/s figure for this GPU)")
+        elif left is not None and row["dollars"] > left:
+            problems.append(f"the estimated ${row['dollars']:.2f} is more than the ${left:.2f} budget left")
         return {"offer": row, "budget": budget, "over_budget": problems,
                 "request": describe_launch(key, self._launch_spec(), self._provider_urls())}
 
     def offers_launch(self, key: str, phase: int | None = None, force: bool = False) -> dict:
-        """Rent the offer after the budget guard; the instance is tracked only once the provider said yes."""
+        """Rent the offer after the budget guard, recorded before it is rented (DESIGN: state).
+
+        A "launching" row is written first, so a state database that cannot be written stops the
+        launch before any money is spent. Once the provider answers with the instance id the row
+        gets it; if that write fails the instance is billing untracked: the error names it and how
+        to destroy it. A rent refused by the provider removes the reservation (nothing was rented);
+        a request without an answer leaves it "unconfirmed", counted against the budget.
+        """
+        from ..backends.providers.http import ApiError
         from ..backends.providers.launch import launch
 
         plan = self.launch_plan(key, phase)
         if plan["over_budget"] and not force:
-            raise ZeldaError(f"{key}: not launched: " + "; ".join(plan["over_budget"]))
+            raise ZeldaError(f"{key}: not launched: " + "; ".join(plan["over_budget"]) + " (--force to launch anyway)")
         row = plan["offer"]
-        instance_id = launch(key, self._launch_spec(), self._provider_urls())
-        tracked = {"key": f"{row['provider']}:{instance_id}", "provider": row["provider"], "instance_id": instance_id,
-                   "offer": key, "gpu_name": row["gpu_name"], "num_gpus": row["num_gpus"], "dph_total": row["dph_total"],
-                   "started": time.time(), "ended": None, "state": "starting", "ssh_host": None, "ssh_port": None}
+        started = time.time()
+        tracked = {"key": f"{row['provider']}:launching@{row['id']}@{started:.3f}", "provider": row["provider"],
+                   "instance_id": "", "offer": key, "gpu_name": row["gpu_name"], "num_gpus": row["num_gpus"],
+                   "dph_total": row["dph_total"], "started": started, "ended": None, "state": "launching",
+                   "ssh_host": None, "ssh_port": None}
         self.store.instance_add(tracked)
-        return tracked
+        try:
+            instance_id = launch(key, self._launch_spec(), self._provider_urls())
+        except ApiError as exc:
+            if exc.status is None:  # the request may have reached the provider: keep it on the books
+                self.store.instance_update(tracked["key"], state="unconfirmed")
+                raise ZeldaError(f"{exc} — the rent may have gone through: check the provider's console; "
+                                 f"kept as {tracked['key']} (unconfirmed) in `zelda-tui instances list`") from None
+            self.store.instance_delete(tracked["key"])
+            raise
+        except BaseException:
+            self.store.instance_delete(tracked["key"])
+            raise
+        new_key = f"{row['provider']}:{instance_id}"
+        try:
+            self.store.instance_update(tracked["key"], key=new_key, instance_id=instance_id, state="starting")
+        except ZeldaError as exc:
+            raise ZeldaError(f"RENTED {new_key} ({row['num_gpus']} x {row['gpu_name']}, ${row['dph_total']:.3f}/h) "
+                             f"but could not record it: {exc} — it is billing now; destroy it with "
+                             f"`zelda-tui instances destroy {new_key} --yes`{_provider_destroy_hint(row['provider'], instance_id)}"
+                             ) from None
+        return {**tracked, "key": new_key, "instance_id": instance_id, "state": "starting"}
 
     def instances_list(self, refresh: bool = True) -> list[dict]:
-        """Tracked instances with spend so far; live status/SSH endpoint from the provider when reachable."""
+        """Tracked instances with spend so far; live status/SSH endpoint from the provider when reachable.
+
+        An instance the provider no longer knows (404/410) is gone: it is marked destroyed, so its
+        spend stops counting, instead of showing "running" for ever.
+        """
         from ..backends.providers.launch import show
 
         now = time.time()
         out = []
         for row in self.store.instance_rows():
-            if refresh and row["ended"] is None:
+            if refresh and row["ended"] is None and row["instance_id"]:
                 try:
                     info = show(row["provider"], row["instance_id"], self._provider_urls())
                     self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,
@@ -136,24 +178,55 @@ class OfferServices:
                     row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
                     row["ready"] = info.ready
                 except ZeldaError as exc:
+                    if _gone(exc):
+                        row.update(self._mark_gone(row, now))
                     row["warning"] = str(exc)
             row["hours"] = round(held_hours(row, now), 3)
             row["spent_usd"] = round(spent_usd(row, now), 2)
             out.append(row)
         return out
 
+    def _mark_gone(self, row: dict, now: float) -> dict:
+        """The provider says the instance no longer exists: it stops costing from now."""
+        self.store.instance_update(row["key"], ended=now, state="gone")
+        return {"ended": now, "state": "gone"}
+
     def instance_destroy(self, key: str) -> dict:
-        from ..backends.providers.launch import destroy
+        """Destroy a tracked instance (by key or id); also a `provider:id` that was rented but never
+        recorded (the launch said so). A 404/410 answer means it is already gone: recorded as such."""
+        from ..backends.providers.launch import destroy, split_key
 
         row = next((r for r in self.store.instance_rows() if r["key"] == key or r["instance_id"] == key), None)
         if row is None:
-            raise ZeldaError(f"no tracked instance '{key}' (see `zelda-tui instances list`)")
+            provider, instance_id = split_key(key) if ":" in key else (None, None)
+            if provider is None:
+                raise ZeldaError(f"no tracked instance '{key}' (see `zelda-tui instances list`)", exit_code=2)
+            destroy(provider, instance_id, self._provider_urls())
+            ended = time.time()
+            unnamed = [r for r in self.store.instance_rows()
+                       if r["provider"] == provider and not r["instance_id"] and r["ended"] is None]
+            if len(unnamed) == 1:  # the reservation of the launch that could not record this id
+                self.store.instance_update(unnamed[0]["key"], key=key, instance_id=instance_id, ended=ended,
+                                           state="destroyed")
+                done = {**unnamed[0], "key": key, "instance_id": instance_id, "ended": ended, "state": "destroyed"}
+                return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
+            return {"key": key, "provider": provider, "instance_id": instance_id, "state": "destroyed",
+                    "started": None, "ended": ended, "spent_usd": None}
         if row["ended"] is not None:
             raise ZeldaError(f"{row['key']} was already destroyed")
-        destroy(row["provider"], row["instance_id"], self._provider_urls())
+        if not row["instance_id"]:
+            raise ZeldaError(f"{row['key']}: the provider never told us its instance id ({row['state']}) — find it in "
+                             f"the provider's console, then `zelda-tui instances destroy {row['provider']}:ID --yes`")
+        state = "destroyed"
+        try:
+            destroy(row["provider"], row["instance_id"], self._provider_urls())
+        except ZeldaError as exc:
+            if not _gone(exc):
+                raise
+            state = "gone"
         ended = time.time()
-        self.store.instance_update(row["key"], ended=ended, state="destroyed")
-        done = {**row, "ended": ended, "state": "destroyed"}
+        self.store.instance_update(row["key"], ended=ended, state=state)
+        done = {**row, "ended": ended, "state": state}
         return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
 
     def instances_enforce(self, dry_run: bool = False) -> list[dict]:
@@ -164,17 +237,13 @@ class OfferServices:
           endpoint) have all ended more than `monitoring.gpu_idle_shutdown_minutes` ago.
 
         Returns one row per instance acted on (or, with dry_run, that would be), with the reason.
+        Every instance is tried even when one fails: a failed row has `error` set.
         """
         from ..core import runs as runs_mod
 
-        budget, mon = self.config.table("budget"), self.config.table("monitoring")
-        try:
-            max_hours = float(budget["max_runtime_hours"]) if budget.get("max_runtime_hours") else None
-            grace_s = float(mon.get("gpu_idle_shutdown_minutes", 30)) * 60
-        except (TypeError, ValueError):
-            raise ZeldaError(f"{self.config.path} [budget] max_runtime_hours / [monitoring] gpu_idle_shutdown_minutes: "
-                             "must be numbers") from None
-        on_idle = budget.get("on_idle", "alert")
+        max_hours = self.config.budget.max_runtime_hours
+        grace_s = self.config.monitoring.gpu_idle_shutdown_minutes * 60
+        on_idle = self.config.budget.on_idle
         now = time.time()
         remote_runs = [r for r in self.store.run_rows() if r["host"] != "local" and r.get("remote_dir")]
         instance_of = ({r["name"]: (self.instance_for_host(r["host"]) or {}).get("key") for r in remote_runs}
@@ -198,9 +267,27 @@ class OfferServices:
                                   f"({last['state']}); budget.on_idle = \"destroy\"")
             if reason is None:
                 continue
-            row = {"key": inst["key"], "reason": reason, "destroyed": False, "spent_usd": round(spent_usd(inst, now), 2)}
+            row = {"key": inst["key"], "reason": reason, "destroyed": False, "state": inst["state"],
+                   "spent_usd": round(spent_usd(inst, now), 2), "error": None}
             if not dry_run:
-                done = self.instance_destroy(inst["key"])
-                row.update(destroyed=True, spent_usd=done["spent_usd"])
+                try:
+                    done = self.instance_destroy(inst["key"])
+                    row.update(destroyed=True, state=done["state"], spent_usd=done["spent_usd"])
+                except ZeldaError as exc:
+                    row["error"] = str(exc)
             acted.append(row)
         return acted
+
+
+def _gone(exc: ZeldaError) -> bool:
+    """A provider answer that means the instance no longer exists (404 / 410)."""
+    return getattr(exc, "status", None) in (404, 410)
+
+
+def _provider_destroy_hint(provider: str, instance_id: str) -> str:
+    """The provider's own way, for when zelda-tui itself cannot run (its state database is broken)."""
+    if provider == "vast":
+        return f" or `vastai destroy instance {instance_id}`"
+    if provider == "vultr":
+        return f" or `vultr-cli instance delete {instance_id}`"
+    return ""
