@@ -10,6 +10,7 @@ def test_alert_then_act_once_each_and_busy_resets():
     assert w.feed(80, [0.0, 0.0]) is None          # said once
     assert w.idle_for(80) == 70
     assert w.feed(130, [0.0, 0.0]) == "act"
+    w.acted_on()
     assert w.feed(500, [0.0, 0.0]) is None
     assert w.feed(501, [0.0, 50.0]) is None        # one busy GPU: not idle, start over
     assert w.feed(502, [0.0, 0.0]) is None
@@ -25,4 +26,16 @@ def test_act_without_a_separate_alert_when_both_thresholds_pass_at_once():
     w = IdleWatch(alert_after_s=10, act_after_s=10)
     assert w.feed(0, [0.0]) is None
     assert w.feed(10, [0.0]) == "act"
+    w.acted_on()
     assert w.feed(20, [0.0]) is None
+
+
+def test_act_repeats_until_the_action_was_carried_out():
+    """A destroy that failed is asked for again at the next check, not lost."""
+    w = IdleWatch(alert_after_s=10, act_after_s=20)
+    assert w.feed(0, [0.0]) is None
+    assert w.feed(10, [0.0]) == "alert"
+    assert w.feed(20, [0.0]) == "act"
+    assert w.feed(80, [0.0]) == "act"  # not acted on: ask again
+    w.acted_on()
+    assert w.feed(140, [0.0]) is None

@@ -82,3 +82,64 @@ on_idle = "destroy"
     assert idle[0].startswith("gpu-box: GPU idle (< 5%)") and "destroyed" not in idle[0]
     assert f"destroyed vast:{NEW_ID} (spent $1.50)" in idle[-1]
     assert (local / "train.log").read_text() == "step 1\n"
+
+
+def test_a_failed_idle_destroy_keeps_following_and_is_tried_again(sshd, small_ws: Path, tmp_path: Path, monkeypatch):
+    """The provider answers 503 to the first destroy (after its retries): the follower reports it, keeps
+    following, and destroys at a later check; the instance is never marked done while it still bills."""
+    monkeypatch.setenv("VAST_API_KEY", KEY)
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0\\n'\n")
+    smi.chmod(0o755)
+    run_remote = tmp_path / "box" / "models" / "r1"
+    run_remote.mkdir(parents=True)
+    (run_remote / "status.json").write_text('{"state": "running", "pid": 1}')
+    (run_remote / "train.log").write_text("step 1\n")
+    with ReplayServer() as server:
+        server.route("DELETE", f"/api/v0/instances/{NEW_ID}/", *[Reply.error(503, {"msg": "try later"})] * 4,
+                     Reply.file("vast/destroy_instance.json"))
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        with open(cfg, "a") as fh:
+            fh.write(f"""
+[remote]
+training_dir = "{tmp_path / 'box'}"
+ssh_config = "{sshd.root / 'ssh_config'}"
+known_hosts = "{sshd.settings().known_hosts}"
+
+[monitoring]
+nvidia_smi = "{smi}"
+gpu_idle_alert_minutes = 0.005
+gpu_idle_shutdown_minutes = 0.01
+check_every_s = 0.1
+
+[budget]
+on_idle = "destroy"
+""")
+        services = build_services(cfg)
+        try:
+            local = tmp_path / "ws" / "runs" / "r1"
+            local.mkdir(parents=True)
+            services.store.run_upsert("r1", str(local), "gpu-box", "m", 0, 1, "running", str(run_remote))
+            services.store.instance_add({"key": f"vast:{NEW_ID}", "provider": "vast", "instance_id": NEW_ID,
+                                         "offer": "vast:1", "gpu_name": "A100", "num_gpus": 1, "dph_total": 1.0,
+                                         "started": time.time() - 3600, "ended": None, "state": "running",
+                                         "ssh_host": "127.0.0.1", "ssh_port": sshd.port})
+            alerts: list[str] = []
+            stop = threading.Event()
+            follower = threading.Thread(target=services.run_mirror("r1", on_alert=alerts.append).follow, args=(stop,),
+                                        daemon=True)
+            follower.start()
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and not any(" — destroyed " in a for a in alerts):
+                time.sleep(0.05)
+            assert follower.is_alive(), alerts  # the failure did not end the following
+            stop.set()
+            follower.join(10)
+            row = {r["key"]: r for r in services.store.instance_rows()}[f"vast:{NEW_ID}"]
+        finally:
+            services.close()
+    failed = [a for a in alerts if "could not destroy" in a]
+    assert failed and "still billing" in failed[0] and "503" in failed[0] and "trying again" in failed[0]
+    assert any(f"destroyed vast:{NEW_ID}" in a for a in alerts), alerts
+    assert alerts.index(failed[0]) < max(i for i, a in enumerate(alerts) if " — destroyed " in a)
+    assert len(server.received("DELETE")) == 5 and row["ended"] is not None and row["state"] == "destroyed"

@@ -4,6 +4,9 @@ A rented GPU that sits idle (a run finished or hung) costs the same as a busy on
 run is followed, the box's GPU utilisation is sampled; below the threshold on every GPU for
 `alert_after_s` raises an alert, for `act_after_s` asks for the configured action (alert
 again, or destroy the instance). Any busy sample starts over.
+
+"act" repeats at every check until the caller says it was done (`acted_on`): a destroy that
+failed (the provider answered 503) is tried again at the next check, never marked done unseen.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class IdleWatch:
             self.idle_since = now
         idle = now - self.idle_since
         if idle >= self.act_after_s and not self.acted:
-            self.acted = self.alerted = True
+            self.alerted = True
             return "act"
         if idle >= self.alert_after_s and not self.alerted:
             self.alerted = True
@@ -38,3 +41,7 @@ class IdleWatch:
 
     def idle_for(self, now: float) -> float:
         return 0.0 if self.idle_since is None else now - self.idle_since
+
+    def acted_on(self) -> None:
+        """The action for this idle stretch was carried out: no more "act" until the GPU was busy again."""
+        self.acted = True
