@@ -173,6 +173,13 @@ async def test_launch_asks_first_then_tracks_the_instance(small_ws: Path, app_fo
             await settle(pilot)
             assert not server.received("PUT")
 
+            await pilot.press("l")  # a reflexive Enter answers the safe way: nothing rented
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog")
+            assert app.focused.id == "confirm-no"
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.screen.__class__.__name__ != "ConfirmDialog" and not server.received("PUT")
+
             await pilot.press("l")
             await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmDialog")
             await pilot.press("y")

@@ -1,4 +1,8 @@
-"""A yes/no dialog; dismisses with True/False (used before anything destructive or costly)."""
+"""A yes/no dialog; dismisses with True/False (used before anything destructive or costly).
+
+The safe answer is the default: "No" has the focus, so a reflexive Enter rents, destroys or
+replaces nothing; the risky answer takes its own key (`y`) or a Tab to reach it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from textual.widgets import Button, Static
 
 
 class ConfirmDialog(ModalScreen[bool]):
+    AUTO_FOCUS = "#confirm-no"
     DEFAULT_CSS = """
     ConfirmDialog { align: center middle; }
     ConfirmDialog > Vertical { width: 60; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
