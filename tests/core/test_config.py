@@ -162,3 +162,98 @@ def test_save_through_symlink_updates_target(small_ws: Path, tmp_path: Path):
 def test_keymap_from_config(small_ws: Path):
     small_ws.write_text(small_ws.read_text() + '\n[keys]\n"mix.build" = "f5"\n')
     assert config.load(small_ws).keymap == {"mix.build": "f5"}
+
+
+# --- [budget], [monitoring], [providers]: typed at load (issue 12, item 6) ----------------
+@pytest.mark.parametrize(
+    "extra,pattern",
+    [
+        ('[budget]\nmax_total_usd = "150"\n', r":28 \[budget\.max_total_usd\]: `max_total_usd` must be a number, got str '150'"),
+        ("[budget]\nmax_hourly_usd = -1\n", r":28 \[budget\.max_hourly_usd\]: .*must be a number >= 0, got -1"),
+        ("[budget]\nmax_runtime_hours = 0\n", r":28 \[budget\.max_runtime_hours\]: .*must be a number > 0"),
+        ("[budget]\nmax_total_usd = nan\n", r":28 \[budget\.max_total_usd\]: .*got nan"),
+        ('[budget]\non_idle = "shutdown"\n', r":28 \[budget\.on_idle\]: `on_idle` must be \"alert\" or \"destroy\", got 'shutdown'"),
+        ("[budget]\nmax_totl_usd = 10\n", r":28 \[budget\.max_totl_usd\]: unknown key `max_totl_usd` \(known: max_total_usd, "),
+        ('[monitoring]\ndisk_warning_percent = "x"\n', r":28 \[monitoring\.disk_warning_percent\]: .*must be a number, got str 'x'"),
+        ("[monitoring]\ndisk_warning_percent = 120\n", r"\[monitoring\.disk_warning_percent\]: .*<= 100, got 120"),
+        ('[monitoring]\ngpu_idle_shutdown_minutes = "30"\n', r":28 \[monitoring\.gpu_idle_shutdown_minutes\]: .*must be a number"),
+        ("[monitoring]\ncheck_every_s = 0\n", r"\[monitoring\.check_every_s\]: .*> 0"),
+        ("[monitoring]\ngpu_idle_threshold_percent = true\n", r"\[monitoring\.gpu_idle_threshold_percent\]: .*got bool True"),
+        ('[providers.vast]\nbase_url = "http://api.example.com/api/v0"\n',
+         r":28 \[providers\.vast\.base_url\]: plain http:// to api\.example\.com would send the API key in clear"),
+        ('[providers.vultr]\nbase_url = "ftp://x.example/v2"\n', r"\[providers\.vultr\.base_url\]: `base_url` must be an https:// URL"),
+        ('[providers.vast]\ndisk_gb = "200"\n', r"\[providers\.vast\.disk_gb\]: `disk_gb` must be an integer"),
+        ("[providers.vultr]\nimage = \"x\"\n", r"\[providers\.vultr\.image\]: unknown key `image` \(known: base_url, ssh_key_id\)"),
+        ("[providers.gcp]\nproject = 3\n", r"\[providers\.gcp\.project\]: `project` must be a string"),
+        ("[providers.aws]\nbase_url = \"https://x\"\n", r":27 \[providers\.aws\]: unknown provider 'aws'"),
+    ],
+)
+def test_money_and_monitoring_values_are_checked_at_load(small_ws: Path, extra: str, pattern: str):
+    small_ws.write_text(small_ws.read_text() + "\n" + extra)  # the table header lands on line 27
+    _expect(small_ws, "seed = 7", "seed = 7", pattern)
+
+
+def test_money_and_monitoring_values_typed_with_defaults_in_one_place(small_ws: Path):
+    cfg = config.load(small_ws)
+    assert cfg.budget == config.BudgetSpec(max_total_usd=None, max_hourly_usd=None, max_runtime_hours=None, on_idle="alert")
+    assert cfg.monitoring.gpu_idle_shutdown_minutes == 30 and cfg.monitoring.disk_warning_percent == 85
+    small_ws.write_text(small_ws.read_text() + (
+        '\n[budget]\nmax_total_usd = 150\non_idle = "destroy"\n\n[monitoring]\ngpu_idle_shutdown_minutes = 0.5\n'
+        '\n[providers.vast]\nbase_url = "http://127.0.0.1:8123/api/v0"\ndisk_gb = 100\n'
+        '\n[providers.vultr]\nbase_url = "http://[::1]:9/v2"\n\n[providers.gcp]\nbase_url = "https://compute.example/v1"\n'))
+    cfg = config.load(small_ws)
+    assert cfg.budget.max_total_usd == 150.0 and isinstance(cfg.budget.max_total_usd, float)
+    assert cfg.budget.on_idle == "destroy" and cfg.monitoring.gpu_idle_shutdown_minutes == 0.5
+    assert cfg.providers["vast"].base_url == "http://127.0.0.1:8123/api/v0" and cfg.providers["vast"].disk_gb == 100
+    assert cfg.providers["vultr"].base_url == "http://[::1]:9/v2"
+    assert cfg.providers["gcp"].base_url == "https://compute.example/v1" and cfg.providers["gcp"].project is None
+
+
+def test_repo_config_sections_are_valid():
+    cfg = config.load(REPO / "config.toml")
+    assert cfg.budget.max_total_usd == 150.0 and cfg.budget.on_idle == "alert"
+    assert cfg.monitoring == config.MonitoringSpec()  # the plan's values are the defaults
+
+
+# --- names become folders (issue 12, item 7) ------------------------------------------------
+@pytest.mark.parametrize(
+    "old,new,pattern",
+    [
+        ("[mix.small]", '[mix."."]', r":21 \[mix\.\"\.\"\]: mix name '\.' is not a name"),
+        ("[mix.small]", '[mix.".."]', r":21 \[mix\.\"\.\.\"\]: mix name '\.\.' is not a name"),
+        ("[mix.small]", '[mix."../datasets"]', r":21 \[mix\.\"\.\./datasets\"\]: mix name '\.\./datasets' contains a path separator"),
+        ("[mix.small]", '[mix."a\\\\b"]', r":21 .*mix name 'a\\\\b' contains a path separator"),
+        ("[mix.small]", '[mix.".hidden"]', r":21 .*mix name '\.hidden' starts with a dot"),
+        ("[mix.small]", '[mix."tab\\there"]', r":21 .*mix name 'tab\\there' contains a control character"),
+        ("[mix.small]", '[mix.""]', r":21 .*mix name '' is empty"),
+        ("[datasets.beta]", '[datasets."../beta"]', r":14 \[datasets\.\"\.\./beta\"\]: dataset name '\.\./beta' contains a path"),
+        ('name = "tiny"', 'name = "a/b"', r":6 \[model\.name\]: model name 'a/b' contains a path separator"),
+        ('name = "tiny"', 'name = ".."', r":6 \[model\.name\]: model name '\.\.' is not a name"),
+    ],
+)
+def test_names_that_would_escape_their_folder_are_refused(small_ws: Path, old: str, new: str, pattern: str):
+    _expect(small_ws, old, new, pattern)
+
+
+def test_app_cannot_save_a_mix_under_a_bad_name(small_ws: Path):
+    cfg = config.load(small_ws)
+    with pytest.raises(ConfigError, match="mix name '../x' contains a path separator"):
+        cfg.set_mix(dataclasses.replace(cfg.mix("small"), name="../x"))
+
+
+def test_locked_mix_is_never_rewritten(small_ws: Path):
+    small_ws.write_text(small_ws.read_text().replace("seed = 7", 'seed = 7\ndescription = "LOCKED: what v1 trained on"'))
+    cfg = config.load(small_ws)
+    assert cfg.mix("small").locked
+    before = small_ws.read_bytes()
+    with pytest.raises(ConfigError, match="mix 'small' is locked .* save the edits as a new mix"):
+        cfg.set_mix(dataclasses.replace(cfg.mix("small"), eval_fraction=0.05))
+    cfg.set_mix(cfg.mix("small"))  # unchanged: fine
+    cfg.set_mix(dataclasses.replace(cfg.mix("small"), name="small_v2", eval_fraction=0.05, locked=False, description=""))
+    cfg.save()
+    reloaded = config.load(small_ws)
+    assert reloaded.mix("small") == config.load(small_ws).mix("small") and reloaded.mix("small").eval_fraction == 0.1
+    assert reloaded.mix("small_v2").eval_fraction == 0.05 and not reloaded.mix("small_v2").locked
+    assert small_ws.read_bytes().startswith(before)
+    small_ws.write_text(small_ws.read_text().replace('description = "LOCKED: what v1 trained on"', "locked = false"))
+    assert not config.load(small_ws).mix("small").locked

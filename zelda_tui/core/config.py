@@ -7,11 +7,15 @@ order survive) and `Config.save` writes it atomically.
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomlkit
 import tomlkit.exceptions
@@ -44,6 +48,7 @@ class MixSpec:
     seed: int = 42
     optional: tuple[str, ...] = ()
     description: str = ""
+    locked: bool = False  # `locked = true`, or a description starting with "LOCKED": never rewritten by the app
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,50 @@ class ModelSpec:
     alternatives: tuple[str, ...] = ()
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     tokenizer: str = ""
+
+
+ON_IDLE = ("alert", "destroy")
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """[budget]: what launches and held instances may cost; None = no limit."""
+
+    max_total_usd: float | None = None  # refuse launches past this (estimated)
+    max_hourly_usd: float | None = None  # refuse offers above this $/h
+    max_runtime_hours: float | None = None  # destroy tracked instances held longer
+    on_idle: str = "alert"  # one of ON_IDLE, after monitoring.gpu_idle_shutdown_minutes
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """[monitoring]: how a followed GPU box is watched (idle GPU, disk)."""
+
+    gpu_idle_threshold_percent: float = 5.0
+    gpu_idle_alert_minutes: float = 15.0
+    gpu_idle_shutdown_minutes: float = 30.0
+    disk_warning_percent: float = 85.0
+    check_every_s: float = 60.0
+    nvidia_smi: str = "nvidia-smi"
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One [providers.NAME] table; None = the provider backend's own default."""
+
+    base_url: str | None = None  # API root: a proxy, or a test server (https, or http on loopback only)
+    image: str | None = None  # vast: container image
+    disk_gb: int | None = None  # vast: disk size
+    onstart: str = ""  # vast: onstart script
+    ssh_key_id: str = ""  # vultr: an SSH key id of the account
+    project: str | None = None  # gcp: project id (else $GOOGLE_CLOUD_PROJECT / the credentials)
+
+
+PROVIDER_KEYS = {
+    "vast": ("base_url", "image", "disk_gb", "onstart"),
+    "vultr": ("base_url", "ssh_key_id"),
+    "gcp": ("base_url", "project"),
+}
 
 
 @dataclass
@@ -65,6 +114,9 @@ class Config:
     phases: dict[int, str] = field(default_factory=dict)
     model: ModelSpec = field(default_factory=ModelSpec)
     keymap: dict[str, str] = field(default_factory=dict)  # [keys] binding id -> keys (TUI remapping)
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    providers: dict[str, ProviderSpec] = field(default_factory=lambda: {n: ProviderSpec() for n in PROVIDER_KEYS})
 
     @property
     def workspace(self) -> Path:
@@ -97,8 +149,16 @@ class Config:
         return self.datasets[name]
 
     def set_mix(self, mix: MixSpec) -> None:
-        """Write a mix into the document (new or changed), keeping every comment."""
+        """Write a mix into the document (new or changed), keeping every comment.
+
+        A locked mix is never rewritten (its bundle is what trained a model): save the edits
+        under a new name instead.
+        """
         validate_mix_values(self, mix)
+        saved = self.mixes.get(mix.name)
+        if saved is not None and saved.locked and saved != mix:
+            raise ConfigError(f"{self.path} [mix.{mix.name}]: mix '{mix.name}' is locked and is not changed; "
+                              "save the edits as a new mix")
         mixes = self.doc.get("mix")
         if mixes is None:
             mixes = tomlkit.table(is_super_table=True)
@@ -191,11 +251,17 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
     )
     if model.max_seq_len <= 0:
         raise ConfigError(f"{locate('model', key='max_seq_len')}: must be > 0, got {model.max_seq_len}")
+    if (problem := name_problem(model.name)) is not None:
+        raise ConfigError(f"{locate('model', key='name')}: model name {model.name!r} {problem} (it names run folders)")
 
-    config = Config(path=path, doc=doc, datasets_dir=datasets_dir, model=model)
+    config = Config(path=path, doc=doc, datasets_dir=datasets_dir, model=model,
+                    budget=_budget(_table(data, "budget", locate), locate),
+                    monitoring=_monitoring(_table(data, "monitoring", locate), locate),
+                    providers=_providers(_table(data, "providers", locate), locate))
 
     for name, table in _table(data, "datasets", locate).items():
         ctx = ("datasets", name)
+        _check_name("dataset", name, ctx, locate)
         if not isinstance(table, dict):
             raise ConfigError(f"{locate('datasets', key=name)}: [datasets.{name}] must be a table with a `path`")
         raw = _get(table, "path", str, locate, ctx)
@@ -210,11 +276,13 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
 
     for name, table in _table(data, "mix", locate).items():
         ctx = ("mix", name)
+        _check_name("mix", name, ctx, locate)
         if not isinstance(table, dict):
             raise ConfigError(f"{locate('mix', key=name)}: [mix.{name}] must be a table")
         datasets = _get_list(table, "datasets", locate, ctx)
         if not datasets:
             raise ConfigError(f"{locate(*ctx, key='datasets')}: mix '{name}' needs a non-empty `datasets` list")
+        description = _get(table, "description", str, locate, ctx, default="")
         mix = MixSpec(
             name=name,
             datasets=tuple(datasets),
@@ -222,7 +290,8 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
             min_eval_samples=_get(table, "min_eval_samples", int, locate, ctx, default=1),
             seed=_get(table, "seed", int, locate, ctx, default=42),
             optional=tuple(_get_list(table, "optional", locate, ctx)),
-            description=_get(table, "description", str, locate, ctx, default=""),
+            description=description,
+            locked=_get(table, "locked", bool, locate, ctx, default=description.lstrip().upper().startswith("LOCKED")),
         )
         validate_mix_values(config, mix, locate)
         config.mixes[name] = mix
@@ -247,6 +316,7 @@ def validate_mix_values(config: Config, mix: MixSpec, locate: "_Locator | None" 
     """Checks shared by loading and by edits from the app (so the app cannot save a bad mix)."""
     locate = locate or _Locator(config.path, None)
     ctx = ("mix", mix.name)
+    _check_name("mix", mix.name, ctx, locate)
     if not (0 < float(mix.eval_fraction) < 1):
         raise ConfigError(f"{locate(*ctx, key='eval_fraction')}: eval_fraction must be between 0 and 1 (exclusive), got {mix.eval_fraction}")
     if mix.min_eval_samples < 0:
@@ -263,6 +333,137 @@ def validate_mix_values(config: Config, mix: MixSpec, locate: "_Locator | None" 
             raise ConfigError(f"{locate(*ctx, key='optional')}: mix '{mix.name}' names unknown dataset '{ds}'")
 
 
+def name_problem(name: str) -> str | None:
+    """Why a dataset/mix/model name cannot name a folder or file, or None when it can.
+
+    Names become paths (mixes/<mix>/, runs/<model>_<time>/, remote dirs): a name must stay one
+    plain path component, so `..`, `a/b` or `.hidden` never reach outside or hide a folder.
+    """
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return "is not a name"
+    if "/" in name or "\\" in name:
+        return "contains a path separator (/ or \\)"
+    if name.startswith("."):
+        return "starts with a dot"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character"
+    return None
+
+
+def _check_name(kind: str, name: str, ctx: tuple[str, ...], locate: "_Locator") -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        shown = ".".join(ctx[:-1] + (json.dumps(name),))
+        line = locate.line(ctx, None) or locate.line(ctx[:-1], name)
+        raise ConfigError(f"{where(locate.path, line, shown)}: {kind} name {name!r} {problem}; "
+                          "use letters, digits, '-', '_' (it names a folder)")
+
+
+# --- [budget], [monitoring], [providers] -----------------------------------------------
+def _number(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...], default: float | None,
+            low: float = 0.0, high: float | None = None, low_inclusive: bool = True) -> float | None:
+    """A finite number in [low, high] (or (low, high] without low_inclusive); None/default when absent."""
+    value = _get(table, key, (int, float), locate, ctx)
+    if value is None:
+        return default
+    value = float(value)
+    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low) and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise ConfigError(f"{locate(*ctx, key=key)}: `{key}` must be a number {bound}, got {value:g}")
+    return value
+
+
+def _unknown_keys(table: dict, known: tuple[str, ...], locate: "_Locator", ctx: tuple[str, ...]) -> None:
+    """A misspelt money or monitoring key must not silently fall back to "no limit"."""
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{locate(*ctx, key=key)}: unknown key `{key}` (known: {', '.join(known)})")
+
+
+def _budget(table: dict, locate: "_Locator") -> BudgetSpec:
+    ctx = ("budget",)
+    _unknown_keys(table, tuple(f.name for f in BudgetSpec.__dataclass_fields__.values()), locate, ctx)
+    on_idle = _get(table, "on_idle", str, locate, ctx, default=BudgetSpec.on_idle)
+    if on_idle not in ON_IDLE:
+        raise ConfigError(f"{locate(*ctx, key='on_idle')}: `on_idle` must be \"alert\" or \"destroy\", got {on_idle!r}")
+    return BudgetSpec(
+        max_total_usd=_number(table, "max_total_usd", locate, ctx, None),
+        max_hourly_usd=_number(table, "max_hourly_usd", locate, ctx, None),
+        max_runtime_hours=_number(table, "max_runtime_hours", locate, ctx, None, low_inclusive=False),
+        on_idle=on_idle,
+    )
+
+
+def _monitoring(table: dict, locate: "_Locator") -> MonitoringSpec:
+    ctx, d = ("monitoring",), MonitoringSpec()
+    _unknown_keys(table, tuple(MonitoringSpec.__dataclass_fields__), locate, ctx)
+    nvidia_smi = _get(table, "nvidia_smi", str, locate, ctx, default=d.nvidia_smi)
+    if not nvidia_smi.strip():
+        raise ConfigError(f"{locate(*ctx, key='nvidia_smi')}: `nvidia_smi` must name a command")
+    return MonitoringSpec(
+        gpu_idle_threshold_percent=_number(table, "gpu_idle_threshold_percent", locate, ctx, d.gpu_idle_threshold_percent, high=100),
+        gpu_idle_alert_minutes=_number(table, "gpu_idle_alert_minutes", locate, ctx, d.gpu_idle_alert_minutes),
+        gpu_idle_shutdown_minutes=_number(table, "gpu_idle_shutdown_minutes", locate, ctx, d.gpu_idle_shutdown_minutes),
+        disk_warning_percent=_number(table, "disk_warning_percent", locate, ctx, d.disk_warning_percent, high=100),
+        check_every_s=_number(table, "check_every_s", locate, ctx, d.check_every_s, low_inclusive=False),
+        nvidia_smi=nvidia_smi,
+    )
+
+
+def _providers(table: dict, locate: "_Locator") -> dict[str, ProviderSpec]:
+    out = {name: ProviderSpec() for name in PROVIDER_KEYS}
+    for name, sub in table.items():
+        ctx = ("providers", name)
+        if name not in PROVIDER_KEYS:
+            raise ConfigError(f"{locate(*ctx)}: unknown provider '{name}' (known: {', '.join(PROVIDER_KEYS)})")
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{locate('providers', key=name)}: [providers.{name}] must be a table")
+        _unknown_keys(sub, PROVIDER_KEYS[name], locate, ctx)
+        disk_gb = _get(sub, "disk_gb", int, locate, ctx)
+        if disk_gb is not None and disk_gb <= 0:
+            raise ConfigError(f"{locate(*ctx, key='disk_gb')}: `disk_gb` must be > 0, got {disk_gb}")
+        out[name] = ProviderSpec(
+            base_url=_base_url(sub, locate, ctx),
+            image=_get(sub, "image", str, locate, ctx),
+            disk_gb=disk_gb,
+            onstart=_get(sub, "onstart", str, locate, ctx, default=""),
+            ssh_key_id=_get(sub, "ssh_key_id", str, locate, ctx, default=""),
+            project=_get(sub, "project", str, locate, ctx),
+        )
+    return out
+
+
+def _base_url(table: dict, locate: "_Locator", ctx: tuple[str, ...]) -> str | None:
+    """https, or plain http to this machine only: the API key travels in every request's headers."""
+    url = _get(table, "base_url", str, locate, ctx)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{locate(*ctx, key='base_url')}: `base_url` {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{locate(*ctx, key='base_url')}: `base_url` must be an https:// URL, got {url!r}")
+    if parts.scheme == "http" and not _loopback(host):
+        raise ConfigError(f"{locate(*ctx, key='base_url')}: plain http:// to {host} would send the API key in clear; "
+                          "use https:// (http is allowed only to 127.0.0.1, localhost or ::1)")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _resolve(base: Path, raw: str) -> Path:
     p = Path(raw).expanduser()
     return p if p.is_absolute() else (base / p)
@@ -277,7 +478,7 @@ def _get(table: dict, key: str, typ: Any, locate: "_Locator", ctx: tuple[str, ..
     value = table[key]
     types = typ if isinstance(typ, tuple) else (typ,)
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+        expected = "a number" if set(types) == {int, float} else " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
         raise ConfigError(f"{locate(*ctx, key=key)}: `{key}` must be {expected}, got {type(value).__name__} {value!r}")
     return value
 
@@ -296,7 +497,23 @@ def _table(data: dict, key: str, locate: "_Locator") -> dict:
     return value
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_HEADER = re.compile(r"""^\s*\[\[?\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\]"'])+?)\s*\]\]?\s*(#.*)?$""")
+_KEY_PART = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|[^.\s"']+""")
+
+
+def _header_parts(header: str) -> tuple[str, ...]:
+    """`mix."../datasets"` -> ("mix", "../datasets"): dots inside quotes do not split."""
+    parts = []
+    for raw in _KEY_PART.findall(header):
+        if raw.startswith('"'):
+            try:
+                raw = json.loads(raw)
+            except ValueError:  # a TOML-only escape (\U, \e): compare the text as written
+                raw = raw[1:-1]
+        elif raw.startswith("'"):
+            raw = raw[1:-1]
+        parts.append(raw)
+    return tuple(parts)
 
 
 class _Locator:
@@ -319,7 +536,7 @@ class _Locator:
         for i, text in enumerate(self.lines, 1):
             m = _HEADER.match(text)
             if m:
-                current = tuple(part.strip().strip("\"'") for part in m.group(1).split("."))
+                current = _header_parts(m.group(1))
                 if current == table and header_line is None:
                     header_line = i
                     if key_re is None:

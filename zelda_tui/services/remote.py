@@ -78,13 +78,13 @@ class RemoteServices:
                            connect_timeout_s=timeout, command_timeout_s=d.command_timeout_s, keepalive_s=d.keepalive_s)
 
     def remote_settings(self) -> remote_runs.RemoteSettings:
-        t, mon = self.config.table("remote"), self.config.table("monitoring")
+        t = self.config.table("remote")
         d = remote_runs.RemoteSettings()
         training_dir = t.get("training_dir", d.training_dir)
         if not isinstance(training_dir, str) or not training_dir.startswith("/"):
             raise ConfigError(f"{self.config.path} [remote] training_dir: must be an absolute path on the box")
         return remote_runs.RemoteSettings(training_dir=training_dir, python=str(t.get("python", "") or ""),
-                                          disk_warning_percent=float(mon.get("disk_warning_percent", d.disk_warning_percent)),
+                                          disk_warning_percent=self.config.monitoring.disk_warning_percent,
                                           train_requirements=_train_requirements())
 
     def remote_hosts(self) -> list[str]:
@@ -188,19 +188,9 @@ class RemoteServices:
     def _box_watch(self, row: dict, alert: Callable[[str], None]) -> tuple[Callable[[SshSession], None], float]:
         """[monitoring]: GPU idle → alert, then budget.on_idle ("alert" or "destroy" the tracked instance);
         remote disk past disk_warning_percent → a warning (once per crossing)."""
-        mon, budget = self.config.table("monitoring"), self.config.table("budget")
-        try:
-            watch = IdleWatch(float(mon.get("gpu_idle_threshold_percent", 5)),
-                              float(mon.get("gpu_idle_alert_minutes", 15)) * 60,
-                              float(mon.get("gpu_idle_shutdown_minutes", 30)) * 60)
-            every = float(mon.get("check_every_s", 60))
-            disk_limit = float(mon.get("disk_warning_percent", 85))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{self.config.path} [monitoring]: thresholds must be numbers") from None
-        nvidia_smi = str(mon.get("nvidia_smi", "nvidia-smi"))
-        on_idle = str(budget.get("on_idle", "alert"))
-        if on_idle not in ("alert", "destroy"):
-            raise ConfigError(f"{self.config.path} [budget] on_idle: \"alert\" or \"destroy\", got {on_idle!r}")
+        mon, on_idle = self.config.monitoring, self.config.budget.on_idle
+        watch = IdleWatch(mon.gpu_idle_threshold_percent, mon.gpu_idle_alert_minutes * 60, mon.gpu_idle_shutdown_minutes * 60)
+        every, disk_limit, nvidia_smi = mon.check_every_s, mon.disk_warning_percent, mon.nvidia_smi
         settings = self.remote_settings()
         disk_warned = [False]
 
