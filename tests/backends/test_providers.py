@@ -359,3 +359,34 @@ def test_gcp_without_credentials_uses_the_catalog(monkeypatch):
     assert "ya29.test-token" not in repr(client)
     with pytest.raises(ZeldaError, match="^gcp: list offers: no offline catalog"):
         GcpClient().offers()
+
+
+def test_answers_with_wrong_field_types_skip_that_item_with_a_warning(server, small_ws, monkeypatch):
+    """`num_gpus: "two"` in one Vast offer and a Vultr plan without `id`: the other offers are listed,
+    each odd item is one warning naming the provider, the item and the field; no traceback."""
+    offers = fixture_json("vast/search_offers.json")["offers"]
+    odd = {**offers[1], "num_gpus": "two"}
+    server.route("POST", "/api/v0/bundles/", Reply.json({"offers": [offers[0], odd, *offers[2:]]}))
+    plans = fixture_json("vultr/plans.json")
+    plans["plans"][1] = {k: v for k, v in plans["plans"][1].items() if k != "id"}
+    availability = fixture_json("vultr/region_availability.json")
+    availability["available_plans"] += VCG_IDS
+    server.route("GET", "/v2/plans", Reply.json(plans))
+    server.route("GET", "/v2/regions/ewr/availability", Reply.json(availability))
+    client = vast(server)
+    listed = client.search_offers({})
+    assert len(listed) == len(offers) - 1 and str(odd["id"]) not in {o.id for o in listed}
+    assert client.skipped == [f"vast: offer {odd['id']}: skipped: `num_gpus` = 'two' is not a number"]
+    plans_client = vultr(server)
+    assert [o.id for o in plans_client.gpu_plans()] == [f"{VCG_IDS[0]}@ewr", f"{VCG_IDS[2]}@ewr"]
+    assert plans_client.skipped == ["vultr: plan ?: skipped: `id` is missing"]
+
+    from tests.cli.test_offers_cli import workspace
+    from tests.conftest import run_cli
+
+    cfg = workspace(small_ws, f"{server.url}/api/v0")
+    cfg.write_text(cfg.read_text() + f'\n[providers.vultr]\nbase_url = "{server.url}/v2"\n')
+    res = run_cli("offers", "search", "--provider", "vast,vultr", "--config", str(cfg),
+                  env={"VAST_API_KEY": VAST_KEY, "VULTR_API_KEY": VULTR_KEY})
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "`num_gpus` = 'two' is not a number" in res.stderr and "vultr: plan ?: skipped" in res.stderr

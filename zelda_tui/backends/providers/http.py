@@ -326,6 +326,54 @@ def require(data: Any, key: str, kind: type, client: ApiClient, step: str) -> An
     return data[key]
 
 
+class BadField(ValueError):
+    """One field of one item in a provider's answer has a type we cannot use (`num_gpus: "two"`)."""
+
+
+def get_field(raw: dict[str, Any], key: str, kind: type, default: Any = None, required: bool = False) -> Any:
+    """`raw[key]` as `kind` (int, float, str); missing/null gives `default` unless required.
+
+    Numbers may come as numeric strings ("2", "0.5"); anything else is a `BadField` naming the key,
+    so one odd item is skipped with a warning instead of ending the whole listing in a traceback.
+    """
+    value = raw.get(key)
+    if value is None or value == "":
+        if required:
+            raise BadField(f"`{key}` is missing")
+        return default
+    if kind is str:
+        if isinstance(value, (dict, list)):
+            raise BadField(f"`{key}` = {one_line(repr(value), 40)} is not text")
+        return str(value)
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise BadField(f"`{key}` = {one_line(repr(value), 40)} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadField(f"`{key}` = {one_line(repr(value), 40)} is not a number") from None
+    if kind is int:
+        if not number.is_integer():
+            raise BadField(f"`{key}` = {value!r} is not a whole number")
+        return int(number)
+    return number
+
+
+def convert_each(items: list[Any], convert: Callable[[dict[str, Any]], Any], what: Callable[[dict[str, Any]], str],
+                 ) -> tuple[list[Any], list[str]]:
+    """Convert every item of a listing; an item that is not an object or has a bad field is left out
+    with one warning line (`vast: offer 123: skipped: `num_gpus` = 'two' is not a number`)."""
+    converted, skipped = [], []
+    for item in items:
+        if not isinstance(item, dict):
+            skipped.append(f"{one_line(repr(item), 40)}: skipped: not an object")
+            continue
+        try:
+            converted.append(convert(item))
+        except BadField as exc:
+            skipped.append(f"{what(item)}: skipped: {exc}")
+    return converted, skipped
+
+
 class ProviderClient:
     """What every provider client shares: one `ApiClient`, the key from the environment."""
 
@@ -347,6 +395,7 @@ class ProviderClient:
             self.NAME, base_url or self.BASE_URL, token=api_key, key_env=self.KEY_ENV,
             connect_timeout=connect_timeout, read_timeout=read_timeout, retry=retry,
         )
+        self.skipped: list[str] = []  # items of the last listing left out for a bad field (warnings)
 
     @classmethod
     def from_env(cls, **kwargs: Any):

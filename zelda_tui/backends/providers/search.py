@@ -33,6 +33,7 @@ def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[s
             client = VastClient.from_env(base_url=urls.get("vast", vast.BASE_URL))
             try:
                 offers += client.search_offers({})
+                warnings += client.skipped
             finally:
                 client.close()
         except ZeldaError as exc:
@@ -42,6 +43,7 @@ def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[s
             client = VultrClient.from_env(base_url=urls.get("vultr", vultr.BASE_URL))
             try:
                 offers += client.gpu_plans()
+                warnings += client.skipped
             finally:
                 client.close()
         except ZeldaError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.offers import Offer
-from .http import ApiError, InstanceInfo, ProviderClient, require
+from .http import ApiError, InstanceInfo, ProviderClient, convert_each, get_field, one_line, require
 
 BASE_URL = "https://console.vast.ai/api/v0"
 KEY_ENV = "VAST_API_KEY"
@@ -29,26 +29,30 @@ DEFAULT_FILTERS: dict[str, Any] = {
 
 
 def offer_from_vast(raw: dict[str, Any]) -> Offer:
-    """Normalise one `/bundles/` offer (MB -> GB, geolocation -> region); `raw` keeps everything."""
-    num_gpus = int(raw.get("num_gpus") or 0)
-    cores = raw.get("cpu_cores_effective")
+    """Normalise one `/bundles/` offer (MB -> GB, geolocation -> region); `raw` keeps everything.
+
+    A field of the wrong type is a `BadField` naming it (the listing skips that offer with a warning)."""
+    cores = get_field(raw, "cpu_cores_effective", float)
     if cores is None:
-        cores = raw.get("cpu_cores") or 0
-    reliability = raw.get("reliability2", raw.get("reliability"))
+        cores = get_field(raw, "cpu_cores", float, 0.0)
+    reliability = get_field(raw, "reliability2", float)
+    if reliability is None:
+        reliability = get_field(raw, "reliability", float)
+    offer_id = get_field(raw, "id", int) or get_field(raw, "ask_contract_id", int, required=True)
     return Offer(
         provider="vast",
-        id=str(raw.get("id", raw.get("ask_contract_id"))),
-        gpu_name=str(raw.get("gpu_name") or ""),
-        num_gpus=num_gpus,
-        gpu_ram=float(raw.get("gpu_ram") or 0) / MB_PER_GB,
-        cpu_cores=float(cores),
-        cpu_ram=float(raw.get("cpu_ram") or 0) / MB_PER_GB,
-        disk_space=float(raw.get("disk_space") or 0),
-        dph_total=float(raw.get("dph_total") or 0),
-        region=str(raw.get("geolocation") or ""),
-        reliability=float(reliability) if reliability is not None else None,
-        inet_down=float(raw["inet_down"]) if raw.get("inet_down") is not None else None,
-        inet_up=float(raw["inet_up"]) if raw.get("inet_up") is not None else None,
+        id=str(offer_id),
+        gpu_name=get_field(raw, "gpu_name", str, ""),
+        num_gpus=get_field(raw, "num_gpus", int, 0),
+        gpu_ram=get_field(raw, "gpu_ram", float, 0.0) / MB_PER_GB,
+        cpu_cores=cores,
+        cpu_ram=get_field(raw, "cpu_ram", float, 0.0) / MB_PER_GB,
+        disk_space=get_field(raw, "disk_space", float, 0.0),
+        dph_total=get_field(raw, "dph_total", float, required=True),
+        region=get_field(raw, "geolocation", str, ""),
+        reliability=reliability,
+        inet_down=get_field(raw, "inet_down", float),
+        inet_up=get_field(raw, "inet_up", float),
         available=bool(raw.get("rentable", True)) and not raw.get("rented", False),
         price_date="live",
         price_source="vast.ai API (POST /bundles/ dph_total)",
@@ -118,8 +122,10 @@ class VastClient(ProviderClient):
             "POST", "/bundles/", step="search offers", json_body=self.search_body(filters, defaults),
             retry_server_errors=True,
         )
-        offers = require(data, "offers", list, self.api, "search offers")
-        return [offer_from_vast(o) for o in offers if isinstance(o, dict)]
+        offers, skipped = convert_each(require(data, "offers", list, self.api, "search offers"), offer_from_vast,
+                                       lambda o: f"vast: offer {one_line(str(o.get('id', o.get('ask_contract_id', '?'))), 30)}")
+        self.skipped = skipped
+        return offers
 
     # -- instances ----------------------------------------------------------------------------
 

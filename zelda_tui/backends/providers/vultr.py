@@ -12,7 +12,7 @@ from typing import Any
 
 from ...core.errors import ZeldaError
 from ...core.offers import Offer
-from .http import ApiError, InstanceInfo, ProviderClient, require
+from .http import ApiError, InstanceInfo, ProviderClient, convert_each, get_field, one_line, require
 
 BASE_URL = "https://api.vultr.com/v2"
 KEY_ENV = "VULTR_API_KEY"
@@ -45,21 +45,23 @@ def _gpu_count(plan: dict[str, Any]) -> int:
 
 
 def offer_from_vultr(plan: dict[str, Any], region: str, available: bool = True) -> Offer:
-    """One offer per (plan, region): `ram` MB -> GB, `gpu_vram_gb` is for the whole plan."""
+    """One offer per (plan, region): `ram` MB -> GB, `gpu_vram_gb` is for the whole plan.
+
+    A field of the wrong type is a `BadField` naming it (the listing skips that plan with a warning)."""
     num_gpus = _gpu_count(plan)
-    hourly = plan.get("hourly_cost")
+    hourly = get_field(plan, "hourly_cost", float)
     if hourly is None:
-        hourly = float(plan.get("monthly_cost") or 0) / HOURS_PER_MONTH
+        hourly = get_field(plan, "monthly_cost", float, 0.0) / HOURS_PER_MONTH
     return Offer(
         provider="vultr",
-        id=f"{plan['id']}{OFFER_SEP}{region}",
-        gpu_name=str(plan.get("gpu_type") or "").replace("_", " "),
+        id=f"{get_field(plan, 'id', str, required=True)}{OFFER_SEP}{region}",
+        gpu_name=get_field(plan, "gpu_type", str, "").replace("_", " "),
         num_gpus=num_gpus,
-        gpu_ram=float(plan.get("gpu_vram_gb") or 0) / num_gpus,
-        cpu_cores=float(plan.get("vcpu_count") or plan.get("cpu_threads") or 0),
-        cpu_ram=float(plan.get("ram") or 0) / 1024,
-        disk_space=float(plan.get("disk") or 0) * int(plan.get("disk_count") or 1),
-        dph_total=float(hourly),
+        gpu_ram=get_field(plan, "gpu_vram_gb", float, 0.0) / num_gpus,
+        cpu_cores=get_field(plan, "vcpu_count", float) or get_field(plan, "cpu_threads", float, 0.0),
+        cpu_ram=get_field(plan, "ram", float, 0.0) / 1024,
+        disk_space=get_field(plan, "disk", float, 0.0) * (get_field(plan, "disk_count", int) or 1),
+        dph_total=hourly,
         region=region,
         available=available,
         price_date="live",
@@ -131,13 +133,13 @@ class VultrClient(ProviderClient):
         plans = self.plans()
         regions = sorted({str(r) for p in plans for r in p.get("locations") or []})
         stock = {region: self.region_availability(region) for region in regions}
-        offers: list[Offer] = []
-        for plan in plans:
-            for region in plan.get("locations") or []:
-                available = plan["id"] in stock.get(str(region), set())
-                if available or not only_available:
-                    offers.append(offer_from_vultr(plan, str(region), available))
-        return offers
+        def offers_of(plan: dict[str, Any]) -> list[Offer]:
+            plan_id = get_field(plan, "id", str, required=True)
+            return [offer_from_vultr(plan, str(region), plan_id in stock.get(str(region), set()))
+                    for region in plan.get("locations") or []]
+
+        per_plan, self.skipped = convert_each(plans, offers_of, lambda p: f"vultr: plan {one_line(str(p.get('id', '?')), 40)}")
+        return [o for offers in per_plan for o in offers if o.available or not only_available]
 
     @staticmethod
     def create_body(plan: str, region: str, ssh_key_id: str, label: str, os_id: int = UBUNTU_2204_OS_ID,
