@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,11 +18,13 @@ from pathlib import Path
 from ..core import runs
 from ..core.errors import ZeldaError
 
+TRAINER_MODULE = "zelda_tui.backends.trainer"
+
 
 def trainer_command(run_dir: Path, gpus: int | str, python: str | None = None) -> list[str]:
     """One process for one GPU; torchrun (DDP, one 4-bit copy per GPU) for N or "all"."""
     python = python or sys.executable
-    program = ["-m", "zelda_tui.backends.trainer", str(run_dir)]
+    program = ["-m", TRAINER_MODULE, str(run_dir)]
     if gpus in (1, "1"):
         return [python, *program]
     if isinstance(gpus, str) and gpus != "all" and not gpus.isdigit():
@@ -48,10 +51,34 @@ def start_local(run_dir: Path, gpus: int | str = 1, python: str | None = None) -
 
 
 def stop_local(run_dir: Path) -> int:
+    """SIGTERM to this run's trainer, once the run dir and the process both say it is ours."""
+    run_dir = Path(run_dir)
     status = runs.read_status(run_dir)
     if status is None or status.state not in runs.ACTIVE_STATES:
         raise ZeldaError(f"{run_dir}: not running (state {status.state if status else 'unknown'})")
+    marker = runs.read_remote_marker(run_dir)
+    if marker is not None:
+        raise ZeldaError(f"{run_dir.name} runs on {marker['host']} ({marker['remote_dir']}), not here: "
+                         f"not signalling local pid {status.pid}")
+    if status.host != socket.gethostname():
+        raise ZeldaError(f"{run_dir.name} was started on {status.host!r}, not on this machine "
+                         f"({socket.gethostname()!r}): not signalling local pid {status.pid}")
     if not runs.pid_alive(status.pid):
         raise ZeldaError(f"{run_dir}: process {status.pid} is gone (state says {status.state})")
+    if not is_trainer_of(status.pid, run_dir):
+        raise ZeldaError(f"{run_dir.name}: pid {status.pid} is another program now (not the trainer of this run "
+                         "dir): not signalling it")
     os.kill(status.pid, signal.SIGTERM)
     return status.pid
+
+
+def is_trainer_of(pid: int, run_dir: Path) -> bool:
+    """Whether the process' command line is the trainer module with this run dir (pids get reused)."""
+    try:
+        args = Path(f"/proc/{int(pid)}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc here (not Linux): the host check above is all we have
+    except OSError:
+        return False
+    target = os.path.realpath(run_dir)
+    return TRAINER_MODULE in args and any(os.path.realpath(a) == target for a in args if a)

@@ -7,6 +7,8 @@
     RUN_DIR/status.json       state, pid, host, started, heartbeat, checkpoints (atomic writes)
     RUN_DIR/checkpoints/checkpoint-<step>/
     RUN_DIR/lora_adapters/    final adapters + tokenizer + model card
+    RUN_DIR/.remote           only in the local copy of a remote run: {"host", "remote_dir"}, so the
+                              run dir says on its own where the run lives (and is never signalled here)
 
 Readers here tolerate a partially written last line: `MetricsTail` keeps a byte offset and
 only ever returns complete lines, so a reader never sees a line twice or half.
@@ -33,6 +35,7 @@ TRAIN_LOG = "train.log"
 STATUS = "status.json"
 CHECKPOINTS = "checkpoints"
 ADAPTERS = "lora_adapters"
+REMOTE_MARKER = ".remote"
 CHECKPOINT_DONE = "trainer_state.json"  # written last by the trainer: a checkpoint without it is incomplete
 
 STATES = ("created", "starting", "running", "stopping", "stopped", "completed", "failed")
@@ -79,6 +82,26 @@ def read_status(run_dir: Path) -> RunStatus | None:
 
 def write_status(run_dir: Path, status: RunStatus) -> None:
     atomic.write_text(Path(run_dir) / STATUS, json.dumps(asdict(status), indent=2) + "\n")
+
+
+def write_remote_marker(run_dir: Path, host: str, remote_dir: str) -> None:
+    """Mark a local run dir as the copy of a run on `host` (an SSH alias) in `remote_dir`."""
+    data = {"host": host, "remote_dir": remote_dir}
+    if read_remote_marker(run_dir) != data:
+        atomic.write_text(Path(run_dir) / REMOTE_MARKER, json.dumps(data) + "\n")
+
+
+def read_remote_marker(run_dir: Path) -> dict | None:
+    """{"host", "remote_dir"} of a remote run's local copy; None for a local run."""
+    try:
+        data = json.loads((Path(run_dir) / REMOTE_MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"host": "?", "remote_dir": "?"}  # unreadable, but present: still not a local run
+    if not isinstance(data, dict) or not isinstance(data.get("host"), str) or not isinstance(data.get("remote_dir"), str):
+        return {"host": "?", "remote_dir": "?"}
+    return {"host": data["host"], "remote_dir": data["remote_dir"]}
 
 
 def append_metric(run_dir: Path, event: str, **values: Any) -> dict:

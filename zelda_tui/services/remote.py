@@ -120,6 +120,7 @@ class RemoteServices:
                 progress(f"warning: {warning}")
             run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
             remote_dir = settings.dir("models", run_dir.name)
+            runs.write_remote_marker(run_dir, host, remote_dir)
             try:
                 self._upload_and_start(session, settings, run_dir, remote_dir, info.python, progress, code)
             except ZeldaError as exc:
@@ -165,9 +166,27 @@ class RemoteServices:
 
     # --- follow / status ----------------------------------------------------------------
     def remote_row(self, ref: str) -> dict | None:
-        """The SQLite row of a remote run (None for a local one)."""
-        row = self.store.run_row(self.run_dir(ref).name)
-        return row if row and row["host"] != "local" and row.get("remote_dir") else None
+        """The SQLite row of a remote run (None for a local one).
+
+        A run dir the database does not know as remote (state.sqlite lost or older) but whose
+        `.remote` marker names its host is indexed again from the marker: the run dir is the truth.
+        """
+        run_dir = self.run_dir(ref)
+        row = self.store.run_row(run_dir.name)
+        if row and row["host"] != "local" and row.get("remote_dir"):
+            return row
+        marker = runs.read_remote_marker(run_dir)
+        if marker is None or marker["host"] == "?":
+            return None
+        status = runs.read_status(run_dir) or runs.RunStatus(state="unknown")
+        try:
+            data = load_run_config(run_dir).data
+            mix, phase = data.mix, data.phase
+        except ZeldaError:
+            mix, phase = "", None
+        self.store.run_upsert(run_dir.name, str(run_dir), marker["host"], mix, phase, status.pid, status.state,
+                              marker["remote_dir"])
+        return self.store.run_row(run_dir.name)
 
     def _require_remote(self, ref: str) -> dict:
         row = self.remote_row(ref)
@@ -180,6 +199,7 @@ class RemoteServices:
                    on_alert: Callable[[str], None] | None = None) -> RemoteMirror:
         """The follower of a remote run; with on_alert it also watches GPU idleness and disk on the box."""
         row = self._require_remote(ref)
+        runs.write_remote_marker(Path(row["run_dir"]), row["host"], row["remote_dir"])  # runs started before markers
         settings = self.ssh_settings()
         tick, every = (self._box_watch(row, on_alert) if on_alert else (None, 60.0))
         return RemoteMirror(lambda: SshSession(row["host"], settings).connect(), row["remote_dir"],

@@ -59,7 +59,9 @@ class RunServices:
                         mix, phase = data.mix, data.phase
                     except ZeldaError:
                         mix, phase = "", None
-                    seen[d.name] = {"name": d.name, "run_dir": str(d), "host": "local", "mix": mix, "phase": phase}
+                    marker = runs.read_remote_marker(d)  # a remote run's copy says so itself
+                    seen[d.name] = {"name": d.name, "run_dir": str(d), "host": marker["host"] if marker else "local",
+                                    "remote_dir": marker["remote_dir"] if marker else None, "mix": mix, "phase": phase}
         infos = [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
         for info in infos:
             if info["state"] == "completed" and not self.store.throughput_has(info["name"]):
