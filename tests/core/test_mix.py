@@ -116,8 +116,13 @@ def test_refuses_non_empty_out_without_overwrite(small_services, tmp_path: Path)
     with pytest.raises(ZeldaError, match="not empty .*--overwrite"):
         small_services.mix_build("small", out=out)
     assert (out / "keep.txt").read_text() == "mine"
-    small_services.mix_build("small", out=out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "train.jsonl").exists()
+    with pytest.raises(ZeldaError, match=r"not replaced: it holds files a mix build did not write \(keep\.txt\)"):
+        small_services.mix_build("small", out=out, overwrite=True)  # only a bundle we wrote is ever replaced
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    small_services.mix_build("small", out=out)
+    small_services.mix_build("small", out=out, overwrite=True)  # our own bundle: replaced
+    assert sorted(p.name for p in out.iterdir()) == sorted(mix_mod.BUNDLE_FILES)
 
 
 def test_failed_build_leaves_previous_bundle_intact(small_services):
@@ -134,7 +139,7 @@ def test_failed_build_leaves_previous_bundle_intact(small_services):
     with pytest.raises(KeyboardInterrupt):
         small_services.mix_build(changed, overwrite=True, progress=explode)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in out.parent.iterdir()] == ["small"]  # no temp dirs left
+    assert sorted(p.name for p in out.parent.iterdir()) == [".small.lock", "small"]  # no temp dirs left
 
 
 def test_kill_between_renames_is_recovered(small_services):

@@ -20,7 +20,7 @@ def cmd_train_start(args: argparse.Namespace) -> int:
             run_dir = services.train_start_remote(args.remote, args.mix, args.phase, args.accept_new_host_key, say,
                                                   device=args.device, max_steps=args.max_steps)
         else:
-            run_dir = services.train_start(args.mix, args.phase, device=args.device, max_steps=args.max_steps)
+            run_dir = services.train_start(args.mix, args.phase, say, device=args.device, max_steps=args.max_steps)
         info = services.run_info(run_dir)
     if args.json:
         emit_json(info)

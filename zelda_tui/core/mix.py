@@ -14,11 +14,18 @@ parse errors. This process keeps its own read of the lines, shuffles them with t
 calls as the original, dataset by dataset as soon as each is checked, and streams them out
 while a thread hashes them. Lines that are JSON but not objects are skipped and counted as
 parse errors (the trainer could not use them).
+
+Safety: a build only ever replaces a folder that holds a bundle we wrote (only bundle files,
+with our metadata.json), never a dataset folder, the workspace or anything else; and it holds
+`.NAME.lock` beside the output (flock, with the builder's PID) for its whole run, so a second
+build of the same output is refused ("being built by PID N") and the recovery of a crashed
+build never deletes a live build's temp dir.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -44,6 +51,8 @@ if TYPE_CHECKING:  # worker processes import this module: keep its imports light
 
 OUTPUTS = ("train.jsonl", "eval.jsonl", "val.jsonl")
 EVAL_SOURCES = "eval_sources.txt"  # one dataset name per eval.jsonl line (per-dataset eval loss)
+METADATA = "metadata.json"
+BUNDLE_FILES = (*OUTPUTS, EVAL_SOURCES, METADATA)  # all a bundle folder may hold to be replaced
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -116,6 +125,11 @@ def _check_files(config: Config, mix: MixSpec) -> None:
         path = config.dataset(name).path
         if not path.is_file():
             raise ZeldaError(f"mix '{mix.name}': dataset '{name}' file not found: {path}")
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ZeldaError(f"{path}: cannot read dataset '{name}' of mix '{mix.name}' ({exc.strerror or exc})") from None
 
 
 def preview(config: Config, inventory: Inventory, mix: MixSpec, pool: Executor | None = None) -> MixPlan:
@@ -241,16 +255,27 @@ def build(
     cache, cheaper than receiving them). Each dataset is shuffled as soon as it and all
     datasets before it are complete, in dataset order, so the rng calls are the original's.
     """
-    out_dir = Path(out_dir) if out_dir else config.mix_dir(mix.name)
-    _recover(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ZeldaError(f"{out_dir}: exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ZeldaError(f"{out_dir}: output directory is not empty (use --overwrite to replace the bundle)")
+    out_dir = Path(os.path.abspath(out_dir)) if out_dir else config.mix_dir(mix.name)
+    if not out_dir.name:
+        raise ZeldaError(f"{out_dir}: cannot build a mix into the root folder")
+    _check_target(config, out_dir, overwrite)  # before the lock: a refused target gets no lock file either
     _check_files(config, mix)
+    with _build_lock(out_dir):
+        _recover(out_dir)
+        _check_target(config, out_dir, overwrite)
+        return _build(config, mix, out_dir, progress, pool)
+
+
+def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | None, pool: Executor | None) -> dict:
+    """The build itself, under the output's lock (see `build`)."""
+    from concurrent.futures import ThreadPoolExecutor  # not at the top: workers import this module
+
     specs = [config.dataset(n) for n in mix.datasets]
     sizes = [s.path.stat().st_size for s in specs]
     total_bytes = sum(sizes)
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="zelda-source-sha256")  # the sources' digests, meanwhile
+    source_digests = [hasher.submit(file_sha256, s.path) for s in specs]
+    hasher.shutdown(wait=False)
 
     jobs: list[Chunk] = []
     owner: list[int] = []  # dataset index of each job
@@ -318,8 +343,9 @@ def build(
     del paired
 
     result = plan(mix, rows)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build-", dir=out_dir.parent))
+    _refuse_unusable(mix, result)
+    sources = {s.name: {"bytes": size, "sha256": digest.result()} for s, size, digest in zip(specs, sizes, source_digests)}
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out_dir), dir=out_dir.parent))
     try:
         n_total = len(train) + 2 * len(evals)
         step = _Progress(progress, n_total)
@@ -328,8 +354,8 @@ def build(
         src_bytes = "".join(f"{s}\n" for s in eval_src).encode()
         (tmp / EVAL_SOURCES).write_bytes(src_bytes)
         digests[EVAL_SOURCES] = hashlib.sha256(src_bytes).hexdigest()
-        metadata = _metadata(config, result, digests)
-        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        metadata = _metadata(config, result, digests, sources)
+        (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -390,7 +416,7 @@ def _write_lines(paths: list[Path], lines: list[bytes], step: _Progress) -> str:
     return h.hexdigest()
 
 
-def _metadata(config: Config, result: MixPlan, digests: dict[str, str]) -> dict:
+def _metadata(config: Config, result: MixPlan, digests: dict[str, str], sources: dict[str, dict]) -> dict:
     mix = result.mix
     return {
         "name": mix.name,
@@ -407,6 +433,7 @@ def _metadata(config: Config, result: MixPlan, digests: dict[str, str]) -> dict:
         "outputs": {"train": "train.jsonl", "eval": "eval.jsonl", "val": "val.jsonl", "eval_sources": EVAL_SOURCES},
         "notes": "val.jsonl is a copy of eval.jsonl; eval_sources.txt names the dataset of each eval line.",
         "sha256": digests,
+        "sources": sources,  # each dataset file as read: {"bytes", "sha256"} (train start checks them)
     }
 
 
@@ -422,16 +449,134 @@ def _swap_in(tmp: Path, out_dir: Path) -> None:
 
 
 def _recover(out_dir: Path) -> None:
-    """A build killed between the renames left the previous bundle as .NAME.old: put it back."""
+    """A build killed between the renames left the previous bundle as .NAME.old: put it back.
+
+    Runs under the output's lock, so the temp dirs it removes belong to dead builds only; the
+    pattern is exact (mkdtemp's 8 characters), so another output's temp dir never matches.
+    """
     old = out_dir.with_name(f".{out_dir.name}.old")
     if old.is_dir() and not out_dir.exists():
         os.rename(old, out_dir)
-    for stale in out_dir.parent.glob(f".{out_dir.name}.build-*") if out_dir.parent.is_dir() else ():
-        shutil.rmtree(stale, ignore_errors=True)
+    stale = re.compile(re.escape(_temp_prefix(out_dir)) + r"[a-z0-9_]{8}")
+    for entry in out_dir.parent.iterdir() if out_dir.parent.is_dir() else ():
+        if stale.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _temp_prefix(out_dir: Path) -> str:
+    return f".{out_dir.name}.build-"
+
+
+def lock_path(out_dir: Path) -> Path:
+    """The build lock of an output folder: beside it, so it survives the folder's swap."""
+    return out_dir.with_name(f".{out_dir.name}.lock")
+
+
+@contextlib.contextmanager
+def _build_lock(out_dir: Path):
+    """One build per output folder at a time (flock; the holder's PID inside, for the message)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = lock_path(out_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise ZeldaError(f"{out_dir}: being built by PID {pid} (another zelda-tui); try again when it has finished") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_target(config: Config, out_dir: Path, overwrite: bool) -> None:
+    """Refuse any output folder but a new or empty one, or (with overwrite) a bundle we wrote."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ZeldaError(f"{out_dir}: exists and is not a directory")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise ZeldaError(f"{out_dir}: output directory is not empty (use --overwrite to replace the bundle)")
+    problem = _not_a_bundle(config, out_dir)
+    if problem:
+        raise ZeldaError(f"{out_dir}: not replaced: {problem}; --overwrite only replaces a mix bundle "
+                         "(choose a new or empty --out folder)")
+
+
+def _not_a_bundle(config: Config, out_dir: Path) -> str | None:
+    """Why out_dir is not a bundle we may replace, or None."""
+    real = out_dir.resolve()
+    protected = [(config.workspace, "the workspace"), (config.datasets_dir, "the datasets folder"),
+                 (config.path, "config.toml")]
+    protected += [(d.path, f"dataset '{d.name}'") for d in config.datasets.values()]
+    for path, what in protected:
+        target = Path(path).resolve()
+        if target == real:
+            return f"it is {what}"
+        if real in target.parents:
+            return f"it holds {what} ({path})"
+    foreign = sorted(e.name for e in out_dir.iterdir() if e.name not in BUNDLE_FILES or not e.is_file() or e.is_symlink())
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        return f"it holds files a mix build did not write ({', '.join(foreign[:3])}{more})"
+    try:
+        meta = orjson.loads((out_dir / METADATA).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return f"it has no readable {METADATA}"
+    if not isinstance(meta, dict) or not isinstance(meta.get("outputs"), dict) or "name" not in meta:
+        return f"its {METADATA} is not a mix bundle's"
+    return None
+
+
+def _refuse_unusable(mix: MixSpec, result: MixPlan) -> None:
+    """No bundle from datasets whose every line failed to parse (a wrong file, not a small one)."""
+    broken = [d for d in result.datasets if d.total == 0 and d.parse_errors > 0]
+    if broken:
+        names = ", ".join(f"'{d.name}' ({d.parse_errors:,} lines)" for d in broken)
+        raise ZeldaError(f"mix '{mix.name}': every line of {names} failed to parse as a JSON object; nothing built")
+    if result.total_records == 0:
+        raise ZeldaError(f"mix '{mix.name}': no records in {', '.join(mix.datasets)}; nothing built")
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def bundle_drift(config: Config, mix: MixSpec, bundle: Path) -> list[str]:
+    """How a built bundle differs from the mix as config.toml says it ([]: it matches).
+
+    Compares the dataset list, eval_fraction, min_eval_samples and seed, and each source
+    file's size and sha256 when the bundle recorded them (bundles before `sources` skip that).
+    """
+    meta = read_metadata(bundle)
+    drift = []
+    built = [d.get("name") for d in meta.get("datasets", []) if isinstance(d, dict)]
+    if built != list(mix.datasets):
+        drift.append(f"datasets {', '.join(map(str, built)) or 'none'} instead of {', '.join(mix.datasets)}")
+    for key in ("eval_fraction", "min_eval_samples", "seed"):
+        if meta.get(key) != getattr(mix, key):
+            drift.append(f"{key} {meta.get(key)} instead of {getattr(mix, key)}")
+    sources = meta.get("sources") if isinstance(meta.get("sources"), dict) else {}
+    for name in mix.datasets:
+        recorded = sources.get(name)
+        if not isinstance(recorded, dict) or name not in config.datasets:
+            continue
+        path = config.datasets[name].path
+        try:
+            size = path.stat().st_size
+            changed = size != recorded.get("bytes") or (recorded.get("sha256") and file_sha256(path) != recorded["sha256"])
+        except OSError:
+            changed = True
+        if changed:
+            drift.append(f"dataset '{name}' changed since the build ({path})")
+    return drift
 
 
 def read_metadata(bundle: Path) -> dict:
-    path = Path(bundle) / "metadata.json"
+    path = Path(bundle) / METADATA
     try:
         return orjson.loads(path.read_bytes())
     except FileNotFoundError:

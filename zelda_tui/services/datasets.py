@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..core import mix as mix_mod
 from ..core import registry as registry_mod
 from ..core.config import Config, MixSpec
+from ..core.errors import ZeldaError
 from ..core.inventory import DatasetReport, Inventory, Progress
 from ..core.store import Store
 
@@ -31,6 +33,33 @@ class DatasetServices:
                   progress: mix_mod.Progress | None = None) -> dict:
         spec = self.config.mix(mix) if isinstance(mix, str) else mix
         return mix_mod.build(self.config, spec, out, overwrite, progress)
+
+    def mix_ensure(self, name: str, say: Callable[[str], None] | None = None) -> Path:
+        """The bundle a run trains on, as config.toml says the mix is (DESIGN: a build matches a saved config).
+
+        Missing: built. Built from other settings or other data (datasets, eval_fraction,
+        min_eval_samples, seed, a source file's size/sha256): rebuilt, or refused when the mix
+        is locked (what trained a model is never silently replaced). `say` gets one line on a rebuild.
+        """
+        spec = self.config.mix(name)
+        bundle = self.config.mix_dir(name)
+        if not (bundle / mix_mod.METADATA).is_file():
+            if say:
+                say(f"building mix {name}")
+            self.mix_build(spec)
+            return bundle
+        drift = mix_mod.bundle_drift(self.config, spec, bundle)
+        if not drift:
+            return bundle
+        why = "; ".join(drift)
+        if spec.locked:
+            raise ZeldaError(f"{bundle}: the bundle of locked mix '{name}' does not match config.toml ({why}); "
+                             f"not training on it and not rebuilding it — restore the mix or its datasets, "
+                             f"or rebuild it on purpose with `zelda-tui mix build {name} --overwrite`")
+        if say:
+            say(f"mix {name}: the bundle does not match config.toml ({why}): rebuilding it")
+        self.mix_build(spec, overwrite=True)
+        return bundle
 
     def save_mix(self, mix: MixSpec) -> None:
         """Store a mix in config.toml (comments kept, atomic)."""

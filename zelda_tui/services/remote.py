@@ -105,10 +105,7 @@ class RemoteServices:
         """Freeze the run here, prepare the box, upload what changed, start the trainer detached."""
         progress = progress or _quiet
         mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
-        bundle = self.config.mix_dir(mix_name)
-        if not (bundle / "metadata.json").is_file():
-            progress(f"building mix {mix_name}")
-            self.mix_build(mix_name)
+        bundle = self.mix_ensure(mix_name, progress)  # rebuilt, or refused if locked, when it no longer matches config.toml
         cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
         settings = self.remote_settings()
         progress(f"{host}: connecting")

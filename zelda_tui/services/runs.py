@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..backends import runners
 from ..core import run_plan, runs
@@ -24,12 +25,11 @@ class RunServices:
     def runs_root(self) -> Path:
         return self.config.workspace / "runs"
 
-    def train_start(self, mix: str | None = None, phase: int | None = None, **overrides) -> Path:
+    def train_start(self, mix: str | None = None, phase: int | None = None,
+                    say: Callable[[str], None] | None = None, **overrides) -> Path:
         """Freeze a run (building the mix bundle if it is missing) and start the trainer detached."""
         mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
-        bundle = self.config.mix_dir(mix_name)
-        if not (bundle / "metadata.json").is_file():
-            self.mix_build(mix_name)
+        bundle = self.mix_ensure(mix_name, say)  # rebuilt, or refused if locked, when it no longer matches config.toml
         cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
         run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
         pid = runners.start_local(run_dir, cfg.train.gpus)
