@@ -76,6 +76,11 @@ class HostKeyChanged(ZeldaError):
                          f"-R {shlex.quote(host.known_hosts_name)}")
 
 
+class HostKeyRevoked(ZeldaError):
+    def __init__(self, host: HostSpec, got: str, known_hosts: Path) -> None:
+        super().__init__(f"{host.label}: host key {got} is marked @revoked in {known_hosts} — refusing to connect")
+
+
 class RemoteError(ZeldaError):
     """A step on a remote host failed; the message names the host and the step."""
 
@@ -93,7 +98,9 @@ def resolve(alias: str, settings: SshSettings) -> HostSpec:
         user, name = name.split("@", 1)
     if name.count(":") == 1:
         name, port_text = name.split(":")
-        port = int(port_text)
+        port = _port(port_text)
+        if port is None:
+            raise ZeldaError(f"host {alias!r}: port {port_text!r} is not a number from 1 to 65535", exit_code=2)
     cfg = paramiko.SSHConfig()
     if settings.config_file.is_file():
         try:
@@ -102,24 +109,86 @@ def resolve(alias: str, settings: SshSettings) -> HostSpec:
             raise ZeldaError(f"{settings.config_file}: cannot read ssh config: {exc}") from None
     entry = cfg.lookup(name)
     proxy = entry.get("proxyjump")
+    if port is None and "port" in entry:
+        port = _port(entry["port"])
+        if port is None:
+            raise ZeldaError(f"{settings.config_file}{_config_line(settings.config_file, 'port', entry['port'])}: "
+                             f"Port {entry['port']!r} (for host {name!r}) is not a number from 1 to 65535", exit_code=2)
     return HostSpec(
         alias=alias,
         hostname=entry.get("hostname", name),
-        port=port or int(entry.get("port", 22)),
+        port=port or 22,
         user=user or entry.get("user") or os.environ.get("USER") or "root",
         identity_files=tuple(os.path.expanduser(p) for p in entry.get("identityfile", [])),
         proxy_jump=None if proxy in (None, "none") else proxy,
     )
 
 
+def _port(text: str) -> int | None:
+    """A TCP port from text, or None when it is not one."""
+    text = str(text).strip()
+    return int(text) if text.isdigit() and 1 <= int(text) <= 65535 else None
+
+
+def _config_line(path: Path, key: str, value: str) -> str:
+    """":N", the line of the ssh config file that sets key to value (for the error), or ""."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for n, line in enumerate(lines, 1):
+        words = line.strip().replace("=", " ", 1).split(None, 1)
+        if len(words) == 2 and words[0].lower() == key and words[1].strip().strip('"') == value:
+            return f":{n}"
+    return ""
+
+
+def load_known_hosts(client: paramiko.SSHClient, path: Path) -> set[tuple[str, str]]:
+    """Load known_hosts into the client; returns the (key type, base64) of its @revoked keys.
+
+    paramiko cannot parse marker lines (its InvalidHostKey would escape): @revoked keys are
+    collected to be refused, @cert-authority lines are skipped (paramiko cannot check host
+    certificates, so such a host shows up as unknown), and lines it cannot read are skipped,
+    as OpenSSH does.
+    """
+    revoked: set[tuple[str, str]] = set()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return revoked
+    except OSError as exc:
+        raise ZeldaError(f"{path}: cannot read known_hosts: {exc.strerror or exc}") from None
+    keys = client.get_host_keys()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            fields = line.split()
+            if fields[0] == "@revoked" and len(fields) >= 4:
+                revoked.add((fields[2], fields[3]))
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+        except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
+            entry = None
+        if entry is not None:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
 class _Refuse(paramiko.MissingHostKeyPolicy):
     """Never accept silently: the caller decides, with the fingerprint in hand."""
 
-    def __init__(self, host: HostSpec, accept: bool | str, known_hosts: Path) -> None:
-        self.host, self.accept, self.known_hosts = host, accept, known_hosts
+    def __init__(self, host: HostSpec, accept: bool | str, known_hosts: Path,
+                 revoked: set[tuple[str, str]] | None = None) -> None:
+        self.host, self.accept, self.known_hosts, self.revoked = host, accept, known_hosts, revoked or set()
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         fp = fingerprint(key)
+        if (key.get_name(), key.get_base64()) in self.revoked:
+            raise HostKeyRevoked(self.host, fp, self.known_hosts)
         if self.accept is True or (isinstance(self.accept, str) and self.accept == fp):
             client.get_host_keys().add(hostname, key.get_name(), key)
             _append_known_host(self.known_hosts, hostname, key)
@@ -131,12 +200,18 @@ _KNOWN_HOSTS_LOCK = threading.Lock()
 
 
 def _append_known_host(path: Path, hostname: str, key: paramiko.PKey) -> None:
+    """Atomically, through a symlinked known_hosts (dotfiles), keeping the file's mode (0600 when new)."""
     with _KNOWN_HOSTS_LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        target = Path(os.path.realpath(path))
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            old = target.read_text(encoding="utf-8")
+            mode = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            old, mode = "", 0o600
         if old and not old.endswith("\n"):
             old += "\n"
-        atomic.write_text(path, old + f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        atomic.write_text(target, old + f"{hostname} {key.get_name()} {key.get_base64()}\n", perms=mode)
 
 
 class SshSession:
@@ -154,12 +229,8 @@ class SshSession:
     def connect(self) -> "SshSession":
         h, s = self.host, self.settings
         client = paramiko.SSHClient()
-        if s.known_hosts.is_file():
-            try:
-                client.load_host_keys(str(s.known_hosts))
-            except (OSError, paramiko.SSHException) as exc:
-                raise ZeldaError(f"{s.known_hosts}: cannot read known_hosts: {exc}") from None
-        client.set_missing_host_key_policy(_Refuse(h, self.accept, s.known_hosts))
+        revoked = load_known_hosts(client, s.known_hosts)
+        client.set_missing_host_key_policy(_Refuse(h, self.accept, s.known_hosts, revoked))
         sock = None
         if h.proxy_jump:
             self._jump = SshSession(h.proxy_jump.split(",")[0], s, self.accept).connect()
@@ -190,6 +261,10 @@ class SshSession:
             if isinstance(exc, ZeldaError):
                 raise
             raise RemoteError(f"{h.label}: cannot connect: {_one_line(exc)}") from None
+        key = client.get_transport().get_remote_server_key()
+        if (key.get_name(), key.get_base64()) in revoked:  # listed both as known and as @revoked: revoked wins
+            client.close()
+            raise HostKeyRevoked(h, fingerprint(key), s.known_hosts)
         client.get_transport().set_keepalive(s.keepalive_s)
         self._client = client
         return self

@@ -17,12 +17,13 @@ os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside `path`; on clean exit it replaces `path`, on error it is removed."""
+def atomic_open(path: Path, mode: str = "wb", perms: int | None = None) -> Iterator[IO]:
+    """Open a temp file beside `path`; on clean exit it replaces `path`, on error it is removed.
+    perms: the new file's permission bits (default: like any new file, 0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a replaced file should look like any other
+    os.fchmod(fd, 0o666 & ~_UMASK if perms is None else perms)  # mkstemp makes 0600; a replaced file should look like any other
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
             yield fh
@@ -37,8 +38,8 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def write_text(path: Path, text: str) -> None:
-    with atomic_open(path, "w") as fh:
+def write_text(path: Path, text: str, perms: int | None = None) -> None:
+    with atomic_open(path, "w", perms) as fh:
         fh.write(text)
 
 

@@ -104,6 +104,7 @@ class RemoteServices:
                            **overrides: Any) -> Path:
         """Freeze the run here, prepare the box, upload what changed, start the trainer detached."""
         progress = progress or _quiet
+        resolve(host, self.ssh_settings())  # a bad host or port is a usage error before anything is built
         mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
         bundle = self.mix_ensure(mix_name, progress)  # rebuilt, or refused if locked, when it no longer matches config.toml
         cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
