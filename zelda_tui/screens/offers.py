@@ -24,16 +24,17 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Static
 from ..core import offer_query
 from ..core.offer_query import QueryError
 from ..services import Services
+from ..widgets.columns import Column, fill_table
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.offer_detail import FIT_COLOURS, OfferDetail
 
 PROVIDERS = ("vast", "vultr", "gcp")
-# region sits after the estimates so that fit / hours / total $ stay visible at 80 columns;
-# long keys and regions are cut with "…" (the detail pane shows them whole).
-COLUMNS = (("key", "offer"), ("gpu", "GPU"), ("n", "n"), ("vram", "VRAM GB"), ("dph", "$/h"), ("fit", "fit"),
-           ("hours", "hours"), ("dollars", "total $"), ("region", "region"), ("date", "price date"))
-KEY_WIDTH = 22
-REGION_WIDTH = 18
+# Widths follow the cells and the terminal (widgets.columns): at 80 columns the price date and
+# region go first (the key keeps its @region tail, the detail pane has both), then the key is cut
+# in the middle; fit / hours / total $ always stay.
+COLUMNS = (Column("key", "offer", flex=True, tail_after="@"), Column("gpu", "GPU"), Column("n", "n"),
+           Column("vram", "VRAM", drop=3), Column("dph", "$/h"), Column("fit", "fit"), Column("hours", "hours"),
+           Column("dollars", "total $"), Column("region", "region", drop=4), Column("date", "price date", drop=5))
 # (sort spec, label): offer fields are sorted by services (vastai `-o` spec); hours / dollars are
 # estimates on the rows, sorted here (stable over a $/h sort, None last).
 SORTS = (
@@ -44,26 +45,53 @@ SORTS = (
     ("-reliability,dph_total", "reliability ↓"),
 )
 ROW_SORTS = ("hours", "dollars")
+RENTABLE = ("vast", "vultr")  # launch.py rents these; GCP is browse-only (create the VM with gcloud)
 
 
 def _num(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def row_cells(row: dict) -> tuple[Text, ...]:
     fit = row["fit"]
     values = {
-        "key": cut(row["key"], KEY_WIDTH), "gpu": row["gpu_name"].removeprefix("NVIDIA "), "n": str(row["num_gpus"]),
+        "key": row["key"], "gpu": row["gpu_name"].removeprefix("NVIDIA "), "n": str(row["num_gpus"]),
         "vram": _num(row["gpu_ram"], "g"), "dph": _num(row["dph_total"], ".3f"), "fit": fit or "—",
         "hours": _num(row["hours"], ",.2f"), "dollars": _num(row["dollars"], ",.2f"),
-        "region": cut(row["region"] or "—", REGION_WIDTH), "date": row["price_date"] or "—",
+        "region": row["region"] or "—", "date": row["price_date"] or "—",
     }
-    styles = {"fit": FIT_COLOURS.get(fit, "") if fit else "dim"}
-    return tuple(Text(values[key], style=styles.get(key, "")) for key, _ in COLUMNS)
+    styles = {"fit": f"bold {FIT_COLOURS[fit]}" if fit in FIT_COLOURS else "dim"}
+    return tuple(Text(values[c.key], style=styles.get(c.key, "")) for c in COLUMNS)
+
+
+def listed_live(row: dict) -> bool:
+    """Did a provider's API list this offer just now (not the offline catalog)?
+
+    Live Vast/Vultr offers are dated "live"; live GCP offers carry catalog prices but their
+    machine type and zone come from the Compute API, which their price source says."""
+    return row["price_date"] == "live" or "live from the Compute API" in (row["price_source"] or "")
+
+
+def launch_blocker(row: dict) -> str | None:
+    """Why `l` cannot rent this offer, or None when it can."""
+    if row["provider"] not in RENTABLE:
+        return f"{row['provider']} offers are browse-only here: create the VM with gcloud"
+    if row["price_date"] != "live":
+        return (f"{row['key']} is from the offline catalog: set {row['provider'].upper()}_API_KEY "
+                "and refresh (r) to rent live offers")
+    return None
+
+
+def offline_badge(rows: list[dict]) -> str | None:
+    """"offline catalog, prices of …" when no live source answered (None when one did, or no rows)."""
+    if not rows or any(listed_live(r) for r in rows):
+        return None
+    dates: dict[str, list[str]] = {}
+    for r in rows:
+        provider_dates = dates.setdefault(r["provider"], [])
+        if r["price_date"] and r["price_date"] not in provider_dates:
+            provider_dates.append(r["price_date"])
+    return "offline catalog, prices of " + ", ".join(f"{p} {' / '.join(d) or 'undated'}" for p, d in dates.items())
 
 
 def sort_rows(rows: list[dict], spec: str) -> list[dict]:
@@ -79,10 +107,10 @@ class OffersScreen(Screen):
         Binding("s", "cycle_sort", "Sort", id="offers.sort", tooltip="Sort by the next column: $/h, VRAM, total $, hours, reliability"),
         Binding("r", "refresh", "Refresh", id="offers.refresh", tooltip="Search every selected provider again"),
         Binding("l", "launch", "Launch", id="offers.launch", tooltip="Rent the selected offer (asks first: $/h, estimated total, budget left)"),
-        Binding("enter", "details", "Details", id="offers.details", tooltip="Show or hide the detail of the selected offer"),
+        Binding("enter", "details", "Detail", id="offers.details", tooltip="Show or hide the detail of the selected offer (Tab into it to scroll)"),
         Binding("j", "cursor('down')", "Down", id="offers.down", tooltip="Next offer", show=False),
         Binding("k", "cursor('up')", "Up", id="offers.up", tooltip="Previous offer", show=False),
-        Binding("escape", "close_details", "Close", id="offers.close", tooltip="Hide the offer detail", show=False),
+        Binding("escape", "close_details", "Close", id="offers.close", tooltip="Leave the filter; hide the offer detail", show=False),
     ]
 
     class Results(Message):
@@ -110,6 +138,7 @@ class OffersScreen(Screen):
         self.error: str | None = None
         self._seq = 0
         self._applied = 0
+        self._to_top = False  # the next results are a new order: the cursor goes to the first row
         self.ready = False  # True once the first results are on screen
 
     @property
@@ -118,24 +147,40 @@ class OffersScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(offer_query.DEFAULT_QUERY, id="offers-filter", compact=True, placeholder="gpu_name=A100 gpu_ram>=80 dph_total<2.5",
-                    tooltip="vastai query: field op value …  (Enter searches)")
+        yield Input(offer_query.DEFAULT_QUERY, id="offers-filter", compact=True, placeholder="all offers (no filter)",
+                    tooltip="vastai query: field op value …, e.g. gpu_name=A100 gpu_ram>=80 dph_total<2.5 (Enter searches)")
         with Horizontal(id="offers-providers"):
             for name in PROVIDERS:
                 yield Checkbox(name, True, id=f"offers-{name}", compact=True, tooltip=f"Include {name} offers")
-        yield DataTable(id="offers-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="offers-badge")
+        # the fit colour (red does-not-fit) stays on the highlighted row too
+        yield DataTable(id="offers-table", cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable")
         yield OfferDetail(id="offers-detail")
         yield Static("Searching offers…", id="offers-status", classes="summary")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "Offers"
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        self.query_one(OfferDetail).border_title = "offer"
-        table.focus()
+        self._fill_table(None)
+        detail = self.query_one(OfferDetail)
+        detail.border_title = "offer"
+        detail.border_subtitle = "Tab: scroll · Esc: close"
+        self.query_one(DataTable).focus()
         self.search()
+
+    def on_resize(self) -> None:
+        if self.ready:
+            self._fill_table(self.selected_row())
+
+    def _fill_table(self, keep: dict | None) -> None:
+        """(Re)build the table for the rows and the terminal's width; the cursor on `keep`, else on top."""
+        table = self.query_one(DataTable)
+        fill_table(table, COLUMNS, [row_cells(r) for r in self.rows], [r["key"] for r in self.rows], self.app.size.width)
+        keys = [row["key"] for row in self.rows]
+        row = keys.index(keep["key"]) if keep is not None and keep["key"] in keys else 0
+        table.move_cursor(row=row, animate=False)
+        if row == 0:
+            table.scroll_home(animate=False)
 
     # --- searching ---------------------------------------------------------------------
     def providers(self) -> tuple[str, ...]:
@@ -173,15 +218,13 @@ class OffersScreen(Screen):
             return  # an older search finishing late
         self._applied = msg.seq
         self.error = None
-        table = self.query_one(DataTable)
-        selected = self.selected_row()
+        keep = None if self._to_top else self.selected_row()
+        self._to_top = False
         self.rows, self.warnings = msg.rows, msg.warnings
-        table.clear()
-        for row in msg.rows:
-            table.add_row(*row_cells(row), key=row["key"])
-        keys = [row["key"] for row in msg.rows]
-        if selected is not None and selected["key"] in keys:
-            table.move_cursor(row=keys.index(selected["key"]), animate=False)
+        self._fill_table(keep)
+        badge = offline_badge(self.rows)
+        self.query_one("#offers-badge", Static).update(escape(badge or ""))
+        self.set_class(badge is not None, "-offline")
         self._sync_detail()
         self._show_status()
         self.ready = True
@@ -209,6 +252,8 @@ class OffersScreen(Screen):
         status.remove_class("-error")
         sort = SORTS[self.sort_index][1]
         parts = [f"[b]{len(self.rows)}[/] offers" if not searching else "Searching…", f"sort [b]{sort}[/]"]
+        if not self.query_text:
+            parts.insert(1, "all offers (no filter)")
         if self.warnings:
             more = f" [dim](+{len(self.warnings) - 1} more)[/]" if len(self.warnings) > 1 else ""
             parts.append(f"[yellow]{len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}: "
@@ -224,11 +269,20 @@ class OffersScreen(Screen):
     def _sync_detail(self) -> None:
         detail = self.query_one(OfferDetail)
         if self.has_class("-detail"):
-            detail.show(self.selected_row())
+            row = self.selected_row()
+            detail.show(row, launch_blocker(row) if row else None)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:
         self._sync_detail()
+        self.refresh_bindings()  # `l` follows the selected offer
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`l` is greyed out where launch cannot work (GCP, an offline catalog entry); the palette says why."""
+        if action == "launch":
+            row = self.selected_row()
+            return row is not None and launch_blocker(row) is None or None
+        return True
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -251,6 +305,7 @@ class OffersScreen(Screen):
 
     def action_cycle_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self._to_top = True  # a new order: start reading it from the top
         self.search()
 
     def action_refresh(self) -> None:
@@ -265,11 +320,21 @@ class OffersScreen(Screen):
         self._sync_detail()
 
     def action_close_details(self) -> None:
+        """Escape: out of the filter line (back to the table), else hide the detail."""
+        table = self.query_one(DataTable)
+        if not table.has_focus and not self.query_one(OfferDetail).has_focus:
+            table.focus()
+            return
         self.remove_class("-detail")
+        table.focus()
 
     def action_launch(self) -> None:
         row = self.selected_row()
         if row is None:
+            return
+        blocker = launch_blocker(row)
+        if blocker is not None:
+            self.notify(blocker, title="Cannot launch", severity="warning", timeout=6)
             return
         self.notify(f"pricing {row['key']}…", timeout=3)
         self._plan_launch(row["key"])
@@ -291,16 +356,16 @@ class OffersScreen(Screen):
             lines.append(f"estimated {offer['hours']:.1f} h, ${offer['dollars']:.2f} for the phase's mix (VRAM: {offer['fit']})")
         if budget["left_usd"] is not None:
             lines.append(f"budget left: ${budget['left_usd']:.2f} of ${budget['max_total_usd']:.2f}")
-        lines += [f"[b red]budget guard: {escape(p)}[/]" for p in plan["over_budget"]]
+        lines += [f"budget guard: {p}" for p in plan["over_budget"]]
         if plan["over_budget"]:
-            self.app.push_screen(ConfirmDialog(f"Not launching {offer['key']}", "\n".join(lines), yes="OK"))
+            self.app.push_screen(ConfirmDialog(f"Not launching {escape(offer['key'])}", "\n".join(lines), yes="OK"))
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._launch(offer["key"])
 
-        self.app.push_screen(ConfirmDialog(f"Rent {offer['key']}?", "\n".join(lines), yes="Launch"), answered)
+        self.app.push_screen(ConfirmDialog(f"Rent {escape(offer['key'])}?", "\n".join(lines), yes="Launch"), answered)
 
     @work(thread=True, group="offers-launch", exit_on_error=False)
     def _launch(self, key: str) -> None:

@@ -33,7 +33,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"[b]{self._title}[/b]")
-            yield Static(self._body)
+            yield Static(self._body, markup=False)  # paths, host names, provider text: shown as written
             with Horizontal():
                 yield Button(f"{self._yes} (y)", variant="warning", id="confirm-yes")
                 yield Button("No (n)", id="confirm-no")
