@@ -35,7 +35,7 @@ FAKE_TRAINER = textwrap.dedent("""\
     from pathlib import Path
     from zelda_tui.core import runs
 
-    run_dir = Path(sys.argv[1])
+    run_dir = Path(sys.argv[-1])
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     with open(run_dir / runs.TRAIN_LOG, "a", buffering=1) as log:
@@ -108,7 +108,8 @@ def live_run(small_ws: Path):
     """A run whose 'trainer' is a real child process; yields (run_dir, Popen)."""
     ws = small_ws.parent
     run_dir = make_run(ws, "tiny_20260103T000000Z", "created")
-    proc = subprocess.Popen([sys.executable, "-c", FAKE_TRAINER, str(run_dir)], cwd=REPO,
+    # the trainer module and the run dir on its command line, as `train stop` checks before signalling
+    proc = subprocess.Popen([sys.executable, "-c", FAKE_TRAINER, "zelda_tui.backends.trainer", str(run_dir)], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL)
     status = runs.read_status(run_dir)
     status.state, status.pid = "running", proc.pid
@@ -242,3 +243,22 @@ async def test_resume_of_a_completed_run_is_refused_with_a_message(small_ws: Pat
         await wait_for(pilot, lambda: app._notifications, "error shown")
         message = [n.message for n in app._notifications][0]
         assert message.startswith("resume failed:") and "already completed" in message
+
+
+async def test_resume_of_a_run_without_a_checkpoint_says_it_starts_over(small_ws: Path, app_for, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the resumed trainer fails on its absent base model, offline
+    run_dir = make_run(small_ws.parent, "tiny_20260107T000000Z", "failed", message="killed before checkpoint-1")
+    app = app_for(small_ws)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("4")
+            await settle(pilot)
+            await select(pilot, app.screen, "tiny_20260107T000000Z")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: app._notifications, "resume reported")
+            message = [n.message for n in app._notifications][0]
+            assert message == "resumed tiny_20260107T000000Z: it has no complete checkpoint, so it starts over from step 0"
+    finally:
+        pid = runs.read_status(run_dir).pid
+        if pid and runs.pid_alive(pid):
+            os.kill(pid, 9)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import shlex
 import stat
 from dataclasses import dataclass, field
@@ -277,6 +278,26 @@ def start(session: SshSession, run_dir: str, python: str, gpus: int | str, app_d
         tail = " | ".join(res.stdout.splitlines()[1:][-3:])
         raise RemoteError(f"{session.host.label}: the trainer exited at once: {tail or 'no output'}")
     return pid
+
+
+def checkpoint_steps(session: SshSession, run_dir: str) -> list[int]:
+    """Steps of the complete checkpoints on the box, oldest first (the rule of runs.checkpoints:
+    a checkpoint-<step> dir holding trainer_state.json)."""
+    root = f"{run_dir}/{runs.CHECKPOINTS}"
+    try:
+        names = session.sftp.listdir(root)
+    except FileNotFoundError:
+        return []
+    steps = []
+    for name in names:
+        m = re.fullmatch(r"checkpoint-(\d+)", name)
+        if m:
+            try:
+                session.sftp.stat(f"{root}/{name}/{runs.CHECKPOINT_DONE}")
+            except FileNotFoundError:
+                continue
+            steps.append(int(m.group(1)))
+    return sorted(steps)
 
 
 def alive(session: SshSession, pid: int | None) -> bool:

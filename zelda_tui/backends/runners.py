@@ -33,6 +33,27 @@ def trainer_command(run_dir: Path, gpus: int | str, python: str | None = None) -
     return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *program]
 
 
+TRAINER_STACK = ("torch", "transformers", "peft", "trl")
+_FIND = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
+
+
+def check_trainer_stack(python: str | None = None) -> None:
+    """The python that will run the trainer has its stack, checked before a start is reported: a
+    missing module is one line here, not a 'started' followed by a ModuleNotFoundError in train.log.
+    (find_spec, not import: the check stays well under a second where importing takes several.)"""
+    python = python or sys.executable
+    try:
+        res = subprocess.run([python, "-c", _FIND, *TRAINER_STACK], capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ZeldaError(f"cannot run {python} to check the trainer stack: {exc}") from None
+    missing = res.stdout.split() if res.returncode == 0 else ["?"]
+    if missing:
+        what = ", ".join(missing) if missing != ["?"] else (res.stderr.strip().splitlines() or ["?"])[-1]
+        raise ZeldaError(f"{python} cannot import the trainer stack (missing: {what}): "
+                         "install it with pip install -e '.[train]'")
+
+
 def start_local(run_dir: Path, gpus: int | str = 1, python: str | None = None) -> int:
     run_dir = Path(run_dir)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}

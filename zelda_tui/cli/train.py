@@ -66,8 +66,8 @@ def cmd_train_stop(args: argparse.Namespace) -> int:
 
 def cmd_train_resume(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        run_dir = services.train_resume(args.run)
-    print(f"resumed {run_dir.name}: it continues from its latest complete checkpoint")
+        resumed = services.train_resume(args.run)
+    print(resumed.line())
     return 0
 
 

@@ -376,11 +376,11 @@ class RunsScreen(Screen):
     @work(thread=True, group="runs-resume", exit_on_error=False)
     def _resume(self, run_dir: str, name: str) -> None:
         try:
-            self.services.train_resume(run_dir)
+            resumed = self.services.train_resume(run_dir)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "resume failed")
             return
-        self.app.call_from_thread(self.notify, f"{name} started again from its latest checkpoint", title="Resumed")
+        self.app.call_from_thread(self.notify, resumed.line(), title="Resumed")
         self.app.call_from_thread(self.refresh_list)
 
     def action_new_run(self) -> None:

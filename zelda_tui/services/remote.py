@@ -27,6 +27,7 @@ from ..core.inventory import Inventory
 from ..core.mix import EVAL_SOURCES
 from ..core.store import Store
 from ..core.train_config import load_run_config
+from .runs import Resumed
 
 Progress = Callable[[str], None]
 BUNDLE_FILES = ("train.jsonl", "eval.jsonl", EVAL_SOURCES, "metadata.json")
@@ -277,7 +278,7 @@ class RemoteServices:
             remote_runs.stop(session, status.pid)
         return int(status.pid)
 
-    def train_resume_remote(self, ref: str, progress: Progress | None = None) -> Path:
+    def train_resume_remote(self, ref: str, progress: Progress | None = None) -> Resumed:
         progress = progress or _quiet
         row = self._require_remote(ref)
         run_dir = Path(row["run_dir"])
@@ -289,8 +290,9 @@ class RemoteServices:
             if status is not None and status.state == "completed":
                 raise ZeldaError(f"{row['name']} already completed")
             python = remote_runs.ensure_python(session, settings, progress)
+            steps = remote_runs.checkpoint_steps(session, row["remote_dir"])  # what the trainer resumes from
             self._upload_and_start(session, settings, run_dir, row["remote_dir"], python, progress)
-        return run_dir
+        return Resumed(run_dir, steps[-1] if steps else None)
 
     # --- artifacts -----------------------------------------------------------------------
     def fetch_artifacts(self, ref: str, checkpoints: str = "none", progress: Progress | None = None) -> dict:
@@ -317,11 +319,7 @@ class RemoteServices:
         return {"run": row["name"], "fetched": fetched, "bytes": total, "into": str(run_dir)}
 
     def _remote_checkpoints(self, session: SshSession, remote_dir: str, which: str) -> list[str]:
-        try:
-            names = session.sftp.listdir(f"{remote_dir}/{runs.CHECKPOINTS}")
-        except FileNotFoundError:
-            names = []
-        steps = sorted(int(n.split("-", 1)[1]) for n in names if re.fullmatch(r"checkpoint-\d+", n))
+        steps = remote_runs.checkpoint_steps(session, remote_dir)
         if which == "all":
             chosen = steps
         elif which == "latest":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +15,19 @@ from ..core.offers import spent_usd
 from ..core.inventory import Inventory
 from ..core.store import Store
 from ..core.train_config import load_run_config
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a resume started: the run, and the checkpoint step it continues from (None: step 0)."""
+
+    run_dir: Path
+    from_step: int | None
+
+    def line(self) -> str:
+        if self.from_step is None:
+            return f"resumed {self.run_dir.name}: it has no complete checkpoint, so it starts over from step 0"
+        return f"resumed {self.run_dir.name} from checkpoint-{self.from_step}"
 
 
 class RunServices:
@@ -31,6 +45,7 @@ class RunServices:
         mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
         bundle = self.mix_ensure(mix_name, say)  # rebuilt, or refused if locked, when it no longer matches config.toml
         cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
+        runners.check_trainer_stack()  # before a run dir exists or "started" is said
         run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
         pid = runners.start_local(run_dir, cfg.train.gpus)
         self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, "starting")
@@ -121,7 +136,7 @@ class RunServices:
             return self.train_stop_remote(ref)
         return runners.stop_local(self.run_dir(ref))
 
-    def train_resume(self, ref: str) -> Path:
+    def train_resume(self, ref: str) -> Resumed:
         """Start the trainer again in an existing run dir: it continues from the latest complete checkpoint."""
         if self.remote_row(ref):
             return self.train_resume_remote(ref)
@@ -131,10 +146,12 @@ class RunServices:
             raise ZeldaError(f"{run_dir.name} is still {info['state']} (pid {info['pid']})")
         if info["state"] == "completed":
             raise ZeldaError(f"{run_dir.name} already completed")
+        runners.check_trainer_stack()
+        found = runs.checkpoints(run_dir)  # what the trainer resumes from, by the same rule
         pid = runners.start_local(run_dir, load_run_config(run_dir).train.gpus)
         row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
         self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, "starting")
-        return run_dir
+        return Resumed(run_dir, found[-1][0] if found else None)
 
 
 def _mtime(path: Path) -> float | None:
