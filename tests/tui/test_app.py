@@ -142,9 +142,12 @@ async def test_mix_preview_toggle_edit_build_and_save(small_ws: Path, app_for):
         await pilot.pause()
         assert cells(table, 3)[-1] == str(round(40 * 0.25) + round(12 * 0.25))
 
-        # build with the keyboard (focus off the inputs first)
+        # build with the keyboard (focus off the inputs first): b builds the saved mix, so it asks to save the edits
         screen.query_one(DataTable).focus()
         await pilot.press("b")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "ConfirmDialog"
+        await pilot.press("y")
         await settle(pilot)
         bundle = small_ws.parent / "mixes" / "small"
         meta = json.loads((bundle / "metadata.json").read_text())

@@ -1,4 +1,9 @@
-"""Mix screen: choose a mix, toggle datasets, edit split parameters, live preview, build, save."""
+"""Mix screen: choose a mix, toggle datasets, edit split parameters, live preview, build, save.
+
+What is built is always what config.toml says (DESIGN: a bundle matches a saved config): `b`
+with unsaved edits asks to save them first (default No). A locked mix is read-only here; `n`
+saves the mix on screen (a locked one as it is) under a new name, which can then be edited.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,12 @@ from typing import Iterable
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, ProgressBar, Select, SelectionList, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Select, SelectionList, Static
 
-from ..core.config import MixSpec
+from ..core.config import MixSpec, name_problem
 from ..core.errors import ZeldaError
 from ..core.mix import MixPlan, plan
 from ..services import Services
@@ -25,6 +30,7 @@ class MixScreen(Screen):
     BINDINGS = [
         Binding("b", "build", "Build", id="mix.build", tooltip="Build train/eval/val.jsonl for this mix"),
         Binding("ctrl+s", "save", "Save mix", id="mix.save", tooltip="Save this mix into config.toml (comments kept)"),
+        Binding("n", "save_as", "Save as new", id="mix.save_as", tooltip="Save the mix on screen under a new name"),
         Binding("r", "recount", "Recount", id="mix.recount", tooltip="Re-read record counts from the inventory"),
     ]
 
@@ -54,10 +60,13 @@ class MixScreen(Screen):
         self._loading = False
         self.ready = False  # True once record counts are on screen
 
-    def compose(self) -> ComposeResult:
+    def _options(self) -> list[tuple[str, str]]:
         cfg = self.services.config
         phase_of = {m: p for p, m in cfg.phases.items()}
-        options = [(f"{n}" + (f"  (phase {phase_of[n]})" if n in phase_of else ""), n) for n in cfg.mixes]
+        return [(n + (f"  (phase {phase_of[n]})" if n in phase_of else ""), n) for n in cfg.mixes]
+
+    def compose(self) -> ComposeResult:
+        options = self._options()
         yield Header()
         with Horizontal(id="mix-params"):
             yield Select(options, value=self.mix_name or Select.BLANK, allow_blank=not options, id="mix-select", prompt="mix")
@@ -95,6 +104,8 @@ class MixScreen(Screen):
         for n in order:
             label = n + ("  (optional)" if n in mix.optional else "")
             selection.add_option((label, n, n in mix.datasets))
+        for widget in (selection, *self.query(".param").results(Input)):
+            widget.disabled = mix.locked  # a locked mix is what trained a model: read-only here
         self._loading = False
         self.refresh_preview()
 
@@ -130,6 +141,7 @@ class MixScreen(Screen):
         except ZeldaError as exc:
             self.current = None
             status.update(f"[b red]{exc}[/]")
+            table.clear()  # no numbers of an earlier, valid input next to an invalid one
             return
         self.current = spec
         missing = [n for n in spec.datasets if n in self.count_errors]
@@ -143,11 +155,21 @@ class MixScreen(Screen):
             return
         result = plan(spec, [(n, "", *self.counts[n]) for n in spec.datasets])
         self._fill(result)
-        dirty = spec != self.services.config.mixes.get(spec.name)
+        if spec.locked:
+            note = "  [b yellow]LOCKED[/] read-only"  # the footer shows n Save as new
+        elif self.dirty:
+            note = "  [yellow](edited — ctrl+s saves, n saves as new; b builds the saved mix)[/]"
+        else:
+            note = ""
         status.update(
             f"[b]{spec.name}[/]: train {result.total_train:,} · eval {result.total_eval:,} · "
-            f"{result.total_records:,} records" + ("  [yellow](edited — ctrl+s saves)[/]" if dirty else "")
+            f"{result.total_records:,} records" + note
         )
+
+    @property
+    def dirty(self) -> bool:
+        """The mix on screen differs from config.toml (or cannot be read from the widgets)."""
+        return self.current is None or self.current != self.services.config.mixes.get(self.mix_name)
 
     def _fill(self, result: MixPlan) -> None:
         table = self.query_one(DataTable)
@@ -219,10 +241,32 @@ class MixScreen(Screen):
 
     # --- actions -----------------------------------------------------------------------
     def action_build(self) -> None:
-        spec = self.current
-        if spec is None:
+        """Build the saved mix; edits on screen are saved first only when the user says so."""
+        if not self.mix_name:
+            return
+        if not self.dirty:
+            self._build_saved()
+            return
+        if self.current is None:
             self.notify("fix the mix first (see the status line)", severity="warning")
             return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self._save(self.current):
+                self._build_saved()
+            elif not yes:
+                self.notify("nothing built: b builds the mix as saved in config.toml (ctrl+s saves, n saves as new)",
+                            severity="warning")
+
+        self.app.push_screen(
+            ConfirmDialog(f"Save the edits to {self.mix_name} first?",
+                          f"b builds what {self.services.config.path.name} says. Save the edits on screen into "
+                          f"[mix.{self.mix_name}], then build it?", yes="Save and build"),
+            answered,
+        )
+
+    def _build_saved(self) -> None:
+        spec = self.services.config.mix(self.mix_name)
         out = self.services.config.mix_dir(spec.name)
         if out.is_dir() and any(out.iterdir()):
             def answered(yes: bool | None) -> None:
@@ -242,13 +286,48 @@ class MixScreen(Screen):
         if spec is None:
             self.notify("nothing to save: fix the mix first", severity="warning")
             return
+        if self._save(spec):
+            self.notify(f"{spec.name} saved to {self.services.config.path.name}", title="Saved")
+            self.refresh_preview()
+
+    def _save(self, spec: MixSpec) -> bool:
+        saved = self.services.config.mixes.get(spec.name)
+        if saved is not None and saved.locked:
+            self.notify(f"{spec.name} is locked and is never changed: n saves it as a new mix", severity="warning")
+            return False
         try:
             self.services.save_mix(spec)
         except ZeldaError as exc:
             self.app.report_error(exc, "save failed")
+            return False
+        return True
+
+    def action_save_as(self) -> None:
+        """Save the mix on screen under a new name (unlocked), then edit that one."""
+        spec = self.current
+        if spec is None:
+            self.notify("nothing to save: fix the mix first", severity="warning")
             return
-        self.notify(f"{spec.name} saved to {self.services.config.path.name}", title="Saved")
-        self.refresh_preview()
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            problem = name_problem(name)
+            if problem is not None:
+                self.notify(f"mix name {name!r} {problem}", severity="error", title="Not saved")
+                return
+            if name in self.services.config.mixes:
+                self.notify(f"a mix named {name} exists already: choose another name", severity="error", title="Not saved")
+                return
+            new = dataclasses.replace(spec, name=name, locked=False, description="")
+            if not self._save(new):
+                return
+            select = self.query_one("#mix-select", Select)
+            select.set_options(self._options())
+            select.value = name  # loads it (Select.Changed)
+            self.notify(f"{name} saved to {self.services.config.path.name} (from {spec.name})", title="Saved as new mix")
+
+        self.app.push_screen(NewMixDialog(spec.name), named)
 
     def action_recount(self) -> None:
         self.load_counts()
@@ -256,3 +335,38 @@ class MixScreen(Screen):
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Build mix", "Mix: build the bundle of the mix on screen", self.action_build)
         yield SystemCommand("Save mix", "Mix: save the mix on screen into config.toml", self.action_save)
+        yield SystemCommand("Save mix as new", "Mix: save the mix on screen under a new name", self.action_save_as)
+
+
+class NewMixDialog(ModalScreen[str | None]):
+    """Asks the name of a new mix; Enter saves, Escape cancels (nothing is written)."""
+
+    DEFAULT_CSS = """
+    NewMixDialog { align: center middle; }
+    NewMixDialog > Vertical { width: 60; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    NewMixDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    NewMixDialog Button { margin-left: 2; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="new_mix.cancel", tooltip="Close without saving")]
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"[b]Save {self.source} as a new mix[/b]")
+            yield Static("Name of the new [mix.NAME] table (letters, digits, - and _):", markup=False)
+            yield Input(placeholder=f"{self.source}_v2", id="new-mix-name")
+            with Horizontal():
+                yield Button("Save", variant="primary", id="new-mix-save")
+                yield Button("Cancel", id="new-mix-cancel")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#new-mix-save")
+    def _save(self) -> None:
+        self.dismiss(self.query_one(Input).value.strip() or None)
+
+    @on(Button.Pressed, "#new-mix-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
