@@ -79,3 +79,17 @@ def test_broken_catalog_file_is_a_zelda_error(tmp_path):
     with pytest.raises(ZeldaError) as info:
         load_catalog(tmp_path)
     assert "gcp.json" in info.value.message and "entries[0]" in info.value.message
+
+
+def test_rows_mean_what_vastai_fields_mean(catalog):
+    """Country codes and vCPUs as `vastai search offers` uses them, so one query selects across providers."""
+    by_key = {o.key: o for o in catalog}
+    assert by_key["gcp:a2-ultragpu-1g@us-central1-a"].geolocation == "US"
+    assert by_key["gcp:a2-ultragpu-1g@europe-west4-a"].geolocation == "NL"  # Eemshaven, per Google's locations
+    assert {o.geolocation for o in catalog if o.provider == "vultr"} == {"US"}  # ewr, ord, sea
+    in_us = filter_offers(catalog, "geolocation=US")
+    assert in_us and all(o.region.startswith("us-") or o.provider == "vultr" for o in in_us)
+    assert filter_offers(catalog, "region=US") == in_us
+    assert {o.region[:-2] for o in filter_offers(catalog, "geolocation notin [US]")} == {"europe-west4"}
+    assert by_key["gcp:a3-highgpu-8g@us-central1-a"].cpu_cores == 208.0  # vCPUs of the machine type
+    assert by_key["vultr:vbm-112c-2048gb-8-h100-gpu@sea"].cpu_cores == 224.0  # bare metal: CPU threads

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from zelda_tui.backends.providers.vast import offer_from_vast
 from zelda_tui.core.errors import ZeldaError
 from zelda_tui.core.offer_query import (
     DEFAULT_QUERY,
@@ -103,8 +104,10 @@ def test_any_removes_the_filter_and_later_same_op_replaces():
     assert conds("gpu_name = ? num_gpus=2") == [("num_gpus", "eq", 2)]
     assert conds(DEFAULT_QUERY + " gpu_name=H100") == [("gpu_ram", "gte", 80), ("gpu_name", "eq", "H100")]
     assert conds("gpu_ram>=40 gpu_ram<=80") == [("gpu_ram", "gte", 40), ("gpu_ram", "lte", 80)]
-    assert conds("gpu_name!=any") == [("gpu_name", "neq", "any")]  # only `=` removes
+    assert conds("gpu_name in [any]") == [("gpu_name", "in", ("any",))]  # a list item is a value (vastai too)
     assert list(parse("")) == [] and list(parse("   ")) == []
+    assert parse("verified=any rentable=* num_gpus=2").cleared == {"verified", "rentable"}  # also drops vastai's default
+    assert parse("verified=any") != parse("")
 
 
 def test_query_is_a_sequence_of_conditions():
@@ -183,15 +186,15 @@ def test_each_operator_matches():
 
 
 def test_missing_fields_fail_except_negations():
-    with_rel = offer("has", reliability=0.99, raw={"verified": True, "cuda_max_good": 12.4})
+    with_rel = offer("has", reliability=0.99, raw={"static_ip": True, "cuda_max_good": 12.4})
     without = offer("lacks", reliability=None, raw={})
     both = [with_rel, without]
     assert ids(filter_offers(both, "reliability>0.9")) == ["has"]
     assert ids(filter_offers(both, "reliability<0.9")) == []
     assert ids(filter_offers(both, "reliability!=0.5")) == ["has", "lacks"]
     assert ids(filter_offers(both, "reliability=0.99")) == ["has"]
-    assert ids(filter_offers(both, "verified=true")) == ["has"]  # raw field, absent on the other
-    assert ids(filter_offers(both, "verified!=true")) == ["lacks"]
+    assert ids(filter_offers(both, "static_ip=true")) == ["has"]  # raw field, absent on the other
+    assert ids(filter_offers(both, "static_ip!=true")) == ["lacks"]
     assert ids(filter_offers(both, "cuda_vers in [12.4]")) == ["has"]
     assert ids(filter_offers(both, "cuda_vers notin [12.4]")) == ["lacks"]
     assert ids(filter_offers(both, "reliability=null")) == ["lacks"]
@@ -284,13 +287,13 @@ def test_sort_asc_desc_multi_key_none_last():
 
 def test_sort_strings_raw_fields_and_stability():
     offers = [
-        offer("1", gpu_name="rtx 4090", raw={"geolocation": "Sweden, SE"}),
+        offer("1", gpu_name="rtx 4090", raw={"mobo_name": "Z10PA"}),
         offer("2", gpu_name="A100 SXM4", raw={}),
-        offer("3", gpu_name="H100 SXM", raw={"geolocation": "Alberta, CA"}),
-        offer("4", gpu_name="a100 sxm4", raw={"geolocation": 7}),  # a mixed-type raw column does not crash
+        offer("3", gpu_name="H100 SXM", raw={"mobo_name": "ROME2D"}),
+        offer("4", gpu_name="a100 sxm4", raw={"mobo_name": 7}),  # a mixed-type raw column does not crash
     ]
     assert ids(sort_offers(offers, "gpu_name")) == ["2", "4", "3", "1"]  # case-insensitive, stable
-    assert ids(sort_offers(offers, "geolocation")) == ["4", "3", "1", "2"]  # numbers, strings, None last
+    assert ids(sort_offers(offers, "mobo_name")) == ["4", "3", "1", "2"]  # numbers, strings, None last
 
 
 def test_sort_bad_column():
@@ -304,14 +307,8 @@ def test_sort_bad_column():
 
 
 def vast_offer(r: dict) -> Offer:
-    """Minimal normaliser per NOTES.md units (MB -> GB = /1024); the real one lives in backends."""
-    return Offer(
-        provider="vast", id=str(r["id"]), gpu_name=r["gpu_name"], num_gpus=r["num_gpus"],
-        gpu_ram=r["gpu_ram"] / 1024, cpu_cores=r["cpu_cores_effective"], cpu_ram=r["cpu_ram"] / 1024,
-        disk_space=r["disk_space"], dph_total=r["dph_total"], region=r["geolocation"],
-        reliability=r["reliability"], inet_down=r["inet_down"], inet_up=r["inet_up"],
-        price_date="live", price_source="vast", raw=r,
-    )
+    """The Vast client's own normaliser (MB -> GB /1000 as vastai, verification -> verified, ...)."""
+    return offer_from_vast(r)
 
 
 @pytest.fixture(scope="module")
@@ -321,19 +318,19 @@ def vast_raw() -> list[dict]:
 
 def test_real_vast_offers_realistic_query(vast_raw):
     offers = [vast_offer(r) for r in vast_raw]
-    q = 'gpu_name=A100 gpu_ram>=80 num_gpus>=2 dph<5 reliability>0.98 inet_down>=1000 geolocation notin ["Georgia, US"]'
+    q = 'gpu_name=A100 gpu_ram>=80 num_gpus>=2 dph<5 reliability>0.98 inet_down>=1000 region notin ["Georgia, US"]'
     expected = [
         str(r["id"]) for r in vast_raw
-        if "A100" in r["gpu_name"].split() and r["gpu_ram"] / 1024 >= 80 and r["num_gpus"] >= 2
+        if "A100" in r["gpu_name"].split() and r["gpu_ram"] / 1000 >= 80 and r["num_gpus"] >= 2
         and r["dph_total"] < 5 and r["reliability"] > 0.98 and r["inet_down"] >= 1000
         and r["geolocation"] != "Georgia, US"
     ]
     got = ids(filter_offers(offers, q))
     assert got == expected and len(got) >= 2
     # the geolocation condition matters: without it a Georgia offer comes in
-    without = ids(filter_offers(offers, q.split(" geolocation")[0]))
+    without = ids(filter_offers(offers, q.split(" region")[0]))
     assert [i for i in without if i not in got] == ["37795433"]
-    assert ids(filter_offers(offers, "gpu_name=A100 geolocation=Massachusetts,_US")) == [
+    assert ids(filter_offers(offers, "gpu_name=A100 region=Massachusetts,_US")) == [
         str(r["id"]) for r in vast_raw if r["geolocation"] == "Massachusetts, US"
     ]
 
@@ -353,3 +350,60 @@ def test_real_vast_offers_default_query_and_sort(vast_raw):
     assert ids(filter_offers(offers, "verification=verified")) == verified
     long_lived = [str(r["id"]) for r in vast_raw if r["duration"] >= 30 * 86400]
     assert ids(filter_offers(offers, "duration>=30")) == long_lived
+
+
+# --------------------------------------------------------------------------- vastai's meanings (issue 20)
+# Counts written out from the capture (vastai 1.9.1 answers the same, see test_vastai_parity.py).
+
+
+def test_geolocation_and_region_compare_the_country_code(vast_raw):
+    offers = [vast_offer(r) for r in vast_raw]
+    in_us = [str(r["id"]) for r in vast_raw if r["geolocation"].endswith(", US")]
+    in_ca = [str(r["id"]) for r in vast_raw if r["geolocation"].endswith(", CA")]
+    assert (len(in_us), len(in_ca)) == (16, 2)
+    assert ids(filter_offers(offers, "geolocation=US")) == in_us
+    assert ids(filter_offers(offers, "geolocation in [US,CA]")) == [i for i in ids(offers) if i in in_us + in_ca]
+    assert ids(filter_offers(offers, "geolocation notin [US]")) == [i for i in ids(offers) if i not in in_us]
+    assert ids(filter_offers(offers, "geolocation!=US")) == [i for i in ids(offers) if i not in in_us]
+    assert ids(filter_offers(offers, "region=US")) == in_us
+    assert ids(filter_offers(offers, "region notin [US,CA]")) == [i for i in ids(offers) if i not in in_us + in_ca]
+    assert ids(filter_offers(offers, 'region="Georgia, US"')) == [
+        str(r["id"]) for r in vast_raw if r["geolocation"] == "Georgia, US"]  # the full text still works
+
+
+def test_cpu_cores_is_the_hosts_vcpus(vast_raw):
+    offers = [vast_offer(r) for r in vast_raw]
+    assert len(filter_offers(offers, "cpu_cores>=32")) == 27  # vastai's answer (host vCPUs)
+    assert len(filter_offers(offers, "cpu_cores_effective>=32")) == 15  # the share you get
+    assert offers[2].cpu_cores == vast_raw[2]["cpu_cores"]
+
+
+def test_verified_and_external_as_vast_sends_them(vast_raw):
+    offers = [vast_offer(r) for r in vast_raw]  # verification: "verified", external: null, no `verified` key
+    assert len(filter_offers(offers, "verified=true")) == len(filter_offers(offers, "external=false")) == 33
+    assert filter_offers(offers, "verified=false") == [] and filter_offers(offers, "external=true") == []
+    unverified = vast_offer({**vast_raw[0], "verification": "unverified"})
+    external = vast_offer({**vast_raw[1], "external": True})
+    assert ids(filter_offers([unverified, external], "verified=false")) == [unverified.id]
+    assert ids(filter_offers([unverified, external], "external=true")) == [external.id]
+
+
+def test_rejected_like_vastai_with_the_caret():
+    err = error("gpu_name=A100 gpu_ram>=abc")
+    assert err.column == 24 and "'abc' is not a number (gpu_ram takes numbers)" in err.message
+    assert err.pointer().splitlines()[1] == " " * 23 + "^"
+    assert error("num_gpus in [1,two]").column == 13
+    assert error("dph<cheap").column == 5
+    err = error("gpu_name!=any")
+    assert err.column == 11 and "wildcard 'any' only works with '='" in err.message
+    assert error("gpu_ram>=*").column == 10
+    assert conds("gpu_ram=null reliability!=None") == [("gpu_ram", "eq", None), ("reliability", "neq", None)]
+
+
+def test_quoted_gpu_name_is_exact_unquoted_whole_words():
+    offers = [offer(n, gpu_name=n) for n in ["A100 SXM4", "A100 PCIE", "NVIDIA A100 80GB"]]
+    assert ids(filter_offers(offers, "gpu_name=A100")) == ["A100 SXM4", "A100 PCIE", "NVIDIA A100 80GB"]
+    assert ids(filter_offers(offers, 'gpu_name="A100 SXM4"')) == ["A100 SXM4"]
+    assert ids(filter_offers(offers, 'gpu_name="A100"')) == []  # exact text, as vastai
+    assert ids(filter_offers(offers, 'gpu_name in ["A100 PCIE","A100 SXM4"]')) == ["A100 SXM4", "A100 PCIE"]
+    assert ids(filter_offers(offers, 'gpu_name!="A100 PCIE"')) == ["A100 SXM4", "NVIDIA A100 80GB"]

@@ -9,7 +9,9 @@ its commit and the date. `build_catalog_data()` is how the JSON was derived from
 
 (tests/core/test_catalog.py checks that the committed files equal what this builds).
 
-What the entries are:
+What the entries are (fields mean what `vastai search offers` filters on, see `core.offers`: `cpu_cores`
+= the machine's vCPUs, `geolocation` = its two-letter country code from `country_code`, so
+`geolocation=US` / `region=US` select GCP `us-*` zones and Vultr `ewr`, `europe-west4-a` is `NL`):
 
 * **gcp**: one entry per (machine type, zone) for `a2-ultragpu-{1,2,4,8}g` (A100 80GB) and
   `a3-highgpu-{1,2,4,8}g` (H100 80GB) in the zones of the SkyPilot catalog slice (europe-west4,
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from zelda_tui.core.errors import ZeldaError
-from zelda_tui.core.offers import Offer
+from zelda_tui.core.offers import Offer, country_code
 
 DATA_DIR = Path(__file__).parent / "catalog_data"
 CATALOG_FILES = ("gcp.json", "vultr.json")
@@ -73,6 +75,7 @@ def _load_file(path: Path) -> list[Offer]:
                     disk_space=float(e["disk_space"]),
                     dph_total=float(e["dph_total"]),
                     region=e["region"],
+                    geolocation=e["geolocation"],
                     available=bool(e.get("available", True)),
                     price_date=e["price_date"],
                     price_source=f"catalog: {src['upstream']} ({src['date']}), via {src['file']}",
@@ -142,6 +145,7 @@ def _gcp_entries(csv_path: Path) -> list[dict[str, Any]]:
                 "disk_space": 0.0,
                 "dph_total": round(float(vm["Price"]) + float(a["Price"]), 5),
                 "region": vm["AvailabilityZone"],
+                "geolocation": country_code("gcp", vm["AvailabilityZone"]),
                 "price_date": GCP_PRICE_DATE,
                 "source": "skypilot-gcp",
                 "raw": {"machine_type": mt, "vm": vm, "accelerator": a},
@@ -167,6 +171,7 @@ def _vultr_entries(plans: dict[str, Any], metal: dict[str, Any]) -> list[dict[st
                     "disk_space": float(p["disk"] * p.get("disk_count", 1)),
                     "dph_total": float(p["hourly_cost"]),
                     "region": loc,
+                    "geolocation": country_code("vultr", loc),
                     "price_date": VULTR_PRICE_DATE,
                     "source": "gpuhunt-vm",
                     "raw": p,
@@ -189,6 +194,7 @@ def _vultr_entries(plans: dict[str, Any], metal: dict[str, Any]) -> list[dict[st
                     "disk_space": float(p["disk"] * p.get("disk_count", 1)),
                     "dph_total": float(p["hourly_cost"]),
                     "region": loc,
+                    "geolocation": country_code("vultr", loc),
                     "price_date": VULTR_PRICE_DATE,
                     "source": "gpuhunt-metal",
                     "derived": {"num_gpus": "from the plan id", "gpu_ram": f"{display} spec: {gb} GB per GPU"},

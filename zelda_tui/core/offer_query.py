@@ -1,5 +1,18 @@
 """The offer filter line: `vastai search offers` query grammar, applied to every provider's `Offer`.
 
+A query answers as `vastai search offers` does (vastai 1.9.1 `vastai.api.query.parse_query`, checked by
+tests/core/test_vastai_parity.py on the recorded Vast offers): the Vast client sends the API the same
+filters the vastai CLI sends (`backends.providers.vast.query_filters`: its defaults `verified=true
+external=false rentable=true`, overridden by the query), and the same query then filters every
+provider's offers here. Kept differences, on purpose:
+
+* `gpu_name=A100` (unquoted) matches whole words: "A100 SXM4", "A100 PCIE", "NVIDIA A100 80GB" (vastai
+  wants the exact text, "A100 SXM4"); a quoted name is exact, as in vastai: `gpu_name="A100 SXM4"`.
+  Whole-word names are not sent to the Vast API (it only knows exact text): they filter here.
+* `region=US` matches the region text (`region=us-central1-a`, `region=ewr`) or the country code.
+* `provider`, `region`, `available`, `dph_per_gpu` are ours (filtered here, never sent to Vast).
+* Strings compare case-insensitively; an unclosed list `[a,b` is an error (vastai reads it as a value).
+
     query      = comparison comparison ...          (whitespace separated; empty = everything)
     comparison = field op value                     (whitespace around `op` is allowed)
 
@@ -9,10 +22,16 @@
   a single value works too), `"quoted strings"` kept verbatim, anything else is a string in which `_` means
   a space (`gpu_name=RTX_4090` -> "RTX 4090"). `a.b.c` (two or more dots, all digits) is a version
   (`driver_version>=535.86.05`) compared number by number. `field=any` (or `*`, `?`) removes every earlier
-  condition on `field` (vastai: removes the filter, defaults included).
+  condition on `field` (vastai: removes the filter, defaults included: `verified=any` also lists
+  unverified Vast offers); a wildcard with any other operator (`gpu_name!=any`) is an error, as in vastai.
+* **numbers**: a numeric field (`NUMERIC_FIELDS`: `gpu_ram`, `num_gpus`, `dph`, ...) takes numbers (or
+  `null`): `gpu_ram>=abc` is an error, not a filter that silently matches nothing.
 * **fields**: the normalised `Offer` fields (`QUERY_FIELDS`), the vastai aliases (`dph` -> `dph_total`, ...)
   and the raw Vast offer fields of `vastai search offers` (looked up in `Offer.raw`). Anything else is an
   error, so a typo never silently matches nothing.
+* **meanings** as vastai's (see `core.offers`): `cpu_cores` is the host's vCPUs (`cpu_cores_effective` the
+  share you get), `geolocation` the two-letter country code (`geolocation in [US,CA]`), `verified` /
+  `external` booleans (`verified=false` lists unverified offers, `external=false` the usual ones).
 * **units** as the vastai CLI: `gpu_ram`, `gpu_total_ram`, `cpu_ram` in GB, compared with the `Offer`'s GB
   as they are (the Vast client converts the API's MB with /1000, as vastai converts the query with x1000,
   so `gpu_ram>=24` keeps a 24564 MB RTX 4090 here as there; catalog entries carry nominal GB),
@@ -67,8 +86,9 @@ ALIASES = {
     "display_active": "gpu_display_active",
 }
 
-# Raw Vast offer fields: `offers_fields` of vast-cli `vastai/api/query.py` plus NOTES.md's units table.
-VAST_FIELDS = frozenset(
+# The fields the Vast API filters on: `offers_fields` of vastai 1.9.1 `vastai/api/query.py` (the parity test
+# checks they are the same set).
+VAST_API_FIELDS = frozenset(
     """
     bw_nvlink compute_cap cpu_arch cpu_cores cpu_cores_effective cpu_ghz cpu_ram cuda_max_good datacenter
     direct_port_count driver_version disk_bw disk_space dlperf dlperf_per_dphtotal dph_total duration external
@@ -76,9 +96,22 @@ VAST_FIELDS = frozenset(
     gpu_max_power gpu_max_temp has_avx host_id id inet_down inet_down_cost inet_up inet_up_cost machine_id
     min_bid mobo_name num_gpus pci_gen pcie_bw reliability rentable rented storage_cost static_ip total_flops
     ubuntu_version verification verified vms_enabled geolocation cluster_id
+    """.split()
+)
+# ... plus raw Vast offer fields from NOTES.md's units table, filtered here only.
+VAST_FIELDS = VAST_API_FIELDS | frozenset(
+    "dph_base storage_total_cost internet_down_cost_per_tb internet_up_cost_per_tb reliability2 score".split()
+)
+NUMERIC_FIELDS = frozenset(
+    """
+    num_gpus gpu_ram gpu_total_ram cpu_cores cpu_ram disk_space dph_total dph_per_gpu reliability inet_down inet_up
+    bw_nvlink compute_cap cpu_cores_effective cpu_ghz cuda_max_good direct_port_count disk_bw dlperf
+    dlperf_per_dphtotal duration flops_per_dphtotal gpu_frac gpu_mem_bw gpu_max_power gpu_max_temp host_id
+    inet_down_cost inet_up_cost machine_id min_bid pci_gen pcie_bw storage_cost total_flops
     dph_base storage_total_cost internet_down_cost_per_tb internet_up_cost_per_tb reliability2 score
     """.split()
 )
+"""Fields whose values are numbers: a query value for them must be a number (or null, or a version)."""
 
 FIELDS = frozenset(QUERY_FIELDS) | frozenset(ALIASES) | VAST_FIELDS
 """Every name a query or a sort spec may use."""
@@ -119,22 +152,28 @@ class QueryError(ZeldaError):
 @dataclass(frozen=True)
 class Condition:
     """`field op value`: field canonical (aliases resolved), op one of eq neq lt lte gt gte in notin,
-    value an int/float/str/bool/None, a tuple for in/notin, or a tuple of ints for a version."""
+    value an int/float/str/bool/None, a tuple for in/notin, or a tuple of ints for a version.
+    `quoted`: typed in "quotes" (every item of a list): a `gpu_name` compares exactly, not by words."""
 
     field: str
     op: str
     value: Any
-    text: str = field(default="", compare=False, repr=False)  # the value as typed (for string offer values)
+    text: str = field(default="", compare=False, repr=False)  # the value as typed, `_` -> space (a list: inside [])
+    quoted: bool = False
 
 
 class Query:
-    """Parsed conditions (a read-only sequence of `Condition`) plus their compiled predicate."""
+    """Parsed conditions (a read-only sequence of `Condition`) plus their compiled predicate.
 
-    __slots__ = ("conditions", "text", "_match")
+    `cleared`: the fields a wildcard (`verified=any`) removed: for the Vast API they also drop vastai's
+    default filter on that field."""
 
-    def __init__(self, conditions: Iterable[Condition] = (), text: str = "") -> None:
+    __slots__ = ("conditions", "text", "cleared", "_match")
+
+    def __init__(self, conditions: Iterable[Condition] = (), text: str = "", cleared: Iterable[str] = ()) -> None:
         self.conditions: tuple[Condition, ...] = tuple(conditions)
         self.text = text
+        self.cleared = frozenset(cleared)
         self._match = _combine([_compile(c) for c in self.conditions])
 
     def matches(self, offer: Offer) -> bool:
@@ -150,10 +189,10 @@ class Query:
         return self.conditions[i]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Query) and other.conditions == self.conditions
+        return isinstance(other, Query) and (other.conditions, other.cleared) == (self.conditions, self.cleared)
 
     def __hash__(self) -> int:
-        return hash(self.conditions)
+        return hash((self.conditions, self.cleared))
 
     def __repr__(self) -> str:
         return f"Query({list(self.conditions)!r})"
@@ -178,6 +217,7 @@ def _unknown_field(name: str) -> str:
 def parse(text: str) -> Query:
     """Parse a vastai-style query; raises `QueryError` (a `ZeldaError`, exit code 2) at the bad token."""
     conditions: list[Condition] = []
+    cleared: set[str] = set()
     n = len(text)
     i = 0
 
@@ -255,6 +295,7 @@ def parse(text: str) -> Query:
                 raise fail(i, f"empty item in list '{text[i:close + 1]}'")
             value: Any = tuple(_scalar(s) for s in items)
             value_text: str = raw
+            quoted = bool(items) and all(len(s) >= 2 and s[0] == s[-1] == '"' for s in items)
             i = close + 1
             if op not in ("in", "notin"):
                 raise fail(val_pos, f"a list needs 'in' or 'notin', not '{text[op_pos:val_pos].strip()}'")
@@ -263,6 +304,7 @@ def parse(text: str) -> Query:
             if close < 0:
                 raise fail(i, "unclosed string '\"'")
             value = value_text = text[i + 1 : close]
+            quoted = True
             i = close + 1
         else:
             j = i
@@ -271,23 +313,31 @@ def parse(text: str) -> Query:
             token = text[i:j]
             if any(c in "=<>" for c in token):  # "gpu_ram>= num_gpus=2": the next comparison, not a value
                 raise fail(i, f"missing value after '{lhs}'")
-            if op == "eq" and token in _ANY:
+            if token in _ANY and op not in ("in", "notin"):
+                if op != "eq":
+                    raise fail(i, f"a wildcard '{token}' only works with '=' (it removes the filter on {name})")
                 conditions = [c for c in conditions if c.field != fname]
+                cleared.add(fname)
                 i = j
                 continue
-            value, value_text, i = _scalar(token), token.replace("_", " "), j
+            value, value_text, quoted, i = _scalar(token), token.replace("_", " "), False, j
         if op in ("in", "notin") and not isinstance(value, tuple):
             value = (value,)
         elif op in ("lt", "lte", "gt", "gte"):
             if value is None or isinstance(value, bool):
                 raise fail(val_pos, f"'{value_text}' cannot be compared with '{text[op_pos:val_pos].strip()}'")
+        if fname in NUMERIC_FIELDS:
+            bad = next((v for v in (value if isinstance(value, tuple) and op in ("in", "notin") else (value,))
+                        if isinstance(v, str)), None)
+            if bad is not None:
+                raise fail(val_pos, f"'{bad}' is not a number ({name} takes numbers)")
         mult = _MULTIPLIERS.get(fname)
         if mult is not None:
             value = tuple(_scale(v, mult) for v in value) if isinstance(value, tuple) else _scale(value, mult)
-        cond = Condition(fname, op, value, value_text)
+        cond = Condition(fname, op, value, value_text, quoted)
         conditions = [c for c in conditions if (c.field, c.op) != (fname, op)]  # vastai: a later one wins
         conditions.append(cond)
-    return Query(conditions, text)
+    return Query(conditions, text, cleared)
 
 
 def _split_list(text: str, start: int) -> tuple[list[str], int]:
@@ -396,7 +446,9 @@ def _to_float(v: Any) -> float | None:
 
 def _compile(c: Condition) -> Predicate:
     get = _getter(c.field)
-    if c.field == "gpu_name" and c.op in ("eq", "neq", "in", "notin"):
+    if c.field == "region" and c.op in ("eq", "neq", "in", "notin") and c.value is not None:
+        return _compile_region(c)
+    if c.field == "gpu_name" and c.op in ("eq", "neq", "in", "notin") and not c.quoted:
         values = c.value if c.op in ("in", "notin") else (c.value,)
         if all(v is not None and not isinstance(v, (bool, tuple)) for v in values):  # `gpu_name=4090` too
             names = (c.text or str(c.value),) if c.op in ("eq", "neq") else tuple(str(v) for v in values)
@@ -409,6 +461,16 @@ def _compile(c: Condition) -> Predicate:
             return eq
         return lambda o: not eq(o)
     return _compile_order(get, c)
+
+
+def _compile_region(c: Condition) -> Predicate:
+    """`region=US`: the region text (`us-central1-a`, `ewr`, `Georgia, US`) or its country code."""
+    values = c.value if c.op in ("in", "notin") else (c.value,)
+    by_text = _compile_in(attrgetter("region"), Condition("region", "in", values))
+    by_country = _compile_in(attrgetter("geolocation"), Condition("geolocation", "in", values))
+    if c.op in ("eq", "in"):
+        return lambda o: by_text(o) or by_country(o)
+    return lambda o: not (by_text(o) or by_country(o))
 
 
 def _compile_gpu_name(get: Callable[[Offer], Any], op: str, values: tuple[str, ...]) -> Predicate:

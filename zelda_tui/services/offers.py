@@ -28,7 +28,7 @@ class OfferServices:
 
         parsed = offer_query.parse(offer_query.DEFAULT_QUERY if query is None else query)
         offers, warnings = search_offers(providers, load_catalog(), self._provider_urls(),
-                                         gcp_project=self.config.providers["gcp"].project)
+                                         gcp_project=self.config.providers["gcp"].project, query=parsed)
         chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
         return self._annotate(chosen, phase, warnings), warnings
 

@@ -3,11 +3,16 @@
 A provider that fails (no key, bad key, down) becomes a one-line warning and its catalog entries
 (if any) are shown instead: the browser keeps working. GCP is live when application-default
 credentials are configured (see `gcp.search_gcp`); without them it is the catalog, silently.
+
+The query's conditions go to Vast's API as `vastai search offers` sends them (`vast.query_filters`:
+vastai's defaults, overridden by the query), so `verified=false` or `rentable=any` can widen what Vast
+returns; the caller still filters every provider's offers with the same query.
 """
 
 from __future__ import annotations
 
 from ...core.errors import ZeldaError
+from ...core.offer_query import Query
 from ...core.offers import Offer
 from . import gcp, vast, vultr
 from .http import RetryPolicy
@@ -19,9 +24,10 @@ PROVIDERS = ("vast", "vultr", "gcp")
 
 def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[str, str] | None = None,
                   gcp_project: str | None = None, gcp_retry: RetryPolicy | None = None,
-                  ) -> tuple[list[Offer], list[str]]:
+                  query: Query | None = None) -> tuple[list[Offer], list[str]]:
     """(offers, warnings) of `providers`; `urls` overrides base URLs per provider (proxies, test
-    servers), `gcp_project` is `[providers.gcp] project`, `gcp_retry` the retry policy of GCP's API calls."""
+    servers), `gcp_project` is `[providers.gcp] project`, `gcp_retry` the retry policy of GCP's API calls,
+    `query` the parsed filter (None: vastai's defaults only)."""
     urls = urls or {}
     unknown = set(providers) - set(PROVIDERS)
     if unknown:
@@ -32,7 +38,7 @@ def search_offers(providers: tuple[str, ...], catalog: list[Offer], urls: dict[s
         try:
             client = VastClient.from_env(base_url=urls.get("vast", vast.BASE_URL))
             try:
-                offers += client.search_offers({})
+                offers += client.search_offers(vast.query_filters(query), defaults=False)
                 warnings += client.skipped
             finally:
                 client.close()

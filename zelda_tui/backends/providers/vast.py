@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...core.offer_query import VAST_API_FIELDS, Condition, Query
 from ...core.offers import Offer
 from .http import ApiError, InstanceInfo, ProviderClient, convert_each, get_field, one_line, require
 
@@ -18,23 +19,71 @@ KEY_ENV = "VAST_API_KEY"
 # 24564 MB): dividing by 1000 keeps our queries answering exactly as `vastai search offers` does.
 MB_PER_GB = 1000
 
-# What `vastai search offers` adds unless -n; rented=false as the docs list it.
+# What `vastai search offers` starts from unless -n (vastai 1.9.1 `vastai/cli/commands/offers.py`); a query
+# overrides them (`verified=false`, `rentable=any`).
 DEFAULT_FILTERS: dict[str, Any] = {
     "verified": {"eq": True},
     "external": {"eq": False},
     "rentable": {"eq": True},
-    "rented": {"eq": False},
-    "type": "on-demand",
 }
+# vastai's `offers_mult`: query units -> API units (GB -> MB as x1000, days -> seconds).
+API_MULTIPLIERS = {"cpu_ram": MB_PER_GB, "gpu_ram": MB_PER_GB, "gpu_total_ram": MB_PER_GB, "duration": 86400.0}
+
+
+def query_filters(query: Query | None) -> dict[str, Any]:
+    """The API filters `vastai search offers QUERY` sends: `DEFAULT_FILTERS`, less the fields a wildcard
+    cleared, with each condition on a Vast API field as `{field: {op: value}}` in vastai's spelling
+    (numbers as typed text, GB x1000, days x86400, `a.b.c` versions as vastai's `numeric_version`).
+
+    Left out (filtered locally instead): fields the Vast API does not have (`provider`, `region`, ...)
+    and an unquoted `gpu_name`, whose whole-word match (`A100` = "A100 SXM4", "A100 PCIE") the API's
+    exact text comparison cannot do."""
+    filters = {k: dict(v) for k, v in DEFAULT_FILTERS.items() if query is None or k not in query.cleared}
+    for c in query or ():
+        if c.field not in VAST_API_FIELDS or (c.field == "gpu_name" and not c.quoted):
+            continue
+        value = _api_value(c)
+        if value is not _SKIP:
+            filters.setdefault(c.field, {})[c.op] = value
+    return filters
+
+
+_SKIP = object()
+
+
+def _api_value(c: Condition) -> Any:
+    """One condition's value as vastai's `parse_query` sends it, or `_SKIP` when it has no API form."""
+    mult = API_MULTIPLIERS.get(c.field)
+    if c.op in ("in", "notin"):
+        if mult is not None:
+            return _SKIP  # vastai cannot send a list for these (float(list)): filtered here only
+        return [str(v) for v in c.value] if c.quoted else _list_texts(c.text)  # vastai sends list items as text
+    if isinstance(c.value, bool) or c.value is None:
+        return c.value
+    if isinstance(c.value, tuple):  # a version: vastai's numeric_version("535.86.05") = 535086005
+        if c.field == "driver_version" and len(c.value) == 3:
+            return int("".join(f"{p:03d}" for p in c.value))
+        return _SKIP if mult is not None else c.text
+    if mult is not None:
+        return float(c.text) * mult
+    return c.text  # vastai sends numbers as the text typed: `num_gpus>=4` -> "4"
+
+
+def _list_texts(inner: str) -> list[str]:
+    """vastai's list items: split at commas, stripped, `_` -> space, quotes dropped."""
+    return [x.strip().replace("_", " ").strip('"') for x in inner.split(",") if x.strip()]
 
 
 def offer_from_vast(raw: dict[str, Any]) -> Offer:
     """Normalise one `/bundles/` offer (MB -> GB, geolocation -> region); `raw` keeps everything.
 
+    Fields mean what vastai's filters compare: `cpu_cores` the host's vCPUs (not `cpu_cores_effective`),
+    `verified` = `verification == "verified"` (or a bool `verified` where the payload has one),
+    `external` null = false, `geolocation` the country code after the last comma of `"Georgia, US"`.
     A field of the wrong type is a `BadField` naming it (the listing skips that offer with a warning)."""
-    cores = get_field(raw, "cpu_cores_effective", float)
-    if cores is None:
-        cores = get_field(raw, "cpu_cores", float, 0.0)
+    verified = raw.get("verified")
+    if not isinstance(verified, bool):
+        verified = get_field(raw, "verification", str) == "verified"
     reliability = get_field(raw, "reliability2", float)
     if reliability is None:
         reliability = get_field(raw, "reliability", float)
@@ -45,7 +94,7 @@ def offer_from_vast(raw: dict[str, Any]) -> Offer:
         gpu_name=get_field(raw, "gpu_name", str, ""),
         num_gpus=get_field(raw, "num_gpus", int, 0),
         gpu_ram=get_field(raw, "gpu_ram", float, 0.0) / MB_PER_GB,
-        cpu_cores=cores,
+        cpu_cores=get_field(raw, "cpu_cores", float, 0.0),
         cpu_ram=get_field(raw, "cpu_ram", float, 0.0) / MB_PER_GB,
         disk_space=get_field(raw, "disk_space", float, 0.0),
         dph_total=get_field(raw, "dph_total", float, required=True),
@@ -57,6 +106,8 @@ def offer_from_vast(raw: dict[str, Any]) -> Offer:
         price_date="live",
         price_source="vast.ai API (POST /bundles/ dph_total)",
         raw=raw,
+        verified=verified,
+        external=bool(raw.get("external")),
     )
 
 
@@ -113,11 +164,12 @@ class VastClient(ProviderClient):
 
     @staticmethod
     def search_body(filters: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
-        """Raw API filters (`{"gpu_ram": {"gte": 24000}}`) over vast-cli's defaults."""
-        return {**(DEFAULT_FILTERS if defaults else {}), **filters}
+        """Raw API filters (`{"gpu_ram": {"gte": 24000}}`) over vast-cli's defaults, on-demand prices."""
+        return {**(DEFAULT_FILTERS if defaults else {}), **filters, "type": "on-demand"}
 
     def search_offers(self, filters: dict[str, Any], defaults: bool = True) -> list[Offer]:
-        """`POST /bundles/`; read-only, so 5xx is retried too."""
+        """`POST /bundles/`; read-only, so 5xx is retried too. A query's filters: `query_filters(q)`,
+        `defaults=False` (they include the defaults the query left)."""
         data = self.api.request(
             "POST", "/bundles/", step="search offers", json_body=self.search_body(filters, defaults),
             retry_server_errors=True,
