@@ -155,5 +155,5 @@ def test_kill_9_during_build_keeps_previous_bundle(demo_ws: Path):
     # and a normal rebuild afterwards works and cleans up the leftovers
     again = run_cli("mix", "build", "zelda_phase1_core", "--overwrite", "--config", str(demo_ws))
     assert again.returncode == 0, again.stderr
-    assert [p.name for p in bundle.parent.iterdir()] == ["zelda_phase1_core"]
+    assert sorted(p.name for p in bundle.parent.iterdir()) == [".zelda_phase1_core.lock", "zelda_phase1_core"]  # + the build lock
     assert (bundle / "train.jsonl").read_bytes() == before["train.jsonl"]

@@ -237,3 +237,15 @@ def test_a_drifted_bundle_of_an_unlocked_mix_is_rebuilt_saying_so(small_ws: Path
             small_ws.parent / "datasets" / "beta.jsonl").stat().st_size
         said.clear()
         assert services.mix_ensure("small", said.append) == bundle and said == []  # matches now: used as is
+
+
+def test_mix_list_says_which_mixes_are_locked(small_ws: Path):
+    small_ws.write_text(small_ws.read_text() + '\n[mix.other]\ndatasets = ["alpha"]\nlocked = true\n')
+    _lock(small_ws)
+    res = cli(small_ws, "mix", "list", "--json")
+    assert res.returncode == 0, res.stderr
+    assert {m["name"]: m["locked"] for m in json.loads(res.stdout)} == {"small": True, "other": True}
+    small_ws.write_text(small_ws.read_text().replace("locked = true", "locked = false"))
+    res = cli(small_ws, "mix", "list")
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in res.stdout.splitlines()[2:])}
+    assert rows["small"][5] == "locked" and rows["other"][5] == "", res.stdout

@@ -89,9 +89,10 @@ def cmd_mix_list(args: argparse.Namespace) -> int:
         emit_json([{**m.__dict__, "phase": phase_of.get(m.name)} for m in cfg.mixes.values()])
     else:
         print(table(
-            ["mix", "phase", "datasets", "eval", "seed", "description"],
-            [[m.name, phase_of.get(m.name, ""), len(m.datasets), m.eval_fraction, m.seed, m.description] for m in cfg.mixes.values()],
-            "lrrrrl",
+            ["mix", "phase", "datasets", "eval", "seed", "locked", "description"],
+            [[m.name, phase_of.get(m.name, ""), len(m.datasets), m.eval_fraction, m.seed, "locked" if m.locked else "",
+              m.description] for m in cfg.mixes.values()],
+            "lrrrrll",
         ))
     return 0
 
