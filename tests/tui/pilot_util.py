@@ -20,3 +20,21 @@ async def settle(pilot, timeout: float = 30.0) -> None:
     await pilot.app.workers.wait_for_complete()
     for _ in range(3):  # DataTable sizes its columns on idle
         await pilot.pause(0.05)
+
+
+def screen_text(app) -> str:
+    """The screen as the user sees it, as plain text (the compositor's output, like a screenshot)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+def columns_fit(table) -> bool:
+    """Every column of a DataTable is inside it (none clipped at the right edge, room for a scrollbar)."""
+    used = sum(column.get_render_width(table) for column in table.columns.values())
+    return used <= table.size.width - 2

@@ -97,6 +97,14 @@ class ProviderSpec:
     project: str | None = None  # gcp: project id (else $GOOGLE_CLOUD_PROJECT / the credentials)
 
 
+@dataclass(frozen=True)
+class UiSpec:
+    """[ui]: terminal comfort. `mouse = false` leaves selection to the terminal (SSH); `theme` is the last one chosen."""
+
+    mouse: bool = True
+    theme: str = ""
+
+
 PROVIDER_KEYS = {
     "vast": ("base_url", "image", "disk_gb", "onstart"),
     "vultr": ("base_url", "ssh_key_id"),
@@ -114,6 +122,7 @@ class Config:
     phases: dict[int, str] = field(default_factory=dict)
     model: ModelSpec = field(default_factory=ModelSpec)
     keymap: dict[str, str] = field(default_factory=dict)  # [keys] binding id -> keys (TUI remapping)
+    ui: UiSpec = field(default_factory=UiSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     providers: dict[str, ProviderSpec] = field(default_factory=lambda: {n: ProviderSpec() for n in PROVIDER_KEYS})
@@ -176,6 +185,15 @@ class Config:
         if mix.optional or "optional" in table:
             _assign(table, "optional", list(mix.optional))
         self.mixes[mix.name] = mix
+
+    def set_ui(self, key: str, value: bool | str) -> None:
+        """Write one [ui] setting into the document (comments kept); `save` stores it."""
+        table = self.doc.get("ui")
+        if table is None:
+            table = tomlkit.table()
+            self.doc["ui"] = table
+        _assign(table, key, value)
+        self.ui = UiSpec(**{**self.ui.__dict__, key: value})
 
     def save(self) -> None:
         """Atomic write of the document (through a symlink to its target)."""
@@ -300,6 +318,11 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
         if not isinstance(keys, str):
             raise ConfigError(f"{locate('keys', key=binding_id)}: key bindings are strings like \"f1\" or \"ctrl+b\"")
         config.keymap[binding_id] = keys
+
+    ui = _table(data, "ui", locate)
+    _unknown_keys(ui, tuple(UiSpec.__dataclass_fields__), locate, ("ui",))
+    config.ui = UiSpec(mouse=_get(ui, "mouse", bool, locate, ("ui",), default=True),
+                       theme=_get(ui, "theme", str, locate, ("ui",), default=""))
 
     for key, table in _table(data, "phases", locate).items():
         ctx = ("phases", key)

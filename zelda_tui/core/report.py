@@ -44,9 +44,9 @@ def dataset_markdown(r: DatasetReport) -> str:
         f"**length** — {ln['method']}; max_seq_len {ln['max_seq_len']:,}: {ln['over_max']:,} samples over "
         f"({ln['over_max'] / rec:.2%}), mean {ln['mean_tokens']:,.0f} tokens, max {ln['max_tokens']:,}",
         "",
-        "| tokens | " + " | ".join(ln["buckets"]) + " |",
-        "|---|" + "--:|" * len(ln["buckets"]),
-        "| samples | " + " | ".join(f"{v:,}" for v in ln["buckets"].values()) + " |",
+        "| tokens | samples |",  # a row per bucket: at 80 columns no count is cut
+        "|---|--:|",
+        *(f"| {bucket} | {v:,} |" for bucket, v in ln["buckets"].items()),
         "",
     ]
     return "\n".join(out)

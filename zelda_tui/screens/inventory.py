@@ -9,17 +9,34 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Markdown, ProgressBar, Static
 
 from ..core.inventory import DatasetReport
 from ..core.qa import CHARS_PER_TOKEN
 from ..core.report import dataset_markdown
 from ..services import Services
+from ..widgets.columns import Column, fill_table
 from ..widgets.format import human_bytes, short_time
 
-COLUMNS = ("dataset", "records", "size", "errors", "problems", "dups", "> max len", "input %", "modified")
+# Widths follow the cells and the terminal (widgets.columns): numbers are never cut; at 80 columns
+# the modified time and input % go first, then the dataset name is cut in the middle.
+COLUMNS = (Column("dataset", "dataset", flex=True), Column("records", "records"), Column("size", "size"),
+           Column("errors", "errors"), Column("problems", "problems"), Column("dups", "dups"),
+           Column("over", "> max len"), Column("input", "input %", drop=2), Column("modified", "modified", drop=3))
+
+
+def row_cells(r: DatasetReport) -> tuple[Text, ...]:
+    if r.error:
+        return (Text(r.name), Text("missing"), *(Text("—") for _ in COLUMNS[2:]))
+    q = r.qa
+    numbers = (f"{r.records:,}", human_bytes(r.bytes), f"{q['parse_errors']['count']:,}", f"{r.problems:,}",
+               f"{q['exact_duplicates']:,}", f"{q['length']['over_max']:,}",
+               f"{q['input_present'] / max(q['records'], 1):.0%}")
+    return (Text(r.name), *(Text(n, justify="right") for n in numbers), Text(short_time(r.mtime)))
 
 
 class InventoryScreen(Screen):
@@ -56,9 +73,21 @@ class InventoryScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "Inventory"
-        table = self.query_one(DataTable)
-        table.add_columns(*COLUMNS)
+        self._fill_table()
         self.scan(force=False)
+
+    def on_resize(self) -> None:
+        if self.ready:
+            self._fill_table()
+
+    def _fill_table(self) -> None:
+        """(Re)build the table for the reports and the terminal's width, keeping the cursor's row."""
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        fill_table(table, COLUMNS, [row_cells(r) for r in self.reports], [r.name for r in self.reports],
+                   self.app.size.width)
+        if self.reports:
+            table.move_cursor(row=min(max(row, 0), len(self.reports) - 1), animate=False)
 
     # --- work ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
@@ -89,29 +118,8 @@ class InventoryScreen(Screen):
     def _done(self, msg: ScanDone) -> None:
         self.reports = msg.reports
         self.query_one(ProgressBar).add_class("-hidden")
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
+        self._fill_table()
         max_len = self.services.config.model.max_seq_len
-        for r in msg.reports:
-            if r.error:
-                table.add_row(r.name, "missing", "—", "—", "—", "—", "—", "—", "—", key=r.name)
-                continue
-            q = r.qa
-            table.add_row(
-                r.name,
-                f"{r.records:,}",
-                human_bytes(r.bytes),
-                f"{q['parse_errors']['count']:,}",
-                f"{r.problems:,}",
-                f"{q['exact_duplicates']:,}",
-                f"{q['length']['over_max']:,}",
-                f"{q['input_present'] / max(q['records'], 1):.0%}",
-                short_time(r.mtime),
-                key=r.name,
-            )
-        if msg.reports:
-            table.move_cursor(row=min(row, len(msg.reports) - 1))
         total = sum(r.records for r in msg.reports)
         broken = [r for r in msg.reports if r.error]
         cached = sum(r.cached for r in msg.reports)
@@ -122,7 +130,7 @@ class InventoryScreen(Screen):
             f"max len {max_len:,} tok ({f'est. {CHARS_PER_TOKEN} ch/tok' if method.startswith('estimate') else method})"
         )
         if broken:
-            text += f"\n[b red]{len(broken)} missing/unreadable:[/] {broken[0].error}"
+            text += f"\n[b red]{len(broken)} missing/unreadable:[/] {escape(broken[0].error)}"
         self.query_one("#inventory-summary", Static).update(text)
         self.ready = True
 

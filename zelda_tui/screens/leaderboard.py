@@ -25,27 +25,28 @@ from ..core.evals import GenerateOptions
 from ..services import Services
 from ..services.evals import EvalReport
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
+from ..widgets.columns import Column, fill_table
 from .samples import CompareScreen, SampleViewer
 
-# (column key, label, sort column or None)
+# Widths follow the cells and the terminal (widgets.columns): at 80 columns step, unresolved and
+# syntax go first (the detail line has them), then the run name is cut in the middle keeping its
+# _timestamp, so two runs of one model never look alike.
 COLUMNS = (
-    ("rank", "#", None), ("run", "run", "run"), ("ckpt", "checkpoint", "step"), ("asm", "asm", "assemble"),
-    ("p1", "pass@1", "pass1"), ("pk", "pass@k", "passk"), ("match", "match", "match"), ("loss", "eval loss", "eval_loss"),
-    ("syntax", "syntax", None), ("unres", "unresolved", None), ("step", "step", "step"),
+    Column("rank", "#"), Column("run", "run", flex=True, tail_after="_"), Column("ckpt", "ckpt"),
+    Column("asm", "asm"), Column("p1", "pass@1"), Column("pk", "pass@k"), Column("match", "match"),
+    Column("loss", "eval loss"), Column("syntax", "syntax", drop=2), Column("unres", "unresolved", drop=3),
+    Column("step", "step", drop=4),
 )
+SORT_BY_COLUMN = {"run": "run", "ckpt": "step", "asm": "assemble", "p1": "pass1", "pk": "passk", "match": "match",
+                  "loss": "eval_loss", "step": "step"}  # a header click ranks by its column
 SORTS = (("assemble", "assembles ↓"), ("pass1", "pass@1 ↓"), ("passk", "pass@k ↓"), ("match", "match ↓"),
          ("eval_loss", "eval loss ↑"), ("step", "step ↓"), ("run", "run ↑"))
-RUN_WIDTH = 18
 EMPTY_HINT = ("No eval results yet. Press [b]e[/b] to evaluate a run's checkpoints (base model included), "
               "or from a shell:\n  [b]zelda-tui eval run --run RUN[/b]   (runs: [b]zelda-tui train list[/b])")
 
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
-
-
-def cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def row_cells(row: dict, marked: bool) -> tuple[Text | str, ...]:
@@ -58,8 +59,8 @@ def row_cells(row: dict, marked: bool) -> tuple[Text | str, ...]:
                "—" if row["step"] is None else str(row["step"]))
     return (
         Text(("◆" if marked else "") + str(row["rank"]), style="bold cyan" if marked else ""),
-        Text(cut(run, RUN_WIDTH), style="italic" if row["is_base"] else ""),
-        row["checkpoint"], Text(pct(row["assemble_rate"]), style="bold", justify="right"),
+        Text(run, style="italic" if row["is_base"] else ""),
+        row["checkpoint"].removeprefix("checkpoint-"), Text(pct(row["assemble_rate"]), style="bold", justify="right"),
         *(Text(n, justify="right") for n in numbers),
     )
 
@@ -85,9 +86,10 @@ class LeaderboardScreen(Screen):
         Binding("enter", "view", "Samples", id="leaderboard.view", tooltip="Prompts, answers and Asar's verdicts of the selected checkpoint"),
         Binding("s", "cycle_sort", "Sort", id="leaderboard.sort", tooltip="Rank by the next column: assembles, pass@1, pass@k, match, eval loss, step, run"),
         Binding("c", "compare", "Compare", id="leaderboard.compare", tooltip="Mark a checkpoint; on a second one, show both side by side"),
-        Binding("e", "evaluate", "Evaluate", id="leaderboard.eval", tooltip="Evaluate a run's checkpoints (generate, assemble, score)"),
-        Binding("p", "next_prompt_set", "Prompt set", id="leaderboard.prompt_set", tooltip="Show the results of the next prompt set"),
+        Binding("e", "evaluate", "Eval", id="leaderboard.eval", tooltip="Evaluate a run's checkpoints (generate, assemble, score)"),
+        Binding("p", "next_prompt_set", "Prompts", id="leaderboard.prompt_set", tooltip="Show the results of the next prompt set"),
         Binding("r", "refresh", "Refresh", id="leaderboard.refresh", tooltip="Read the results again"),
+        Binding("y", "copy", "Copy run", id="leaderboard.copy", tooltip="Copy the selected row's run name to the clipboard (OSC 52)", show=False),
     ]
 
     class Loaded(Message):
@@ -138,11 +140,22 @@ class LeaderboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "Leaderboard"
-        table = self.query_one(DataTable)
-        for key, label, _ in COLUMNS:
-            table.add_column(label, key=key)
-        table.focus()
+        self._fill_table(None)
+        self.query_one(DataTable).focus()
         self.refresh_board()
+
+    def on_resize(self) -> None:
+        if self.ready:
+            self._fill_table(self.selected_row())
+
+    def _fill_table(self, keep: dict | None) -> None:
+        """(Re)build the table for the rows and the terminal's width; the cursor back on `keep`."""
+        table = self.query_one(DataTable)
+        fill_table(table, COLUMNS, [row_cells(r, self._is_marked(r)) for r in self.rows],
+                   [f"{r['run']}\t{r['checkpoint']}" for r in self.rows], self.app.size.width)
+        keys = [(r["run"], r["checkpoint"]) for r in self.rows]
+        if keep is not None and (keep["run"], keep["checkpoint"]) in keys:
+            table.move_cursor(row=keys.index((keep["run"], keep["checkpoint"])), animate=False)
 
     def on_screen_resume(self) -> None:
         if self.ready:
@@ -173,14 +186,7 @@ class LeaderboardScreen(Screen):
         selected = self.selected_row()
         self.rows = msg.board["rows"]
         self.prompt_set, self.prompt_sets = msg.board["prompt_set"], msg.board["prompt_sets"]
-        table = self.query_one(DataTable)
-        table.clear()
-        for row in self.rows:
-            table.add_row(*row_cells(row, self._is_marked(row)), key=f"{row['run']}\t{row['checkpoint']}")
-        if selected is not None:
-            keys = [(r["run"], r["checkpoint"]) for r in self.rows]
-            if (selected["run"], selected["checkpoint"]) in keys:
-                table.move_cursor(row=keys.index((selected["run"], selected["checkpoint"])), animate=False)
+        self._fill_table(selected)
         self.set_class(not self.rows, "-empty")
         self._show_status()
         self._show_detail()
@@ -223,7 +229,7 @@ class LeaderboardScreen(Screen):
 
     @on(DataTable.HeaderSelected)
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        sort = next((s for key, _, s in COLUMNS if key == event.column_key.value), None)
+        sort = SORT_BY_COLUMN.get(event.column_key.value)
         names = [name for name, _ in SORTS]
         if sort in names:
             self.sort_index = names.index(sort)
@@ -236,6 +242,13 @@ class LeaderboardScreen(Screen):
 
     def action_refresh(self) -> None:
         self.refresh_board()
+
+    def action_copy(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            self.notify("no checkpoint selected", severity="warning", timeout=3)
+            return
+        self.app.copy_text(row["model"] if row["is_base"] else row["run"], "run name")
 
     def action_next_prompt_set(self) -> None:
         if len(self.prompt_sets) < 2 or self.prompt_set not in self.prompt_sets:
@@ -353,3 +366,4 @@ class LeaderboardScreen(Screen):
         yield SystemCommand("Compare checkpoints", "Leaderboard: mark the selected checkpoint for a side-by-side compare", self.action_compare)
         yield SystemCommand("Sort leaderboard", "Leaderboard: rank by the next column", self.action_cycle_sort)
         yield SystemCommand("Refresh leaderboard", "Leaderboard: read the results again", self.refresh_board)
+        yield SystemCommand("Copy run name", "Leaderboard: the selected row's run name to the clipboard (OSC 52)", self.action_copy)

@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
@@ -30,13 +31,17 @@ from textual.worker import Worker
 from ..core import runs
 from ..core.errors import ZeldaError
 from ..services import Services, UnknownHostKey
+from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.log_view import MAX_LINES, LogView
 from ..widgets.loss_chart import LossChart
 from ..widgets.start_run import StartRunDialog
 
-COLUMNS = (("name", "name"), ("host", "host"), ("state", "state"), ("mix", "mix"), ("step", "step/max"),
-           ("loss", "loss"), ("eval", "eval"), ("tps", "tok/s"), ("eta", "ETA"))
+# Widths follow the cells and the terminal (widgets.columns): at 80 columns eval, tok/s and mix go
+# first, then the run name is cut in the middle keeping its _timestamp.
+COLUMNS = (Column("name", "name", flex=True, tail_after="_"), Column("host", "host"), Column("state", "state"),
+           Column("mix", "mix", drop=2), Column("step", "step/max"), Column("loss", "loss"), Column("eval", "eval", drop=4),
+           Column("tps", "tok/s", drop=3), Column("eta", "ETA"))
 LIST_EVERY_S = 2.0
 INSTANCES_EVERY = 15  # ask the provider about tracked instances every 15th runs list (~30 s)
 TAIL_EVERY_S = 0.25
@@ -71,8 +76,8 @@ def row_cells(info: dict) -> tuple[str, ...]:
 def instance_line(row: dict) -> str:
     """A tracked GPU instance: what, state, where to SSH once it is ready, what it costs."""
     ssh = f"ssh root@{row['ssh_host']}:{row['ssh_port'] or 22}" if row.get("ssh_host") else "no SSH endpoint yet"
-    warn = f" · [yellow]{row['warning']}[/]" if row.get("warning") else ""
-    return (f"[b]{row['key']}[/b] · {row['num_gpus']} x {row['gpu_name']} · {row['state']} · {ssh} · "
+    warn = f" · [yellow]{escape(row['warning'])}[/]" if row.get("warning") else ""
+    return (f"[b]{escape(row['key'])}[/b] · {row['num_gpus']} x {escape(row['gpu_name'])} · {row['state']} · {escape(ssh)} · "
             f"${row['dph_total']:.2f}/h · ${row['spent_usd']:,.2f} so far{warn}")
 
 
@@ -81,7 +86,7 @@ def summary_text(info: dict, link: str | None = None) -> str:
     colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red"}.get(state, "yellow")
     parts = [f"[b {colour}]{state}[/]"]
     if info.get("message") and state in ("failed", "died"):
-        parts.append(f"[red]{info['message']}[/]")
+        parts.append(f"[red]{escape(info['message'])}[/]")
     parts += [
         f"{fmt_num(info.get('tokens_per_s'), ',.0f')} tok/s",
         f"VRAM {fmt_num(info.get('vram_peak_gb'), '.1f')} GB",
@@ -89,9 +94,9 @@ def summary_text(info: dict, link: str | None = None) -> str:
         f"ckpt {Path(info['last_checkpoint']).name if info.get('last_checkpoint') else '—'}",
     ]
     if info.get("spent_usd") is not None:
-        parts.append(f"${info['spent_usd']:,.2f} spent ({info['instance']})")
+        parts.append(f"${info['spent_usd']:,.2f} spent ({escape(info['instance'])})")
     if info.get("message") and state not in ("failed", "died"):
-        parts.append(info["message"])
+        parts.append(escape(info["message"]))
     return " · ".join(parts) + (f"\n{link}" if link else "")  # the connection on a line of its own
 
 
@@ -120,13 +125,15 @@ class Follow:
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
-        Binding("n", "new_run", "New run", id="runs.new", tooltip="Start a training run on a phase or a mix"),
+        Binding("n", "new_run", "New", id="runs.new", tooltip="Start a training run on a phase or a mix"),
         Binding("s", "stop", "Stop", id="runs.stop", tooltip="Stop the selected run (SIGTERM: checkpoint, then exit)"),
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Start a stopped or died run again from its latest checkpoint"),
-        Binding("f", "follow", "Follow log", id="runs.follow", tooltip="Focus the log and follow new lines (again: back to the table)"),
-        Binding("g", "fetch", "Fetch adapters", id="runs.fetch", tooltip="Remote run: bring lora_adapters/ and the latest checkpoint home"),
-        Binding("b", "backup", "Backup", id="runs.backup", tooltip="Remote run: the box rsyncs lora_adapters/ to [backup] host:path"),
-        Binding("D", "destroy", "Destroy instance", id="runs.destroy", tooltip="Remote run: destroy the tracked instance it runs on"),
+        Binding("f", "follow", "Follow", id="runs.follow", tooltip="Focus the log and follow new lines (again: back to the table)"),
+        Binding("g", "fetch", "Fetch", id="runs.fetch", tooltip="Remote run: bring lora_adapters/ and the latest checkpoint home"),
+        Binding("b", "backup", "Backup", id="runs.backup", tooltip="Remote run: the box rsyncs lora_adapters/ to [backup] host:path", show=False),
+        Binding("D", "destroy", "Destroy instance", id="runs.destroy", tooltip="Remote run: destroy the tracked instance it runs on", show=False),
+        Binding("y", "copy('name')", "Copy name", id="runs.copy", tooltip="Copy the selected run's name to the clipboard (OSC 52)"),
+        Binding("Y", "copy('path')", "Copy path", id="runs.copy_path", tooltip="Copy the selected run's directory to the clipboard (OSC 52)", show=False),
     ]
 
     class Link(Message):
@@ -175,9 +182,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "Runs"
-        table = self.query_one(DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        self._widths = fill_table(self.query_one(DataTable), COLUMNS, [], [], self.app.size.width)
         self.query_one("#runs-chart", LossChart).border_title = "loss · eval"
         self.query_one("#runs-log", LogView).border_title = "train.log"
         self.set_interval(LIST_EVERY_S, self._tick_list)
@@ -220,20 +225,28 @@ class RunsScreen(Screen):
         names = [info["name"] for info in msg.infos]
         self.infos = {info["name"]: info for info in msg.infos}
         self.set_class(not names, "-empty")
-        if names == [row.key.value for row in table.ordered_rows]:
-            for info in msg.infos:
-                for (key, _), value in zip(COLUMNS, row_cells(info)):
-                    if table.get_cell(info["name"], key) != value:
-                        table.update_cell(info["name"], key, value, update_width=True)
+        rows = [row_cells(info) for info in msg.infos]
+        widths = table_widths(table, COLUMNS, rows, self.app.size.width)
+        if names == [row.key.value for row in table.ordered_rows] and widths == self._widths:
+            for name, row in zip(names, rows):  # in place: no flicker, the cursor stays
+                for key, value in zip(widths, shown_cells(COLUMNS, row, widths)):
+                    if table.get_cell(name, key) != value:
+                        table.update_cell(name, key, value)
         else:
-            table.clear()
-            for info in msg.infos:
-                table.add_row(*row_cells(info), key=info["name"])
-            if self.selected in names:
-                table.move_cursor(row=names.index(self.selected), animate=False)
+            self._fill_table(rows, names)
         self._sync_selection()
         self._show_instances(msg.instances)
         self.ready = True
+
+    def _fill_table(self, rows: list[tuple[str, ...]], names: list[str]) -> None:
+        table = self.query_one(DataTable)
+        self._widths = fill_table(table, COLUMNS, rows, names, self.app.size.width)
+        if self.selected in names:
+            table.move_cursor(row=names.index(self.selected), animate=False)
+
+    def on_resize(self) -> None:
+        if self.ready:
+            self._fill_table([row_cells(info) for info in self.infos.values()], list(self.infos))
 
     def _show_instances(self, instances: list[dict]) -> None:
         strip = self.query_one("#runs-instances", Static)
@@ -267,7 +280,7 @@ class RunsScreen(Screen):
         self.link = None
         if info and info.get("remote_dir"):
             self._mirror_stop = threading.Event()
-            self.link = f"[yellow]⇄ {info['host']}: connecting[/]"
+            self.link = f"[yellow]⇄ {escape(info['host'])}: connecting[/]"
             self._run_mirror(self._gen, info["name"], self._mirror_stop)
         self.follow = Follow.start(self._gen, Path(info["run_dir"])) if info else None
         self.query_one("#runs-log", LogView).reset()
@@ -303,7 +316,7 @@ class RunsScreen(Screen):
         if msg.gen != self._gen:
             return
         colour = {"connected": "green", "stopped": "dim", "failed": "red"}.get(msg.state, "yellow")
-        self.link = f"[{colour}]⇄ {msg.text}[/]"
+        self.link = f"[{colour}]⇄ {escape(msg.text)}[/]"
         self._show_summary()
 
     def _tick_tail(self) -> None:
@@ -424,8 +437,8 @@ class RunsScreen(Screen):
                 self._start(mix, phase, host, exc.fingerprint)
 
         self.app.push_screen(ConfirmDialog(
-            f"Trust the host key of {host}?",
-            f"{exc.host.label} is not in known_hosts yet.\n\n{exc.key_type} key fingerprint:\n[b]{exc.fingerprint}[/b]\n\n"
+            f"Trust the host key of {escape(host)}?",
+            f"{exc.host.label} is not in known_hosts yet.\n\n{exc.key_type} key fingerprint:\n{exc.fingerprint}\n\n"
             "Accept only if this is the box you rented (compare with the provider's console).", yes="Trust"), answered)
 
     def action_fetch(self) -> None:
@@ -508,6 +521,13 @@ class RunsScreen(Screen):
         log.focus()
         log.follow()
 
+    def action_copy(self, what: str) -> None:
+        info = self.selected_info()
+        if info is None:
+            self.notify("no run selected", severity="warning")
+            return
+        self.app.copy_text(info["name"] if what == "name" else str(info["run_dir"]), f"run {what}")
+
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("New run", "Runs: start a training run on a phase or a mix", self.action_new_run)
         yield SystemCommand("Stop run", "Runs: stop the selected run (checkpoint, then exit)", self.action_stop)
@@ -517,3 +537,5 @@ class RunsScreen(Screen):
         yield SystemCommand("Fetch adapters", "Runs: bring a remote run's lora_adapters/ home", self.action_fetch)
         yield SystemCommand("Backup adapters", "Runs: rsync a remote run's lora_adapters/ to the backup host", self.action_backup)
         yield SystemCommand("Destroy instance", "Runs: destroy the tracked GPU instance of a remote run", self.action_destroy)
+        yield SystemCommand("Copy run name", "Runs: the selected run's name to the clipboard (OSC 52)", lambda: self.action_copy("name"))
+        yield SystemCommand("Copy run path", "Runs: the selected run's directory to the clipboard (OSC 52)", lambda: self.action_copy("path"))

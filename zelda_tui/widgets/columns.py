@@ -53,21 +53,38 @@ def plan_widths(columns: Sequence[Column], rows: Sequence[Sequence[Text | str]],
     return widths
 
 
+def shown_cells(columns: Sequence[Column], row: Sequence[Text | str], widths: dict[str, int]) -> list[Text | str]:
+    """The cells of `row` in the shown columns, the flex one cut in the middle to its width."""
+    cells = []
+    for column, cell in zip(columns, row):
+        if column.key not in widths:
+            continue
+        if column.flex and len(cell_text(cell)) > widths[column.key]:
+            short = cut_middle(cell_text(cell), widths[column.key], column.tail_after)
+            cell = Text(short, style=cell.style, justify=cell.justify) if isinstance(cell, Text) else short
+        cells.append(cell)
+    return cells
+
+
+def table_widths(table: DataTable, columns: Sequence[Column], rows: Sequence[Sequence[Text | str]],
+                 width: int) -> dict[str, int]:
+    """`plan_widths` for a table `width` cells wide (a scrollbar's room kept)."""
+    return plan_widths(columns, rows, width - SCROLLBAR, table.cell_padding)
+
+
 def fill_table(table: DataTable, columns: Sequence[Column], rows: Sequence[Sequence[Text | str]],
-               keys: Sequence[str], width: int) -> None:
-    """Replace the table's columns and rows: `rows[i]` holds one cell per column, `keys[i]` its row key."""
-    widths = plan_widths(columns, rows, width - SCROLLBAR, table.cell_padding)
+               keys: Sequence[str], width: int) -> dict[str, int]:
+    """Replace the table's columns and rows: `rows[i]` holds one cell per column, `keys[i]` its row key.
+
+    Returns the widths used (a screen that updates cells in place compares them with the next)."""
+    widths = table_widths(table, columns, rows, width)
     table.clear(columns=True)
-    for column in columns:
-        if column.key in widths:
-            table.add_column(column.label, width=widths[column.key], key=column.key)
+    for index, column in enumerate(columns):
+        if column.key in widths:  # a right-aligned column (numbers) gets a right-aligned header
+            first = rows[0][index] if rows else None
+            right = isinstance(first, Text) and first.justify == "right"
+            table.add_column(Text(column.label, justify="right") if right else column.label, width=widths[column.key],
+                             key=column.key)
     for row, key in zip(rows, keys):
-        cells = []
-        for column, cell in zip(columns, row):
-            if column.key not in widths:
-                continue
-            if column.flex and len(cell_text(cell)) > widths[column.key]:
-                short = cut_middle(cell_text(cell), widths[column.key], column.tail_after)
-                cell = Text(short, style=cell.style, justify=cell.justify) if isinstance(cell, Text) else short
-            cells.append(cell)
-        table.add_row(*cells, key=key)
+        table.add_row(*shown_cells(columns, row, widths), key=key)
+    return widths
