@@ -11,14 +11,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# vastai: tests/core/test_vastai_parity.py runs its query parser (stdlib only); --no-deps because the package's
+# own dependencies pin versions that clash with ours (cryptography vs paramiko)
+VASTAI_TEST_DEP = $(BIN)/python -m pip install -q --no-deps vastai==1.9.1
+
 # the TUI and the test tools (no torch)
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(VASTAI_TEST_DEP)
 	touch $@
 
 # + the trainer stack (torch 2.13.0 CPU build on these machines), for the trainer tests
 $(VENV)/.installed-train: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev,train]"
+	$(VASTAI_TEST_DEP)
 	touch $(VENV)/.installed-dev $@
 
 setup: $(VENV)/.installed-dev
