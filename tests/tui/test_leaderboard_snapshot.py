@@ -1,4 +1,4 @@
-"""Snapshot of the Leaderboard at 80x24 over results scored by the real services.
+"""Snapshots of the Leaderboard at 80x24 and 160x48 over results scored by the real services.
 
 Update after an intended UI change with
 `pytest tests/tui/test_leaderboard_snapshot.py --snapshot-update` and look at the SVG in
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.evals_seed import make_run, seed_results
 from zelda_tui.app import ZeldaApp
 from zelda_tui.services import build_services
@@ -17,8 +19,9 @@ from zelda_tui.services import build_services
 from .pilot_util import settle
 
 
-def test_leaderboard_snapshot(snap_compare, small_ws: Path):
-    run_dir = make_run(small_ws.parent, "tiny_20260101T000000Z", losses={2: 0.5, 4: 1.0})
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_leaderboard_snapshot(snap_compare, small_ws: Path, size: tuple[int, int]):
+    run_dir = make_run(small_ws.parent, "zelda-16b-v1_20260101T000000Z", losses={2: 0.5, 4: 1.0})
     services = build_services(small_ws)
     try:
         seed_results(services, run_dir)
@@ -27,6 +30,6 @@ def test_leaderboard_snapshot(snap_compare, small_ws: Path):
             await pilot.press("5")
             await settle(pilot)
 
-        assert snap_compare(ZeldaApp(services), terminal_size=(80, 24), run_before=to_leaderboard)
+        assert snap_compare(ZeldaApp(services), terminal_size=size, run_before=to_leaderboard)
     finally:
         services.close()

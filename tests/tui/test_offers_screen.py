@@ -191,3 +191,68 @@ async def test_launch_asks_first_then_tracks_the_instance(small_ws: Path, app_fo
     finally:
         store.close()
     assert [(r["key"], r["offer"], r["state"]) for r in rows] == [("vast:1234568", "vast:37431797", "starting")]
+
+
+async def test_offers_read_right_at_80_columns(small_ws: Path, app_for, monkeypatch):
+    """Catalog only: every column inside the table, no two rows alike, does-not-fit red on the cursor
+    row, the offline badge, `l` greyed for GCP and catalog offers, sort back to the top, the
+    detail pane scrolled by keyboard, an empty filter reading "all offers"."""
+    from .pilot_util import columns_fit
+
+    monkeypatch.delenv("VAST_API_KEY", raising=False)
+    monkeypatch.delenv("VULTR_API_KEY", raising=False)
+    app = app_for(workspace(small_ws, "http://127.0.0.1:9/api/v0"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_offers(pilot)
+        table = screen.query_one(DataTable)
+        assert columns_fit(table)
+        shown = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
+        assert len(set(shown)) == len(shown)  # two gcp zones at one price looked identical
+        assert "offline catalog, prices of vultr 2024-12 (approx.), gcp 2026 (undated)" in str(
+            screen.query_one("#offers-badge", Static).render())
+
+        # `l` where launch cannot work: greyed, and a palette launch says why (nothing priced)
+        table.move_cursor(row=[r["provider"] for r in screen.rows].index("gcp"))
+        await pilot.pause()
+        assert screen.check_action("launch", ()) is None
+        await pilot.press("l")
+        await settle(pilot)
+        assert app.screen is screen and not any("pricing" in n.message for n in app.notes)
+        screen.action_launch()
+        assert "browse-only" in app.notes[-1].message
+
+        # a sort starts at the top
+        table.move_cursor(row=5)
+        await pilot.press("s")
+        await until(pilot, lambda: "sort VRAM ↓" in status(screen))
+        assert table.cursor_row == 0
+
+        # the detail pane: Tab into it, End scrolls to the launch line
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("tab", "end")
+        await pilot.pause(0.2)
+        detail = screen.query_one(OfferDetail)
+        assert detail.has_focus and detail.scroll_y > 0
+        for field in ("price date", "price source", "needs", "hours", "total $", "tokens/s source", "offline catalog: set VULTR_API_KEY"):
+            assert field in detail.text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not detail.display and table.has_focus
+
+        # no filter: every offer, and it says so; a card too small for the plan is red, cursor or not
+        screen.query_one("#offers-filter", Input).value = ""
+        screen.search("")
+        await until(pilot, lambda: screen.query_text == "")
+        assert screen.query_one("#offers-filter", Input).placeholder == "all offers (no filter)"
+        assert "all offers (no filter)" in status(screen)
+        fits = [r["fit"] for r in screen.rows]
+        assert "does-not-fit" in fits
+        table.move_cursor(row=fits.index("does-not-fit"))
+        await pilot.pause()
+        columns = list(table.columns)
+        fit_x = sum(table.columns[k].get_render_width(table) for k in columns[:columns.index("fit")])
+        line = table.render_line(table.cursor_row + 1 - int(table.scroll_y))  # +1: the header row
+        segments = list(line.crop(fit_x, fit_x + table.columns["fit"].get_render_width(table)))
+        assert "".join(s.text for s in segments).strip() == "does-not-fit"
+        assert any(s.style and s.style.color and s.style.color.name == "red" for s in segments if "does" in s.text)

@@ -1,4 +1,4 @@
-"""Snapshots of the two built screens on the demo workspace at 80x24.
+"""Snapshots of the screens on the demo workspace at 80x24 (an SSH session) and 160x48.
 
 Update after an intended UI change with `pytest tests/tui/test_snapshots.py --snapshot-update`
 and look at the SVGs in tests/tui/__snapshots__/ before committing them.
@@ -36,6 +36,35 @@ def snapshot_app(demo_ws: Path, monkeypatch):
 
 def test_inventory_snapshot(snap_compare, snapshot_app):
     assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_inventory_snapshot_wide(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=(160, 48), run_before=settle)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No provider key: the dated offline catalog, the same on every machine."""
+    monkeypatch.delenv("VAST_API_KEY", raising=False)
+    monkeypatch.delenv("VULTR_API_KEY", raising=False)
+
+
+def test_offers_snapshot(snap_compare, snapshot_app, offline):
+    async def to_offers(pilot) -> None:
+        await pilot.press("3")
+        await settle(pilot)
+
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=to_offers)
+
+
+def test_offers_detail_snapshot_wide(snap_compare, snapshot_app, offline):
+    async def to_detail(pilot) -> None:
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+
+    assert snap_compare(snapshot_app, terminal_size=(160, 48), run_before=to_detail)
 
 
 def test_mix_snapshot(snap_compare, snapshot_app):
