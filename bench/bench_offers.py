@@ -75,8 +75,8 @@ def synthetic_offers(n: int, seed: int) -> list[Offer]:
                 region=rnd.choice(PLACES),
                 reliability=None if provider != "vast" or rnd.random() < 0.1 else round(rnd.uniform(0.8, 1.0), 5),
                 inet_down=float(rnd.randint(50, 10_000)), inet_up=float(rnd.randint(50, 10_000)),
-                raw={"verified": rnd.random() < 0.8, "cuda_max_good": rnd.choice([11.8, 12.2, 12.4, 12.8])}
-                if provider == "vast" else {},
+                verified=rnd.random() < 0.8 if provider == "vast" else None,  # drawn first, as when it was in raw
+                raw={"cuda_max_good": rnd.choice([11.8, 12.2, 12.4, 12.8])} if provider == "vast" else {},
             )
         )
     return offers
