@@ -228,12 +228,21 @@ class RemoteServices:
                 f"{span / 60:.0f} min" if span >= 120 else f"{span:.0f} s")
             if event == "alert" or on_idle == "alert":
                 alert(idle + ("" if event == "alert" else " — budget.on_idle = \"alert\": it keeps running"))
+                if event == "act":
+                    watch.acted_on()
                 return
             instance = self.instance_for_host(host)
             if instance is None:
                 alert(idle + " — no tracked instance for this host, nothing destroyed")
+                watch.acted_on()
                 return
-            done = self.instance_destroy(instance["key"])
+            try:
+                done = self.instance_destroy(instance["key"])
+            except ZeldaError as exc:  # the provider said no: keep following, try again at the next check
+                alert(idle + f" — could not destroy {instance['key']}, it is still billing ({exc}); "
+                      f"trying again in {every:g} s")
+                return
+            watch.acted_on()
             alert(idle + f" — destroyed {done['key']} (spent ${done['spent_usd']:.2f})")
 
         return tick, every
