@@ -103,7 +103,8 @@ def sort_rows(rows: list[dict], spec: str) -> list[dict]:
 class OffersScreen(Screen):
     CSS_PATH = "offers.tcss"
     BINDINGS = [
-        Binding("slash", "focus_filter", "Filter", id="offers.filter", tooltip="Edit the offer filter (vastai query grammar)"),
+        Binding("slash", "focus_filter", "Filter", id="offers.filter", tooltip="Edit the offer filter: `vastai search offers` queries, same answers; gpu_name=A100 matches "
+                "whole words (quote a full name for exact), region=US also its country"),
         Binding("s", "cycle_sort", "Sort", id="offers.sort", tooltip="Sort by the next column: $/h, VRAM, total $, hours, reliability"),
         Binding("r", "refresh", "Refresh", id="offers.refresh", tooltip="Search every selected provider again"),
         Binding("l", "launch", "Launch", id="offers.launch", tooltip="Rent the selected offer (asks first: $/h, estimated total, budget left)"),
@@ -148,7 +149,10 @@ class OffersScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(offer_query.DEFAULT_QUERY, id="offers-filter", compact=True, placeholder="all offers (no filter)",
-                    tooltip="vastai query: field op value …, e.g. gpu_name=A100 gpu_ram>=80 dph_total<2.5 (Enter searches)")
+                    tooltip="vastai query: field op value …, e.g. gpu_name=A100 gpu_ram>=80 geolocation in [US,CA] "
+                    "(Enter searches). As vastai: cpu_cores = host vCPUs, geolocation = country code, "
+                    "verified=false or rentable=any widen Vast's defaults. Ours: gpu_name=A100 matches "
+                    "whole words (gpu_name=\"A100 SXM4\" is exact), region=US also matches the country")
         with Horizontal(id="offers-providers"):
             for name in PROVIDERS:
                 yield Checkbox(name, True, id=f"offers-{name}", compact=True, tooltip=f"Include {name} offers")
