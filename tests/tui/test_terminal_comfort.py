@@ -203,3 +203,24 @@ async def test_mix_preview_shows_no_numbers_while_an_input_is_invalid(small_ws: 
         app.screen.query_one("#mix-eval", Input).value = "0.25"
         await pilot.pause()
         assert table.row_count == 4
+
+
+async def test_sample_viewer_and_compare_footers_fit_at_80_columns(small_ws: Path, app_for):
+    app = app_for(small_ws)
+    seed_results(app.services, make_run(small_ws.parent, "tiny_20260101T000000Z", losses={2: 0.5, 4: 1.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "SampleViewer"
+        keys = list(app.screen.query_one(Footer).query(FooterKey))
+        assert len(keys) >= 4 and all(k.region.right <= SIZE[0] for k in keys)
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("c", "down", "c")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "CompareScreen"
+        keys = list(app.screen.query_one(Footer).query(FooterKey))
+        assert len(keys) >= 6 and all(k.region.right <= SIZE[0] for k in keys)

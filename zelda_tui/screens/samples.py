@@ -118,9 +118,9 @@ class SampleViewer(Screen):
     CSS_PATH = "samples.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="samples.back", tooltip="Back to the leaderboard"),
-        Binding("tab", "next_sample", "Next sample", id="samples.next", tooltip="Greedy answer, then each sampled answer (pass@k)"),
-        Binding("a", "cycle_mode", "Code/answer/ref", id="samples.mode", tooltip="Show the code Asar checked, the whole answer, or the reference"),
-        Binding("f", "next_failure", "Next failure", id="samples.failure", tooltip="Jump to the next prompt whose answer did not assemble"),
+        Binding("tab", "next_sample", "Sample", id="samples.next", tooltip="Greedy answer, then each sampled answer (pass@k)"),
+        Binding("a", "cycle_mode", "Code/ref", id="samples.mode", tooltip="Show the code Asar checked, the whole answer, or the reference"),
+        Binding("f", "next_failure", "Failure", id="samples.failure", tooltip="Jump to the next prompt whose answer did not assemble"),
     ]
 
     class Loaded(Message):
@@ -241,11 +241,11 @@ class CompareScreen(Screen):
     CSS_PATH = "samples.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="compare.back", tooltip="Back to the leaderboard"),
-        Binding("n,right", "move(1)", "Next prompt", id="compare.next", tooltip="The next prompt"),
-        Binding("p,left", "move(-1)", "Prev prompt", id="compare.prev", tooltip="The previous prompt"),
-        Binding("d", "next_difference", "Next difference", id="compare.diff", tooltip="The next prompt where the two verdicts differ"),
-        Binding("tab", "next_sample", "Next sample", id="compare.sample", tooltip="Greedy answer, then each sampled answer"),
-        Binding("a", "cycle_mode", "Code/answer/ref", id="compare.mode", tooltip="Show the code Asar checked, the whole answers, or the reference"),
+        Binding("n,right", "move(1)", "Next", id="compare.next", tooltip="The next prompt"),
+        Binding("p,left", "move(-1)", "Prev", id="compare.prev", tooltip="The previous prompt"),
+        Binding("d", "next_difference", "Diff", id="compare.diff", tooltip="The next prompt where the two verdicts differ"),
+        Binding("tab", "next_sample", "Sample", id="compare.sample", tooltip="Greedy answer, then each sampled answer"),
+        Binding("a", "cycle_mode", "Code/ref", id="compare.mode", tooltip="Show the code Asar checked, the whole answers, or the reference"),
     ]
 
     class Loaded(Message):
