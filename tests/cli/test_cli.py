@@ -157,3 +157,48 @@ def test_kill_9_during_build_keeps_previous_bundle(demo_ws: Path):
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in bundle.parent.iterdir()) == [".zelda_phase1_core.lock", "zelda_phase1_core"]  # + the build lock
     assert (bundle / "train.jsonl").read_bytes() == before["train.jsonl"]
+
+
+def test_a_reader_closing_stdout_early_ends_quietly(small_ws: Path):
+    """`zelda-tui qa | head -1`: output several times the pipe's size, one line read, then the pipe
+    closed: the rest of the write fails with EPIPE, which must end the command without a traceback."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    with open(small_ws, "a", encoding="utf-8") as fh:  # 30 more datasets: ~26 KB of QA report
+        fh.writelines(f'\n[datasets.copy{i}]\npath = "alpha.jsonl"\n' for i in range(30))
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 4096)  # the writer blocks on the full pipe until the reader goes
+    proc = subprocess.Popen([sys.executable, "-m", "zelda_tui", "qa", "--config", str(small_ws)],
+                            stdout=write_fd, stderr=subprocess.PIPE, text=True)
+    os.close(write_fd)
+    first = b""
+    while not first.endswith(b"\n"):  # byte by byte, as head does: the rest stays in the pipe
+        first += os.read(read_fd, 1)
+    os.close(read_fd)
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith(b"# Dataset QA")
+    assert err == "" and proc.returncode == 141
+
+
+def test_unknown_names_exit_2_and_json_errors_are_objects(small_ws: Path):
+    for args, text in ((("train", "status", "nope"), "no run 'nope'"), (("tail", "nope"), "no run 'nope'"),
+                       (("qa", "nope"), "unknown dataset 'nope'"), (("mix", "preview", "nope"), "unknown mix 'nope'"),
+                       (("estimate", "--gpu", "V100", "--mix", "small", "--model", "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"),
+                        "no figures for GPU 'V100'")):
+        res = run_cli(*args, "--config", str(small_ws))
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and text in res.stderr, (args, res.stderr)
+        as_json = run_cli(*args, "--json", "--config", str(small_ws))
+        assert as_json.returncode == 2 and as_json.stdout == ""
+        err = json.loads(as_json.stderr)
+        assert text in err["error"] and set(err) == {"error", "file", "line", "key"}
+
+    small_ws.write_text(small_ws.read_text().replace("eval_fraction = 0.1", "eval_fraction = 2"))
+    bad = run_cli("inventory", "--json", "--config", str(small_ws))
+    assert bad.returncode == 2
+    assert json.loads(bad.stderr) == {"error": json.loads(bad.stderr)["error"], "file": str(small_ws), "line": 23,
+                                      "key": "mix.small.eval_fraction"}
+    usage = run_cli("mix", "preview", "--json")  # argparse's own errors too
+    assert usage.returncode == 2 and "required: name" in json.loads(usage.stderr)["error"]

@@ -55,3 +55,13 @@ def test_measured_runs_supersede_the_table(small_ws: Path):
 def test_unknown_model_is_named(small_ws: Path):
     res = run_cli("estimate", "--mix", "small", "--config", str(small_ws))
     assert res.returncode == 1 and "no model spec for 'local/tiny'" in res.stderr
+
+
+def test_a_gpu_name_that_matches_two_cards_takes_the_plans_80gb_and_says_so(small_ws: Path):
+    res = run_cli("estimate", "--json", "--model", MODEL, "--gpu", "A100", "--mix", "small", "--config", str(small_ws))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["gpu"] == "A100 80GB"
+    assert res.stderr == ("zelda-tui: --gpu 'A100' matches A100 80GB and A100 40GB: using A100 80GB (the plan's card); "
+                          "--gpu 'A100 40GB' prices the other\n")
+    exact = run_cli("estimate", "--json", "--model", MODEL, "--gpu", "A100 40GB", "--mix", "small", "--config", str(small_ws))
+    assert json.loads(exact.stdout)["gpu"] == "A100 40GB" and exact.stderr == ""

@@ -1,8 +1,9 @@
 """Entry point: `zelda-tui` opens the TUI; `zelda-tui [--no-ui] COMMAND` runs it headless.
 
 Every command calls the same `Services` the screens use. Output: markdown tables for people,
-`--json` for scripts; rich progress bars on a TTY (stderr). Exit codes: 0 ok, 1 failed,
-2 usage or config error.
+`--json` for scripts (errors then a JSON object on stderr); rich progress bars on a TTY
+(stderr). Exit codes: 0 ok, 1 failed, 2 usage or config error; 141 (quietly) when the reader
+of stdout went away (`| head -1`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ from typing import Callable
 from ..core.errors import ZeldaError
 from ..services import build_services
 from . import asm, datasets, evals, offers, train
+from .common import print_error, stdout_gone
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors follow --json (one JSON object on stderr, exit 2)."""
+
+    json_errors = False
+
+    def error(self, message: str):  # type: ignore[override]
+        if not self.json_errors:
+            super().error(message)
+        print_error(f"{self.prog}: {message}", as_json=True)
+        raise SystemExit(2)
 
 
 def _common(top: bool) -> argparse.ArgumentParser:
     """--config/--json accepted before or after the command (SUPPRESS keeps the top value)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     default = {} if top else {"default": argparse.SUPPRESS}
     common.add_argument("--config", metavar="PATH", help="config.toml (else $ZELDA_TUI_CONFIG, else ./config.toml)", **default)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout", **default)
@@ -28,7 +42,7 @@ def _common(top: bool) -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     common = _common(top=False)
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="zelda-tui",
         description="QLoRA fine-tunes from raw JSONL to a ranked checkpoint. No command: open the TUI.",
         parents=[_common(top=True)],
@@ -131,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _Parser.json_errors = "--json" in argv
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -140,9 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return _run_tui(args)
     try:
-        return COMMANDS[(args.command, getattr(args, "action", None))](args)
+        code = COMMANDS[(args.command, getattr(args, "action", None))](args)
+        sys.stdout.flush()  # inside the try: a reader gone before the last write is handled below
+        return code
+    except BrokenPipeError:
+        return stdout_gone()
     except ZeldaError as exc:
-        print(f"zelda-tui: error: {exc}", file=sys.stderr)
+        print_error(str(exc), args.json)
         return exc.exit_code
     except KeyboardInterrupt:
         print("zelda-tui: interrupted", file=sys.stderr)
@@ -155,7 +175,7 @@ def _run_tui(args: argparse.Namespace) -> int:
     try:
         services = build_services(args.config)
     except ZeldaError as exc:
-        print(f"zelda-tui: error: {exc}", file=sys.stderr)
+        print_error(str(exc), args.json)
         return exc.exit_code
     try:
         ZeldaApp(services).run()

@@ -166,6 +166,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         est = services.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
                                 seq_len=args.seq_len, micro_batch=args.micro_batch)
+    if est["gpu_note"]:
+        print(f"zelda-tui: {est['gpu_note']}", file=sys.stderr)
     if args.json:
         emit_json(est)
         return 0

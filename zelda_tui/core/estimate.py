@@ -653,6 +653,18 @@ def normalise_gpu_name(name: str, vram_gb: float | None = None) -> str | None:
     return None
 
 
+PLAN_GPU_RAM_GB = 80  # the plan's card (offer_query.DEFAULT_QUERY: gpu_ram>=80)
+
+
+def gpu_matches(name: str) -> list[str]:
+    """The GPUS keys a typed name can mean: one, several when it leaves the memory size open
+    ("A100": 80GB or 40GB; the plan's 80 GB card first), none when unknown."""
+    if re.search(r"\d\s*G", name.upper()):  # the memory is in the name ("A100 40GB", "A100-SXM4-80GB")
+        return [key] if (key := normalise_gpu_name(name)) else []
+    found = [normalise_gpu_name(name, PLAN_GPU_RAM_GB), normalise_gpu_name(name)]
+    return [key for i, key in enumerate(found) if key is not None and key not in found[:i]]
+
+
 @dataclass(frozen=True)
 class ThroughputPoint:
     """Tokens/s per GPU for one (model family, GPU, micro batch), with where it comes from."""
@@ -792,7 +804,7 @@ def plan_run(model_id: str, gpu_name: str, num_gpus: int, dollars_per_hour: floa
     arch = lookup(model_id)
     gpu = normalise_gpu_name(gpu_name)
     if gpu is None:
-        raise ZeldaError(f"no figures for GPU {gpu_name!r}; known: {', '.join(GPUS)}")
+        raise ZeldaError(f"no figures for GPU {gpu_name!r}; known: {', '.join(GPUS)}", exit_code=2)
     vram = estimate_vram(arch, seq_len=seq_len, micro_batch=micro_batch, gpus=num_gpus, **vram_options)
     tps, source = tokens_per_s(arch, gpu, micro_batch, measured)
     hours = estimate_time(train_tokens, epochs, tps, gpus=num_gpus)

@@ -25,6 +25,12 @@ class EstimateServices:
         """VRAM verdict, hours and dollars for training a mix/phase on a GPU (`zelda-tui estimate`)."""
         from ..core import estimate as est
 
+        matches = est.gpu_matches(gpu)
+        note = ""
+        if len(matches) > 1:  # "A100" is an 80 or a 40 GB card: take the plan's and say so
+            note = (f"--gpu {gpu!r} matches {' and '.join(matches)}: using {matches[0]} (the plan's card); "
+                    f"--gpu '{matches[1]}' prices the other")
+            gpu = matches[0]
         cfg = run_plan.plan_run(self.config, mix, phase)
         tokens = self.mix_train_tokens(cfg.data.mix)
         epochs = cfg.train.epochs
@@ -40,5 +46,5 @@ class EstimateServices:
             "vram_gb": round(result.vram.total_gb, 2), "verdict": result.verdict,
             "vram_breakdown_gb": {k: round(v, 2) for k, v in result.vram.breakdown.items()},
             "tokens_per_s_per_gpu": round(result.tokens_per_s, 1), "tokens_per_s_source": result.tokens_per_s_source,
-            "hours": round(result.hours, 2), "dollars": round(result.dollars, 2),
+            "hours": round(result.hours, 2), "dollars": round(result.dollars, 2), "gpu_note": note,
         }

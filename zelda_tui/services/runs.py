@@ -59,7 +59,7 @@ class RunServices:
         for candidate in (self.runs_root / ref, Path(ref)):
             if (candidate / runs.RUN_TOML).is_file():
                 return candidate.resolve()
-        raise ZeldaError(f"no run '{ref}' (see `zelda-tui train list`)")
+        raise ZeldaError(f"no run '{ref}' (see `zelda-tui train list`)", exit_code=2)
 
     def run_list(self) -> list[dict]:
         """Every known run with its live state from status.json (a dead process shows as 'died')."""
