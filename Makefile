@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/bench_offers.py
 	$(BIN)/python bench/bench_asm.py
 	$(BIN)/python bench/bench_tail.py
+	$(BIN)/python bench/bench_startup.py
 
 screenshot: setup
 	$(BIN)/python scripts/screenshot.py docs

@@ -21,12 +21,15 @@ import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..core import runs
 from ..core.errors import ZeldaError
 from .runners import trainer_command
-from .ssh import RemoteError, SshSession
+from .ssh_base import RemoteError
+
+if TYPE_CHECKING:  # the session comes from the caller; importing it here would load paramiko at app start
+    from .ssh import SshSession
 
 Progress = Callable[[str], None]
 TRAIN_MODULES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")

@@ -16,7 +16,7 @@ import os
 import shlex
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -24,33 +24,14 @@ import paramiko
 
 from ..core import atomic
 from ..core.errors import ZeldaError
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    config_file: Path = field(default_factory=lambda: Path.home() / ".ssh" / "config")
-    known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
-    connect_timeout_s: float = 15.0
-    command_timeout_s: float = 600.0
-    keepalive_s: int = 10
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    alias: str
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    proxy_jump: str | None
-
-    @property
-    def label(self) -> str:
-        return self.alias if self.hostname in self.alias else f"{self.alias} ({self.hostname}:{self.port})"
-
-    @property
-    def known_hosts_name(self) -> str:
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+from .ssh_base import (  # noqa: F401  re-exported: callers that already hold a session import them from here
+    HostKeyChanged,
+    HostKeyRevoked,
+    HostSpec,
+    RemoteError,
+    SshSettings,
+    UnknownHostKey,
+)
 
 
 @dataclass(frozen=True)
@@ -58,31 +39,6 @@ class CommandResult:
     rc: int
     stdout: str
     stderr: str
-
-
-class UnknownHostKey(ZeldaError):
-    """The host's key is not in known_hosts: show the fingerprint, connect again only if accepted."""
-
-    def __init__(self, host: HostSpec, key_type: str, fingerprint: str) -> None:
-        super().__init__(f"{host.label}: unknown host key {key_type} {fingerprint} — not in {host.known_hosts_name!r} "
-                         "of known_hosts; accept it only if it is the box you rented (--accept-new-host-key)")
-        self.host, self.key_type, self.fingerprint = host, key_type, fingerprint
-
-
-class HostKeyChanged(ZeldaError):
-    def __init__(self, host: HostSpec, got: str, expected: str, known_hosts: Path) -> None:
-        super().__init__(f"{host.label}: HOST KEY CHANGED (now {got}, known_hosts has {expected}) — refusing to connect; "
-                         f"if the box was re-provisioned remove the old key: ssh-keygen -f {known_hosts} "
-                         f"-R {shlex.quote(host.known_hosts_name)}")
-
-
-class HostKeyRevoked(ZeldaError):
-    def __init__(self, host: HostSpec, got: str, known_hosts: Path) -> None:
-        super().__init__(f"{host.label}: host key {got} is marked @revoked in {known_hosts} — refusing to connect")
-
-
-class RemoteError(ZeldaError):
-    """A step on a remote host failed; the message names the host and the step."""
 
 
 def fingerprint(key: paramiko.PKey) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends.ssh import UnknownHostKey  # re-exported: the UI asks the user about new host keys
+from ..backends.ssh_base import UnknownHostKey  # re-exported: the UI asks the user about new host keys
 from ..backends.tokenizer import load_token_counter
 from ..core import config as config_mod
 from ..core.config import Config

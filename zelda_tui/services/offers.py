@@ -165,12 +165,12 @@ class OfferServices:
         An instance the provider no longer knows (404/410) is gone: it is marked destroyed, so its
         spend stops counting, instead of showing "running" for ever.
         """
-        from ..backends.providers.launch import show
-
         now = time.time()
         out = []
         for row in self.store.instance_rows():
             if refresh and row["ended"] is None and row["instance_id"]:
+                from ..backends.providers.launch import show  # only to ask a provider: httpx stays out of start-up
+
                 try:
                     info = show(row["provider"], row["instance_id"], self._provider_urls())
                     self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,

@@ -13,11 +13,10 @@ import re
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends import remote_runs
-from ..backends.remote_tail import LinesCallback, LinkState, RemoteMirror
-from ..backends.ssh import SshSession, SshSettings, resolve
+from ..backends.ssh_base import SshSettings
 from ..core import run_plan, runs
 from ..core.config import Config
 from ..core.errors import ConfigError
@@ -28,6 +27,10 @@ from ..core.mix import EVAL_SOURCES
 from ..core.store import Store
 from ..core.train_config import load_run_config
 from .runs import Resumed
+
+if TYPE_CHECKING:  # paramiko (backends.ssh, remote_tail) loads when a remote step runs, not at app start
+    from ..backends.remote_tail import LinesCallback, LinkState, RemoteMirror
+    from ..backends.ssh import SshSession
 
 Progress = Callable[[str], None]
 BUNDLE_FILES = ("train.jsonl", "eval.jsonl", EVAL_SOURCES, "metadata.json")
@@ -97,6 +100,8 @@ class RemoteServices:
         return list(dict.fromkeys(hosts))
 
     def ssh_connect(self, host: str, accept_new_host_key: bool | str = False) -> SshSession:
+        from ..backends.ssh import SshSession
+
         return SshSession(host, self.ssh_settings(), accept_new_host_key).connect()
 
     # --- start -------------------------------------------------------------------------
@@ -104,6 +109,8 @@ class RemoteServices:
                            accept_new_host_key: bool | str = False, progress: Progress | None = None,
                            **overrides: Any) -> Path:
         """Freeze the run here, prepare the box, upload what changed, start the trainer detached."""
+        from ..backends.ssh import resolve
+
         progress = progress or _quiet
         resolve(host, self.ssh_settings())  # a bad host or port is a usage error before anything is built
         mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
@@ -197,6 +204,9 @@ class RemoteServices:
                    on_state: Callable[[LinkState], None] | None = None, poll_s: float = 0.1,
                    on_alert: Callable[[str], None] | None = None) -> RemoteMirror:
         """The follower of a remote run; with on_alert it also watches GPU idleness and disk on the box."""
+        from ..backends.remote_tail import RemoteMirror
+        from ..backends.ssh import SshSession
+
         row = self._require_remote(ref)
         runs.write_remote_marker(Path(row["run_dir"]), row["host"], row["remote_dir"])  # runs started before markers
         settings = self.ssh_settings()
@@ -249,6 +259,8 @@ class RemoteServices:
 
     def instance_for_host(self, host: str) -> dict | None:
         """The tracked, still-running instance whose SSH endpoint is this host (alias or user@host:port)."""
+        from ..backends.ssh import resolve
+
         try:
             spec = resolve(host, self.ssh_settings())
         except ZeldaError:
