@@ -273,9 +273,6 @@ def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | Non
     specs = [config.dataset(n) for n in mix.datasets]
     sizes = [s.path.stat().st_size for s in specs]
     total_bytes = sum(sizes)
-    hasher = ThreadPoolExecutor(1, thread_name_prefix="zelda-source-sha256")  # the sources' digests, meanwhile
-    source_digests = [hasher.submit(file_sha256, s.path) for s in specs]
-    hasher.shutdown(wait=False)
 
     jobs: list[Chunk] = []
     owner: list[int] = []  # dataset index of each job
@@ -332,6 +329,11 @@ def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | Non
     run_jobs(check_chunk, jobs, on_result, pool=pool, parallel=total_bytes > INLINE_BYTES, local=check_here)
     while len(rows) < len(specs):  # datasets with no chunks at all (empty files) come last in order
         split_dataset(len(rows))
+    # The sources' digests (for `bundle_drift`), on the core the workers have left, while this one
+    # shuffles and writes (from the page cache: the files were just read).
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="zelda-source-sha256")
+    source_digests = [hasher.submit(file_sha256, s.path) for s in specs]
+    hasher.shutdown(wait=False)
 
     rng.shuffle(train)
     # The eval side file must follow eval.jsonl's order: shuffle (record, source) pairs with
