@@ -88,3 +88,16 @@ def test_budget_guard_refuses_unless_forced(small_ws: Path):
         assert not server.received("PUT")
         forced = cli(cfg, "offers", "launch", OFFER, "--yes", "--force")
         assert forced.returncode == 0, forced.stderr
+
+
+def test_an_offer_found_with_a_widened_query_can_be_launched(small_ws: Path):
+    """`verified=false` brings back unverified hosts (vastai's defaults widened); launching one asks
+    Vast for that offer by id without the verified/external defaults, so it is found and rented."""
+    with ReplayServer() as server:
+        serve(server)
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        res = cli(cfg, "offers", "launch", OFFER, "--yes")
+        assert res.returncode == 0, res.stderr
+        body = server.received("POST", "/api/v0/bundles/")[-1].json()
+        assert body["id"] == {"eq": "39185351"} or body["id"] == {"eq": 39185351}
+        assert "verified" not in body and "external" not in body and body["rentable"] == {"eq": True}

@@ -94,8 +94,10 @@ class OfferServices:
         """
         from ..backends.providers.launch import describe_launch, split_key
 
-        provider, _ = split_key(key)
-        rows, _ = self.offers_search((provider,), query="", sort="dph_total", phase=phase)
+        provider, offer_id = split_key(key)
+        # this one offer, whatever filter found it: a Vast offer seen with verified=false is rentable too
+        query = f"id={offer_id} verified=any external=any" if provider == "vast" else ""
+        rows, _ = self.offers_search((provider,), query=query, sort="dph_total", phase=phase)
         row = next((r for r in rows if r["key"] == key), None)
         if row is None:
             raise ZeldaError(f"{key}: offer not found (gone or rented meanwhile) — search again")
