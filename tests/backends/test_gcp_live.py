@@ -33,7 +33,7 @@ from zelda_tui.backends.providers.search import search_offers
 from zelda_tui.core.catalog import load_catalog
 from zelda_tui.core.errors import ZeldaError
 
-from .replay_server import FIXTURES, ReplayServer, Reply, closed_port, fixture_json
+from .replay_server import ReplayServer, Reply, closed_port, fixture_json
 
 
 PROJECT = "zelda-test-proj"

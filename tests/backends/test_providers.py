@@ -17,7 +17,7 @@ from zelda_tui.backends.providers.gcp import accelerator_zones
 from zelda_tui.core.errors import ZeldaError
 from zelda_tui.core.offers import Offer
 
-from .replay_server import FIXTURES, ReplayServer, Reply, closed_port, fixture_json
+from .replay_server import ReplayServer, Reply, closed_port, fixture_json
 
 
 VAST_KEY = "vk-test-5f3e9a1c77d04b2e"  # made up

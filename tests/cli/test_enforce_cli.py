@@ -7,9 +7,8 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 
-from tests.backends.replay_server import FIXTURES, ReplayServer, Reply
+from tests.backends.replay_server import ReplayServer, Reply
 from tests.conftest import run_cli
 from zelda_tui.core import runs
 from zelda_tui.services import build_services

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.backends.replay_server import ReplayServer, Reply, fixture_json
-from tests.conftest import run_cli
 from zelda_tui.services import build_services
 
 from .test_launch_cli import ENV, NEW_ID, OFFER, cli, serve

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.replay_server import FIXTURES, ReplayServer, Reply, fixture_json
+from tests.backends.replay_server import ReplayServer, Reply, fixture_json
 from tests.conftest import run_cli
 
 

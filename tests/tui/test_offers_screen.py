@@ -7,10 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from textual.widgets import Checkbox, DataTable, Input, Static
 
-from tests.backends.replay_server import FIXTURES, ReplayServer, Reply
+from tests.backends.replay_server import ReplayServer, Reply
 from tests.cli.test_offers_cli import workspace
 from zelda_tui.screens.offers import OffersScreen
 from zelda_tui.widgets.offer_detail import OfferDetail

@@ -95,7 +95,7 @@ async def test_new_host_key_is_shown_and_must_be_accepted(small_ws: Path, sshd, 
 async def test_tracked_instances_show_with_their_ssh_endpoint(small_ws: Path, app_for, monkeypatch):
     import time
 
-    from tests.backends.replay_server import FIXTURES, ReplayServer, Reply, fixture_json
+    from tests.backends.replay_server import ReplayServer, Reply, fixture_json
     from tests.cli.test_offers_cli import KEY, workspace
 
     monkeypatch.setenv("VAST_API_KEY", KEY)

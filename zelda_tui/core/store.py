@@ -200,6 +200,8 @@ class Store:
         """Any SQLite failure inside becomes one StateError line."""
         try:
             yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # a bug in what we asked, not a problem with the user's file
         except sqlite3.Error as exc:
             raise state_error(self.path, exc, self.busy_timeout_s) from None
 
