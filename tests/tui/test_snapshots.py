@@ -73,3 +73,29 @@ def test_mix_snapshot(snap_compare, snapshot_app):
         await settle(pilot)
 
     assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=to_mix)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_runs_snapshot(snap_compare, demo_ws: Path, monkeypatch, size):
+    """The demo's finished run (what `demo init` seeds): list, summary, chart and log, as an SSH
+    session and a big terminal show them."""
+    from zelda_tui.core import config as config_mod
+    from zelda_tui.core import demo_run
+
+    demo_run.write_demo_run(config_mod.load(demo_ws))
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+    async def to_runs(pilot) -> None:
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.pause(0.5)  # the chart and the log fill from a worker
+        await settle(pilot)
+
+    services = build_services(demo_ws)
+    try:
+        assert snap_compare(ZeldaApp(services), terminal_size=size, run_before=to_runs)
+    finally:
+        services.close()
+        monkeypatch.delenv("TZ")
+        time.tzset()
