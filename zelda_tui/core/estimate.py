@@ -106,7 +106,7 @@ SUPPORTED_BITS = (4, 8, 16)
 CUDA_CONTEXT_GB = 1.0  # CUDA context + cuBLAS / bitsandbytes workspaces on an H100 with torch 2.x
 ALLOCATOR_SLACK_GB = 2.2  # calibration intercept: fragmentation and transients not modelled
 LOSS_FP32_FRACTION = 0.3  # share of the fp32 loss upcast resident at the peak (calibration slope)
-LORA_DROPOUT_DEFAULT = 0.05  # as in core.train_config.LoraSection
+LORA_DROPOUT_DEFAULT = 0.0  # as in core.train_config.LoraSection
 OPTIMIZER_BYTES = {  # optimizer state bytes per trainable param
     "adamw": 8, "adamw_torch": 8, "adamw_torch_fused": 8, "paged_adamw_32bit": 8,
     "adamw_8bit": 2, "adamw_bnb_8bit": 2, "paged_adamw_8bit": 2,
@@ -580,7 +580,7 @@ PLAIN_RECIPE_SOURCE = ("measured, 2026, H100 80GB, torch 2.11, transformers 5.17
                        "random weights; plain recipe: bnb NF4 via from_pretrained (fused experts stay bf16), "
                        "LoRA r16 all-linear, gradient checkpointing, sdpa")
 PLAIN_RECIPE = {"dense_bits": 4, "expert_bits": 16, "lora_r": 16, "gradient_checkpointing": True,
-                "optimizer": "paged_adamw_8bit"}
+                "optimizer": "paged_adamw_8bit", "lora_dropout": 0.05}  # the dropout the fit was made with
 CALIBRATION: tuple[CalibrationPoint, ...] = (
     CalibrationPoint("deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct", "H100 80GB SXM", 4096, 1, 33.0, 5150.0,
                      PLAIN_RECIPE, "2026", PLAIN_RECIPE_SOURCE),
@@ -789,7 +789,7 @@ def tokens_per_s(arch: ModelArch, gpu: str, micro_batch: int,
 def vram_options(run: Any) -> dict[str, Any]:
     """`estimate_vram` settings of a frozen run (train_config.RunConfig): LoRA and weight bits."""
     four_bit = run.quant.load_in_4bit
-    return {"lora_r": run.lora.r, "lora_on_experts": run.lora.target_experts,
+    return {"lora_r": run.lora.r, "lora_on_experts": run.lora.target_experts, "lora_dropout": run.lora.dropout,
             "dense_bits": 4 if four_bit else 16, "expert_bits": 4 if four_bit and run.quant.quantize_experts else 16}
 
 

@@ -45,7 +45,7 @@ class QuantSection:
 class LoraSection:
     r: int = 16
     alpha: int = 32
-    dropout: float = 0.05
+    dropout: float = 0.0  # 0 = peft's fast path (no dropout copy of each adapted input)
     targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
     target_experts: bool = False  # LoRA on routed experts through peft target_parameters (needs dropout 0)
 
@@ -62,10 +62,11 @@ class TrainSection:
     weight_decay: float = 0.0
     seed: int = 42
     logging_steps: int = 10
-    eval_steps: int = 50
+    eval_steps: int = 50  # evaluate every N optimizer steps
+    eval_max_samples: int = 200  # at most M eval samples per dataset (the first M of its split); 0 = all
     checkpoint_every_steps: int = 50
     keep_checkpoints: int = 3
-    packing: bool = True
+    packing: str = "by_length"  # by_length | packed | dense (PACKING_MODES)
     gradient_checkpointing: bool = True
     early_stopping_dataset: str = ""  # eval loss of this dataset decides; "" = off
     early_stopping_patience: int = 3
@@ -113,6 +114,17 @@ class RunConfig:
         return path
 
 
+# How samples become micro-batches (the attention cost of each is in README, Training):
+#   by_length  one sample a row, rows of similar length batched together, right-padded: attention
+#              runs causal per sample (sdpa's fast path), padding is small and not counted as tokens
+#   packed     samples concatenated into max_seq_len rows, attention per document by a kernel that
+#              reads the boundaries (model.attn_implementation flex_attention or flash_attention_*)
+#   dense      the same packed rows under sdpa/eager: a dense block-diagonal mask over the whole
+#              row (slow: kept to compare with and for runs frozen with the old `packing = true`)
+PACKING_MODES = ("by_length", "packed", "dense")
+LEGACY_PACKING = {True: "dense", False: "by_length"}  # run.toml files frozen before the modes existed
+DEVICES = ("auto", "cuda", "cpu")
+
 SECTIONS = {"model": ModelSection, "quant": QuantSection, "lora": LoraSection, "train": TrainSection, "data": DataSection}
 
 
@@ -123,10 +135,30 @@ def apply(section: Any, values: dict, where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key `{key}` (known: {', '.join(known)})")
         current = getattr(section, key)
+        if isinstance(section, TrainSection) and key == "packing" and isinstance(value, bool):
+            value = LEGACY_PACKING[value]
         if current is not None and not _compatible(current, value):
             raise ConfigError(f"{where}: `{key}` must be {type(current).__name__}, got {type(value).__name__} {value!r}")
+        if problem := _invalid(section, key, value):
+            raise ConfigError(f"{where}: `{key}` = {value!r}: {problem}")
         setattr(section, key, value)
     return section
+
+
+def _invalid(section: Any, key: str, value: Any) -> str | None:
+    """Why a value cannot work (None when it can): caught when config.toml is read, not hours later on a GPU box."""
+    if isinstance(section, TrainSection):
+        if key == "packing" and value not in PACKING_MODES:
+            return f"must be one of {', '.join(PACKING_MODES)}"
+        if key == "device" and value not in DEVICES:
+            return f"must be one of {', '.join(DEVICES)}"
+        if key in ("eval_steps", "logging_steps", "checkpoint_every_steps", "micro_batch", "grad_accum") and value < 1:
+            return "must be >= 1"
+        if key == "eval_max_samples" and value < 0:
+            return "must be >= 0 (0 = every eval sample)"
+    if isinstance(section, LoraSection) and key == "dropout" and not 0 <= value < 1:
+        return "must be in [0, 1)"
+    return None
 
 
 def _compatible(current: Any, value: Any) -> bool:

@@ -7,6 +7,7 @@ heartbeat refreshed by a thread, so a stalled step still shows a live process.
 
 from __future__ import annotations
 
+import logging
 import math
 import resource
 import signal
@@ -18,6 +19,8 @@ import torch
 from transformers import TrainerCallback
 
 from ...core import runs
+
+log = logging.getLogger("zelda_tui.trainer")
 
 
 def peak_memory_gb() -> float:
@@ -40,6 +43,7 @@ class RunDirCallback(TrainerCallback):
         self.stop_requested = False
         self.failed: str | None = None
         self._pending: dict[str, float] = {}  # eval losses of the current evaluation, by dataset
+        self.eval_seconds = 0.0  # wall time spent evaluating since train begin (train.log shows its share)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True)
@@ -64,6 +68,7 @@ class RunDirCallback(TrainerCallback):
     # --- trainer events --------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.time()
+        self.eval_seconds = 0.0
         self.start_step = state.global_step
         self.start_tokens = int(state.num_input_tokens_seen or 0)
         self.write_status(state="running", max_steps=state.max_steps, step=state.global_step)
@@ -110,14 +115,24 @@ class RunDirCallback(TrainerCallback):
             value = metrics.get(f"eval_{name}_loss")
             if value is not None:
                 self._pending[name] = float(value)
+                self.eval_seconds += float(metrics.get(f"eval_{name}_runtime") or 0.0)
         if set(self._pending) != set(self.eval_sizes):
             return
+        log.info("eval at step %d: %s", state.global_step, self.eval_share())
         total = sum(self.eval_sizes.values())
         combined = sum(loss * self.eval_sizes[name] for name, loss in self._pending.items()) / total
         per = {f"eval_loss/{name}": loss for name, loss in self._pending.items()}
         self._pending = {}
         runs.append_metric(self.run_dir, "eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
                            eval_loss=combined, **per)
+
+    def eval_share(self) -> str:
+        wall = max(time.time() - self.started, 1e-9)
+        return f"eval took {self.eval_seconds:.1f} s of {wall:.1f} s wall time so far ({self.eval_seconds / wall:.1%})"
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.writes:
+            log.info("training done: %s", self.eval_share())
 
     def on_save(self, args, state, control, **kwargs):
         if not self.writes:

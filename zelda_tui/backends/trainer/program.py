@@ -132,17 +132,22 @@ def _clear_incomplete_checkpoints(run_dir: Path) -> None:
 
 
 def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distributed) -> int:
+    from . import versions
+
+    stack = versions.check()  # before the heavy imports: a wrong version is one line, not a traceback
     import torch
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
-    from trl import SFTConfig, SFTTrainer
 
+    from .batching import ZeldaSFTTrainer, batching
     from .callbacks import RunDirCallback, install_sigterm
     from .data import load_splits, tokenize
     from .lora import apply_lora, resolve_targets, trainable_parameters
     from .modeling import load_model, load_tokenizer, pick_device
 
-    device = pick_device(cfg.train.device)
+    log.info("versions: %s", versions.line(stack))
+    batching(cfg)  # a packing mode the attention backend cannot do stops here, before anything heavy
+    device = pick_device(cfg)
     gpu_name = torch.cuda.get_device_name(dist.local_rank) if device == "cuda" else "cpu"
     log.info("run %s: base %s on %s (%s) x %d", cfg.name, cfg.model.base, device, gpu_name, dist.world_size)
     if dist.is_main:  # the measured tokens/s of a finished run feeds the estimator, keyed by GPU
@@ -151,8 +156,11 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     tokenizer = load_tokenizer(cfg)
     train_records, eval_groups = load_splits(run_dir, cfg.data.train_file, cfg.data.eval_file, cfg.data.eval_sources_file)
     train_ds = Dataset.from_list([tokenize(tokenizer, r) for r in train_records])
-    eval_ds = {name: Dataset.from_list([tokenize(tokenizer, r) for r in recs]) for name, recs in eval_groups.items()}
-    log.info("data: %d train samples; eval %s", len(train_ds), {k: len(v) for k, v in eval_ds.items()})
+    eval_ds = {name: Dataset.from_list([tokenize(tokenizer, r) for r in eval_subset(recs, cfg.train.eval_max_samples)])
+               for name, recs in eval_groups.items()}
+    log.info("data: %d train samples; eval every %d steps on %s", len(train_ds), cfg.train.eval_steps,
+             ", ".join(f"{k} {len(eval_ds[k])} of {len(v)}" for k, v in eval_groups.items()))
+    log.info("batches: train.packing = %s, attention %s", cfg.train.packing, cfg.model.attn_implementation)
 
     model, quant = load_model(cfg, device, dist.local_rank)
     log.info(quant.line())
@@ -174,17 +182,64 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     if early and t.early_stopping_dataset not in eval_ds:
         raise ZeldaError(f"train.early_stopping_dataset '{t.early_stopping_dataset}' has no eval records "
                          f"(eval datasets: {', '.join(eval_ds)})")
+    args = sft_config(cfg, run_dir / runs.CHECKPOINTS, device, dist)
+    status.max_steps = None
+    callback = RunDirCallback(run_dir, status, {k: len(v) for k, v in eval_ds.items()}, writes=dist.is_main)
+    callbacks = [callback]
+    if early:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+    trainer = ZeldaSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                              processing_class=tokenizer, callbacks=callbacks)
+    install_sigterm(callback)
+    _clear_incomplete_checkpoints(run_dir)
+    resume = runs.latest_checkpoint(run_dir)
+    if resume:
+        log.info("resuming from %s", resume.name)
+        runs.append_metric(run_dir, "status", state="resumed", checkpoint=resume.name)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        callback.close()
+    if callback.failed:
+        raise ZeldaError(callback.failed)
+    if not dist.is_main:
+        return 0
+    if callback.stop_requested:
+        callback.write_status(state="stopped", message="stopped by SIGTERM after a checkpoint", finished=time.time())
+        runs.append_metric(run_dir, "status", state="stopped")
+        log.info("stopped cleanly; restart the run to resume from %s", callback.status.last_checkpoint)
+        return 0
+    _save_adapters(run_dir, cfg, trainer, tokenizer, callback, stack)
+    callback.write_status(state="completed", finished=time.time(), message="adapters in lora_adapters/")
+    runs.append_metric(run_dir, "status", state="completed")
+    log.info("done: adapters in %s", run_dir / runs.ADAPTERS)
+    return 0
+
+
+def eval_subset(records: list[dict], limit: int) -> list[dict]:
+    """The first `limit` eval records of a dataset (0 = all): the same samples at every evaluation."""
+    return records[:limit] if limit > 0 else records
+
+
+def sft_config(cfg: RunConfig, output_dir: Path, device: str, dist: Distributed):
+    """trl's SFTConfig for a run (the GPU bench builds ours with this too)."""
+    import torch
+    from trl import SFTConfig
+
+    from .batching import batching
+
+    t = cfg.train
+    early = bool(t.early_stopping_dataset)
     use_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     # the configured effective batch (micro_batch x grad_accum sequences a step) is kept on N GPUs
     if t.grad_accum % dist.world_size:
         raise ZeldaError(f"train.grad_accum ({t.grad_accum}) must be a multiple of the number of processes "
                          f"({dist.world_size}) to keep the effective batch")
-    grad_accum = t.grad_accum // dist.world_size
-    args = SFTConfig(
-        output_dir=str(run_dir / runs.CHECKPOINTS),
+    return SFTConfig(
+        output_dir=str(output_dir),
         per_device_train_batch_size=t.micro_batch,
         per_device_eval_batch_size=t.micro_batch,
-        gradient_accumulation_steps=grad_accum,
+        gradient_accumulation_steps=t.grad_accum // dist.world_size,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         learning_rate=t.lr,
@@ -207,51 +262,19 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
         gradient_checkpointing=t.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
         max_length=cfg.model.max_seq_len,
-        packing=t.packing,
         completion_only_loss=True,
         optim=t.optimizer if device == "cuda" else "adamw_torch",
-        include_num_input_tokens_seen=True,
         logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run), not be averaged away
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
         ddp_backend=("nccl" if device == "cuda" else "gloo") if dist.world_size > 1 else None,
+        **batching(cfg).sft_kwargs(),
     )
-    status.max_steps = None
-    callback = RunDirCallback(run_dir, status, {k: len(v) for k, v in eval_ds.items()}, writes=dist.is_main)
-    callbacks = [callback]
-    if early:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, callbacks=callbacks)
-    install_sigterm(callback)
-    _clear_incomplete_checkpoints(run_dir)
-    resume = runs.latest_checkpoint(run_dir)
-    if resume:
-        log.info("resuming from %s", resume.name)
-        runs.append_metric(run_dir, "status", state="resumed", checkpoint=resume.name)
-    try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    finally:
-        callback.close()
-    if callback.failed:
-        raise ZeldaError(callback.failed)
-    if not dist.is_main:
-        return 0
-    if callback.stop_requested:
-        callback.write_status(state="stopped", message="stopped by SIGTERM after a checkpoint", finished=time.time())
-        runs.append_metric(run_dir, "status", state="stopped")
-        log.info("stopped cleanly; restart the run to resume from %s", callback.status.last_checkpoint)
-        return 0
-    _save_adapters(run_dir, cfg, trainer, tokenizer, callback)
-    callback.write_status(state="completed", finished=time.time(), message="adapters in lora_adapters/")
-    runs.append_metric(run_dir, "status", state="completed")
-    log.info("done: adapters in %s", run_dir / runs.ADAPTERS)
-    return 0
 
 
-def _save_adapters(run_dir: Path, cfg: RunConfig, trainer, tokenizer, callback) -> None:
+def _save_adapters(run_dir: Path, cfg: RunConfig, trainer, tokenizer, callback, stack: dict[str, str]) -> None:
     """lora_adapters/ with the tokenizer and a model card, written beside and renamed into place."""
     final = run_dir / runs.ADAPTERS
     tmp = run_dir / f".{runs.ADAPTERS}.tmp"
@@ -274,6 +297,8 @@ def _save_adapters(run_dir: Path, cfg: RunConfig, trainer, tokenizer, callback) 
         f"- final train loss: {last_train.get('loss')}; final eval loss: {last_eval.get('eval_loss')}",
         *[f"- {k}: {v}" for k, v in last_eval.items() if k.startswith("eval_loss/")],
         f"- best checkpoint: {callback.status.best_checkpoint or 'n/a (no early stopping)'}",
+        f"- batches: packing={cfg.train.packing}, attention={cfg.model.attn_implementation}",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in stack.items())}",
         "",
     ]
     (tmp / "README.md").write_text("\n".join(card), encoding="utf-8")
