@@ -31,6 +31,7 @@ def train_losses(run_dir: Path) -> dict[int, float]:
 
 
 def test_run_writes_the_run_directory_contract(train_ws: Path):
+    train_ws.write_text(train_ws.read_text().replace("[train]\n", "[train]\neval_max_samples = 3\n"))
     run_dir = start(train_ws)
     assert run_dir.parent == train_ws.parent / "runs" and run_dir.name.startswith("tiny-zelda_")
     status = wait_for(lambda: finished(run_dir))
@@ -38,6 +39,13 @@ def test_run_writes_the_run_directory_contract(train_ws: Path):
     assert status.state == "completed", log[-3000:]
     assert "in 4-bit" in log and "routed experts" in log and "trainable parameters" in log
     assert "adapted: model.layers.1.mlp.shared_experts.gate_proj" in log
+    import torch
+    import transformers
+
+    assert f"versions: torch {torch.__version__}, transformers {transformers.__version__}, trl " in log
+    assert "eval every 3 steps on oos 3 of 3, gold 3 of 4" in log  # at most eval_max_samples per dataset
+    assert "batches: train.packing = by_length, attention sdpa" in log
+    assert "eval at step 3: eval took " in log and "training done: eval took " in log  # its share of wall time
 
     metrics = runs.read_metrics(run_dir)
     train = [m for m in metrics if m["event"] == "train"]
@@ -59,6 +67,8 @@ def test_run_writes_the_run_directory_contract(train_ws: Path):
     adapters = run_dir / runs.ADAPTERS
     card = (adapters / "README.md").read_text()
     assert "mix: `tiny_mix` (phase 0)" in card and "sha256 train.jsonl" in card and "final eval loss" in card
+    assert f"- versions: torch {torch.__version__}, transformers {transformers.__version__}" in card
+    assert "- batches: packing=by_length, attention=sdpa" in card
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 

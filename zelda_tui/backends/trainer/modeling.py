@@ -16,8 +16,10 @@ still quantised after loading, and train.log says which path ran.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -45,12 +47,66 @@ class QuantReport:
                 "(embeddings, lm_head, norms, router)")
 
 
-def pick_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ZeldaError("run.toml asks for device = \"cuda\" but no CUDA GPU is visible")
-    return requested
+BIG_MODEL_PARAMS = 500_000_000  # above this, training on a CPU takes days: never by accident
+CUDA_WHEELS = "https://download.pytorch.org/whl/cu128"
+
+
+def pick_device(cfg: RunConfig) -> str:
+    """cuda when usable; cpu only when asked for, or for a small model on a box without GPUs.
+
+    A 16B model on a CPU would "train" for weeks at a few tokens/s: on a box with GPUs, or for a
+    model over BIG_MODEL_PARAMS, an unusable CUDA is an error with its reason, unless
+    train.device = "cpu" says the CPU is meant.
+    """
+    requested = cfg.train.device
+    if requested == "cpu":
+        return "cpu"
+    why = cuda_unusable()
+    if why is None:
+        return "cuda"
+    if requested == "cuda":
+        raise ZeldaError(f"run.toml asks for device = \"cuda\" but CUDA is not usable: {why}")
+    gpus = gpus_on_box()
+    params = model_parameters(cfg.model.base) if not gpus else 0
+    if gpus or params > BIG_MODEL_PARAMS:
+        reason = (f"this box has {gpus} NVIDIA GPU(s)" if gpus else
+                  f"{cfg.model.base} has {params / 1e9:.1f}B parameters")
+        raise ZeldaError(f"refusing to train on the CPU: {reason} but CUDA is not usable ({why}); "
+                         f"set train.device = \"cpu\" to train on the CPU anyway")
+    return "cpu"
+
+
+def cuda_unusable() -> str | None:
+    """Why torch cannot use a CUDA GPU here, with what to install (None: it can)."""
+    if torch.version.cuda is None:
+        return (f"torch {torch.__version__} is a CPU-only build; install a CUDA build: "
+                f"pip install torch=={torch.__version__.split('+')[0]} --index-url {CUDA_WHEELS}")
+    try:
+        torch.cuda.init()
+    except Exception as exc:  # driver too old, no driver, CUDA_VISIBLE_DEVICES empty: torch says which
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (f"{first} (torch {torch.__version__} built for CUDA {torch.version.cuda}: "
+                "update the NVIDIA driver or install a torch build for the driver's CUDA)")
+    if torch.cuda.device_count() == 0:
+        return f"no visible CUDA device (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r})"
+    return None
+
+
+def gpus_on_box() -> int:
+    """NVIDIA GPUs the kernel driver reports, whatever torch can see."""
+    root = Path("/proc/driver/nvidia/gpus")
+    return len(list(root.iterdir())) if root.is_dir() else 0
+
+
+def model_parameters(base: str) -> int:
+    """The parameter count of a model from its config alone (built on the meta device: nothing allocated)."""
+    try:
+        config = AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as exc:
+        raise ZeldaError(f"cannot load model config from '{base}': {str(exc).splitlines()[0]}") from None
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 def load_tokenizer(cfg: RunConfig):
@@ -101,7 +157,9 @@ def load_model(cfg: RunConfig, device: str, local_rank: int = 0) -> tuple[torch.
 
 
 def _is_fused_expert(module: torch.nn.Module, attr: str) -> bool:
-    p = getattr(module, attr, None)
+    """A fused expert tensor still plain (not 4-bit). Reads the raw parameter: `getattr` on a
+    parametrized (4-bit) one would dequantise the whole tensor just to look at it."""
+    p = module._parameters.get(attr)
     return attr in EXPERT_PARAMS and isinstance(p, torch.nn.Parameter) and p.dim() == 3
 
 
