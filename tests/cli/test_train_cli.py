@@ -32,7 +32,7 @@ def wait_done(run_dir: Path, timeout: float = 120) -> runs.RunStatus:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = runs.read_status(run_dir)
-        if status and status.state not in runs.ACTIVE_STATES and not runs.pid_alive(status.pid):
+        if status and not runs.RunState.of(status.state).is_live and not runs.pid_alive(status.pid):
             return status
         time.sleep(0.2)
     status = runs.read_status(run_dir)

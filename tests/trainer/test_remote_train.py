@@ -24,7 +24,7 @@ def no_trainer_left_behind(tmp_path: Path):
     yield
     for status_file in tmp_path.glob("ws/box/models/*/status.json"):
         status = runs.read_status(status_file.parent)
-        if status and status.pid and status.state in runs.ACTIVE_STATES and runs.pid_alive(status.pid):
+        if status and status.pid and runs.RunState.of(status.state).is_live and runs.pid_alive(status.pid):
             os.kill(status.pid, signal.SIGKILL)
 
 

@@ -242,7 +242,7 @@ class RemoteMirror:
 
     def _active(self) -> bool:
         status = runs.read_status(self.local_dir)
-        return status is None or status.state in runs.ACTIVE_STATES
+        return status is None or runs.RunState.of(status.state).is_live
 
     def _set(self, state: LinkState) -> None:
         self.state = state

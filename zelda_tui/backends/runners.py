@@ -56,6 +56,7 @@ def check_trainer_stack(python: str | None = None) -> None:
 
 def start_local(run_dir: Path, gpus: int | str = 1, python: str | None = None) -> int:
     run_dir = Path(run_dir)
+    runs.require_transition(run_dir, runs.RunState.STARTING)  # before a process exists
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = trainer_command(run_dir, gpus, python)
     with open(run_dir / runs.TRAIN_LOG, "ab") as log:
@@ -65,9 +66,7 @@ def start_local(run_dir: Path, gpus: int | str = 1, python: str | None = None) -
             cwd=run_dir, env=env, start_new_session=True,
         )
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()  # no zombie in a long-lived app
-    status = runs.read_status(run_dir) or runs.RunStatus()
-    status.state, status.pid = "starting", proc.pid
-    runs.write_status(run_dir, status)
+    runs.set_state(run_dir, runs.RunState.STARTING, pid=proc.pid)
     return proc.pid
 
 
@@ -75,7 +74,7 @@ def stop_local(run_dir: Path) -> int:
     """SIGTERM to this run's trainer, once the run dir and the process both say it is ours."""
     run_dir = Path(run_dir)
     status = runs.read_status(run_dir)
-    if status is None or status.state not in runs.ACTIVE_STATES:
+    if status is None or not runs.RunState.of(status.state).is_live:
         raise ZeldaError(f"{run_dir}: not running (state {status.state if status else 'unknown'})")
     marker = runs.read_remote_marker(run_dir)
     if marker is not None:

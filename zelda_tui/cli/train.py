@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..core.runs import ACTIVE_STATES as ACTIVE
+from ..core.runs import RunState
 from .common import emit_json, fmt_eta, fmt_num, open_services, table
 
 
@@ -38,7 +38,7 @@ def cmd_train_list(args: argparse.Namespace) -> int:
     else:
         print(table(
             ["run", "host", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
-            [[r["name"], r["host"], r["state"] + (" (as of last sync)" if r.get("remote_dir") and r["state"] in ACTIVE else ""),
+            [[r["name"], r["host"], r["state"] + (" (as of last sync)" if r.get("remote_dir") and RunState(r["state"]).is_live else ""),
               r["mix"] or "-", f"{r['step']}/{r['max_steps'] or '?'}", fmt_num(r["loss"]),
               fmt_num(r["eval_loss"]), fmt_num(r["tokens_per_s"], 0), fmt_eta(r["eta_s"])] for r in rows],
             "lllllrrrr",
@@ -54,7 +54,7 @@ def cmd_train_status(args: argparse.Namespace) -> int:
     else:
         for key, value in info.items():
             print(f"{key:>16}: {value if value is not None else '-'}")
-    return 0 if info["state"] not in ("failed", "died") else 1
+    return 1 if RunState(info["state"]).is_failure else 0
 
 
 def cmd_train_stop(args: argparse.Namespace) -> int:
@@ -136,7 +136,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         while True:
             drain()
             state = services.run_info(run_dir)["state"]
-            done = not follower.is_alive() if follower else state not in runs.ACTIVE_STATES
+            done = not follower.is_alive() if follower else not RunState(state).is_live
             if args.no_follow or done:
                 drain()  # one last read: lines written just before the state changed
                 break
@@ -149,7 +149,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if mirror is not None and mirror.state.state == "failed":
         say(f"zelda-tui: error: {mirror.state.error}")
         return 1
-    return 1 if state in ("failed", "died") else 0
+    return 1 if RunState(state).is_failure else 0
 
 
 def _metric_line(e: dict) -> str:

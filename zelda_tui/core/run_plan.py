@@ -84,5 +84,5 @@ def create_run(config: Config, cfg: RunConfig, bundle: Path, runs_root: Path | N
     cfg.created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg.data.sha256 = {k: v for k, v in meta.get("sha256", {}).items() if k in ("train.jsonl", "eval.jsonl")}
     cfg.save(run_dir)
-    runs.write_status(run_dir, runs.RunStatus(state="created", pid=None, started=None))
+    runs.set_state(run_dir, runs.RunState.CREATED, pid=None, started=None)
     return run_dir

@@ -10,8 +10,14 @@
     RUN_DIR/.remote           only in the local copy of a remote run: {"host", "remote_dir"}, so the
                               run dir says on its own where the run lives (and is never signalled here)
 
-Readers here tolerate a partially written last line: `MetricsTail` keeps a byte offset and
+Readers here tolerate a partially written last line: `LineTail` keeps a byte offset and
 only ever returns complete lines, so a reader never sees a line twice or half.
+
+A run's life is here too: `RunState` names every state, `TRANSITIONS` says which writes of
+status.json may follow which, `set_state` is how the app (runner, services) writes one, and
+`observed_state` is the one place that decides a run "died" (its process is gone while
+status.json still says it runs). status.json is the truth about the process; SQLite only
+indexes runs (host, pid, remote dir) and is rebuilt from run dirs when lost.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import atomic
+from .errors import ZeldaError
 
 RUN_TOML = "run.toml"
 DATA_DIR = "data"
@@ -38,8 +46,78 @@ ADAPTERS = "lora_adapters"
 REMOTE_MARKER = ".remote"
 CHECKPOINT_DONE = "trainer_state.json"  # written last by the trainer: a checkpoint without it is incomplete
 
-STATES = ("created", "starting", "running", "stopping", "stopped", "completed", "failed")
-ACTIVE_STATES = ("created", "starting", "running", "stopping")
+
+
+class RunState(StrEnum):
+    """Every state a run can be shown in. The first seven are written into status.json; the
+    last three are only ever observed (never written): `died` (status.json says the process
+    runs, the process is gone), `lost` (a remote run whose box can no longer say), `unknown`
+    (no readable status.json)."""
+
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DIED = "died"
+    LOST = "lost"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_live(self) -> bool:
+        """Not finished: followers keep following, `stop` may try, the idle timer waits."""
+        return self in _LIVE
+
+    @property
+    def has_process(self) -> bool:
+        """A trainer process should exist (so its absence means the run died)."""
+        return self in _PROCESS
+
+    @property
+    def is_stoppable(self) -> bool:
+        """What the Runs screen offers to stop (a stop in progress is not asked twice)."""
+        return self in (RunState.STARTING, RunState.RUNNING)
+
+    @property
+    def is_failure(self) -> bool:
+        """Ended without finishing: `train status` and `tail` exit 1."""
+        return self in (RunState.FAILED, RunState.DIED)
+
+    @classmethod
+    def of(cls, value: str | None) -> "RunState":
+        """The state a string names; anything else (an older or hand-edited file) is `unknown`."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+_LIVE = frozenset({RunState.CREATED, RunState.STARTING, RunState.RUNNING, RunState.STOPPING})
+_PROCESS = frozenset({RunState.STARTING, RunState.RUNNING, RunState.STOPPING})
+WRITTEN = (RunState.CREATED, RunState.STARTING, RunState.RUNNING, RunState.STOPPING, RunState.STOPPED,
+           RunState.COMPLETED, RunState.FAILED)
+
+# Which state status.json may hold after which (a state may always be written again: heartbeats).
+# A process state may become `starting` again: that is a resume after the process died, which
+# status.json cannot know (died is observed, never written). `completed` is final.
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.CREATED: frozenset({RunState.STARTING, RunState.FAILED}),
+    RunState.STARTING: frozenset({RunState.RUNNING, RunState.STOPPING, RunState.STOPPED, RunState.COMPLETED,
+                                  RunState.FAILED}),
+    RunState.RUNNING: frozenset({RunState.STOPPING, RunState.STOPPED, RunState.COMPLETED, RunState.FAILED,
+                                 RunState.STARTING}),
+    RunState.STOPPING: frozenset({RunState.STOPPED, RunState.COMPLETED, RunState.FAILED, RunState.STARTING}),
+    RunState.STOPPED: frozenset({RunState.STARTING, RunState.FAILED}),
+    RunState.FAILED: frozenset({RunState.STARTING}),
+    RunState.COMPLETED: frozenset(),
+    RunState.UNKNOWN: frozenset(WRITTEN),  # no status.json yet (an upload that never finished)
+}
+
+
+def can_become(current: RunState, new: RunState) -> bool:
+    return new == current or new in TRANSITIONS.get(current, frozenset())
 
 
 def run_name(model_name: str, now: datetime | None = None) -> str:
@@ -81,7 +159,50 @@ def read_status(run_dir: Path) -> RunStatus | None:
 
 
 def write_status(run_dir: Path, status: RunStatus) -> None:
+    """status.json, atomically; only a state that may be written (never died/lost/unknown)."""
+    if RunState.of(status.state) not in WRITTEN:
+        raise ValueError(f"status.json cannot say {status.state!r} (one of {', '.join(WRITTEN)})")
     atomic.write_text(Path(run_dir) / STATUS, json.dumps(asdict(status), indent=2) + "\n")
+
+
+def current_state(run_dir: Path) -> RunState:
+    """What status.json says (`unknown` when it is missing or unreadable); never observes the process."""
+    status = read_status(run_dir)
+    return RunState.UNKNOWN if status is None else RunState.of(status.state)
+
+
+def require_transition(run_dir: Path, state: RunState) -> None:
+    """Refuse, before acting, a change the run's life does not allow (e.g. starting a completed run)."""
+    current = current_state(run_dir)
+    if not can_become(current, state):
+        raise ZeldaError(f"{Path(run_dir).name}: a {current} run cannot become {state}")
+
+
+def set_state(run_dir: Path, state: RunState, **changes: Any) -> RunStatus:
+    """Move a run to `state` in its status.json (plus any other fields), if its life allows it.
+
+    The app's writers (the runner, the services) come through here; the trainer writes its own
+    progress with `write_status`, in the same vocabulary.
+    """
+    require_transition(run_dir, state)
+    status = read_status(run_dir) or RunStatus()
+    status.state = str(state)
+    for key, value in changes.items():
+        setattr(status, key, value)
+    write_status(run_dir, status)
+    return status
+
+
+def observed_state(status: RunStatus | None, process_alive: Callable[[], bool]) -> RunState:
+    """The one place a run is declared "died": status.json says a trainer process runs
+    (starting, running, stopping) and `process_alive` (asked only then) says it is gone.
+    No status.json is `unknown`."""
+    if status is None:
+        return RunState.UNKNOWN
+    state = RunState.of(status.state)
+    if state.has_process and not process_alive():
+        return RunState.DIED
+    return state
 
 
 def write_remote_marker(run_dir: Path, host: str, remote_dir: str) -> None:

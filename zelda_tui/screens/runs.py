@@ -46,7 +46,6 @@ LIST_EVERY_S = 2.0
 INSTANCES_EVERY = 15  # ask the provider about tracked instances every 15th runs list (~30 s)
 TAIL_EVERY_S = 0.25
 REPLAY_BYTES = 4 * 1024 * 1024  # a long train.log replays from its last 4 MB (the pane keeps 2,000 lines anyway)
-STOPPABLE = ("starting", "running")
 EMPTY_HINT = ("No runs yet. Press [b]n[/b] to start one, or from a shell:  [b]zelda-tui train start --phase 0[/b]\n"
               "(it trains on the phase's mix; build or edit mixes on the Mix screen, key 2)")
 
@@ -85,7 +84,7 @@ def summary_text(info: dict, link: str | None = None) -> str:
     state = info["state"]
     colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red"}.get(state, "yellow")
     parts = [f"[b {colour}]{state}[/]"]
-    if info.get("message") and state in ("failed", "died"):
+    if info.get("message") and runs.RunState(state).is_failure:
         parts.append(f"[red]{escape(info['message'])}[/]")
     parts += [
         f"{fmt_num(info.get('tokens_per_s'), ',.0f')} tok/s",
@@ -95,7 +94,7 @@ def summary_text(info: dict, link: str | None = None) -> str:
     ]
     if info.get("spent_usd") is not None:
         parts.append(f"${info['spent_usd']:,.2f} spent ({escape(info['instance'])})")
-    if info.get("message") and state not in ("failed", "died"):
+    if info.get("message") and not runs.RunState(state).is_failure:
         parts.append(escape(info["message"]))
     return " · ".join(parts) + (f"\n{link}" if link else "")  # the connection on a line of its own
 
@@ -359,7 +358,7 @@ class RunsScreen(Screen):
         info = self.selected_info()
         if info is None:
             return
-        if info["state"] not in STOPPABLE:
+        if not runs.RunState(info["state"]).is_stoppable:
             self.notify(f"{info['name']} is {info['state']}: nothing to stop", severity="warning")
             return
 

@@ -261,7 +261,7 @@ class OfferServices:
             elif on_idle == "destroy":
                 mine = [r for r in remote_runs if instance_of[r["name"]] == inst["key"]]
                 infos = [self.run_info(Path(r["run_dir"]), r) for r in mine]
-                if infos and all(i["state"] not in runs_mod.ACTIVE_STATES for i in infos):
+                if infos and all(not runs_mod.RunState(i["state"]).is_live for i in infos):
                     ended = max((i["finished"] or i["heartbeat"] or inst["started"]) for i in infos)
                     if now - ended > grace_s:
                         last = max(infos, key=lambda i: i["finished"] or i["heartbeat"] or 0)

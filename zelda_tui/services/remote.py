@@ -130,10 +130,9 @@ class RemoteServices:
             try:
                 self._upload_and_start(session, settings, run_dir, remote_dir, info.python, progress, code)
             except ZeldaError as exc:
-                status = runs.read_status(run_dir) or runs.RunStatus()
-                status.state, status.message, status.host = "failed", str(exc), host
-                runs.write_status(run_dir, status)
-                self.store.run_upsert(run_dir.name, str(run_dir), host, mix_name, phase, None, "failed", remote_dir)
+                runs.set_state(run_dir, runs.RunState.FAILED, message=str(exc), host=host)
+                self.store.run_upsert(run_dir.name, str(run_dir), host, mix_name, phase, None, runs.RunState.FAILED,
+                                      remote_dir)
                 raise ZeldaError(f"{exc} — {run_dir.name} is kept; `zelda-tui train resume {run_dir.name}` "
                                  "retries (what arrived is not sent again)", exc.exit_code) from None
         return run_dir
@@ -162,12 +161,10 @@ class RemoteServices:
                gpus: int | str, progress: Progress) -> int:
         progress(f"{session.host.label}: starting the trainer in {remote_dir}")
         pid = remote_runs.start(session, remote_dir, python, gpus, app_dir, self.remote_settings().dir("hf"))
-        status = runs.read_status(run_dir) or runs.RunStatus()
-        status.state, status.pid, status.host, status.message = "starting", pid, session.host.alias, ""
-        runs.write_status(run_dir, status)
+        runs.set_state(run_dir, runs.RunState.STARTING, pid=pid, host=session.host.alias, message="")
         data = load_run_config(run_dir).data
-        self.store.run_upsert(run_dir.name, str(run_dir), session.host.alias, data.mix, data.phase, pid, "starting",
-                              remote_dir)
+        self.store.run_upsert(run_dir.name, str(run_dir), session.host.alias, data.mix, data.phase, pid,
+                              runs.RunState.STARTING, remote_dir)
         return pid
 
     # --- follow / status ----------------------------------------------------------------
@@ -184,7 +181,7 @@ class RemoteServices:
         marker = runs.read_remote_marker(run_dir)
         if marker is None or marker["host"] == "?":
             return None
-        status = runs.read_status(run_dir) or runs.RunStatus(state="unknown")
+        status = runs.read_status(run_dir) or runs.RunStatus(state=runs.RunState.UNKNOWN)
         try:
             data = load_run_config(run_dir).data
             mix, phase = data.mix, data.phase
@@ -279,12 +276,15 @@ class RemoteServices:
         finally:
             mirror.close()
         status = runs.read_status(Path(row["run_dir"]))
-        if status and status.state in runs.ACTIVE_STATES and status.state != "created":
+        if status and runs.RunState.of(status.state).has_process:
             pid = status.pid or row["pid"]
-            with self.ssh_connect(row["host"]) as session:
-                dead = not remote_runs.alive(session, pid)
+
+            def alive() -> bool:
+                with self.ssh_connect(row["host"]) as session:
+                    return remote_runs.alive(session, pid)
+
             self.store.run_upsert(row["name"], row["run_dir"], row["host"], row["mix"], row["phase"], pid,
-                                  "died" if dead else status.state, row["remote_dir"])
+                                  runs.observed_state(status, alive), row["remote_dir"])
         return self.run_info(Path(row["run_dir"]), self.store.run_row(row["name"]))
 
     # --- stop / resume --------------------------------------------------------------------
@@ -294,7 +294,7 @@ class RemoteServices:
             status = remote_runs.read_remote_status(session, row["remote_dir"])
             if status is None:
                 raise ZeldaError(f"{row['host']}: {row['remote_dir']}/status.json is missing (run dir deleted?)")
-            if status.state not in runs.ACTIVE_STATES or not remote_runs.alive(session, status.pid):
+            if not runs.RunState.of(status.state).is_live or not remote_runs.alive(session, status.pid):
                 raise ZeldaError(f"{row['name']}: not running on {row['host']} (state {status.state})")
             remote_runs.stop(session, status.pid)
         return int(status.pid)
@@ -306,9 +306,9 @@ class RemoteServices:
         settings = self.remote_settings()
         with self.ssh_connect(row["host"]) as session:
             status = remote_runs.read_remote_status(session, row["remote_dir"])  # None: the upload never finished
-            if status is not None and status.state in runs.ACTIVE_STATES and remote_runs.alive(session, status.pid):
+            if status is not None and runs.RunState.of(status.state).is_live and remote_runs.alive(session, status.pid):
                 raise ZeldaError(f"{row['name']} is still {status.state} on {row['host']} (pid {status.pid})")
-            if status is not None and status.state == "completed":
+            if status is not None and status.state == runs.RunState.COMPLETED:
                 raise ZeldaError(f"{row['name']} already completed")
             python = remote_runs.ensure_python(session, settings, progress)
             steps = remote_runs.checkpoint_steps(session, row["remote_dir"])  # what the trainer resumes from

@@ -48,7 +48,7 @@ class RunServices:
         runners.check_trainer_stack()  # before a run dir exists or "started" is said
         run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
         pid = runners.start_local(run_dir, cfg.train.gpus)
-        self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, "starting")
+        self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, runs.RunState.STARTING)
         return run_dir
 
     def run_dir(self, ref: str) -> Path:
@@ -79,7 +79,7 @@ class RunServices:
                                     "remote_dir": marker["remote_dir"] if marker else None, "mix": mix, "phase": phase}
         infos = [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
         for info in infos:
-            if info["state"] == "completed" and not self.store.throughput_has(info["name"]):
+            if info["state"] == runs.RunState.COMPLETED and not self.store.throughput_has(info["name"]):
                 self._record_throughput(Path(info["run_dir"]))
         return infos
 
@@ -102,21 +102,22 @@ class RunServices:
         """
         row = row or self.store.run_row(run_dir.name)
         remote = bool(row and row.get("host", "local") != "local" and row.get("remote_dir"))
-        status = runs.read_status(run_dir) or runs.RunStatus(state="unknown")
-        state = status.state
-        if state in runs.ACTIVE_STATES and state != "created":
-            if (row or {}).get("state") == "died" if remote else not runs.pid_alive(status.pid):
-                state = "died"
+        found = runs.read_status(run_dir)
+        status = found or runs.RunStatus(state=runs.RunState.UNKNOWN)
+        if remote:  # as of the last sync, which records a process it found gone as died in SQLite
+            state = runs.observed_state(found, lambda: (row or {}).get("state") != runs.RunState.DIED)
+        else:
+            state = runs.observed_state(found, lambda: runs.pid_alive(status.pid))
         metrics = runs.read_metrics(run_dir)
         last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
         last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
         return {
             "name": run_dir.name, "run_dir": str(run_dir), "host": (row or {}).get("host", "local"),
             "mix": (row or {}).get("mix", ""), "phase": (row or {}).get("phase"),
-            "state": state, "pid": status.pid, "step": status.step, "max_steps": status.max_steps,
+            "state": str(state), "pid": status.pid, "step": status.step, "max_steps": status.max_steps,
             "loss": last_train.get("loss"), "eval_loss": last_eval.get("eval_loss"),
             "tokens_per_s": last_train.get("tokens_per_s"), "vram_peak_gb": last_train.get("vram_peak_gb"),
-            "eta_s": last_train.get("eta_s") if state == "running" else None,
+            "eta_s": last_train.get("eta_s") if state == runs.RunState.RUNNING else None,
             "heartbeat": status.heartbeat, "finished": status.finished, "last_checkpoint": status.last_checkpoint,
             "best_checkpoint": status.best_checkpoint, "message": status.message,
             "remote_dir": (row or {}).get("remote_dir") if remote else None,
@@ -142,15 +143,16 @@ class RunServices:
             return self.train_resume_remote(ref)
         run_dir = self.run_dir(ref)
         info = self.run_info(run_dir)
-        if info["state"] in ("starting", "running", "stopping"):
-            raise ZeldaError(f"{run_dir.name} is still {info['state']} (pid {info['pid']})")
-        if info["state"] == "completed":
+        state = runs.RunState(info["state"])
+        if state.has_process:
+            raise ZeldaError(f"{run_dir.name} is still {state} (pid {info['pid']})")
+        if state == runs.RunState.COMPLETED:
             raise ZeldaError(f"{run_dir.name} already completed")
         runners.check_trainer_stack()
         found = runs.checkpoints(run_dir)  # what the trainer resumes from, by the same rule
         pid = runners.start_local(run_dir, load_run_config(run_dir).train.gpus)
         row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
-        self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, "starting")
+        self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, runs.RunState.STARTING)
         return Resumed(run_dir, found[-1][0] if found else None)
 
 
