@@ -46,7 +46,7 @@ from .jsonl import CHUNK_BYTES, INLINE_BYTES, Chunk, JSONDecodeError, chunks, re
 if TYPE_CHECKING:  # worker processes import this module: keep its imports light
     from concurrent.futures import Executor
 
-    from .config import Config, MixSpec
+    from .config import Config, DatasetSpec, MixSpec
     from .inventory import Inventory
 
 OUTPUTS = ("train.jsonl", "eval.jsonl", "val.jsonl")
@@ -54,6 +54,15 @@ EVAL_SOURCES = "eval_sources.txt"  # one dataset name per eval.jsonl line (per-d
 METADATA = "metadata.json"
 BUNDLE_FILES = (*OUTPUTS, EVAL_SOURCES, METADATA)  # all a bundle folder may hold to be replaced
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+SourceDigest = Callable[["DatasetSpec"], str]
+"""sha256 of a dataset file; the services pass the inventory's (cached by path, size and mtime in
+state.sqlite), so a rebuild or a `train start` check of unchanged data hashes nothing."""
+
+
+def file_sha256(spec: DatasetSpec) -> str:
+    with open(spec.path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass
@@ -246,6 +255,7 @@ def build(
     overwrite: bool = False,
     progress: Progress | None = None,
     pool: Executor | None = None,
+    digest: SourceDigest = file_sha256,
 ) -> dict:
     """Build the bundle into `out_dir` (default mixes/<name>) atomically; returns metadata.
 
@@ -263,10 +273,11 @@ def build(
     with _build_lock(out_dir):
         _recover(out_dir)
         _check_target(config, out_dir, overwrite)
-        return _build(config, mix, out_dir, progress, pool)
+        return _build(config, mix, out_dir, progress, pool, digest)
 
 
-def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | None, pool: Executor | None) -> dict:
+def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | None, pool: Executor | None,
+           digest: SourceDigest) -> dict:
     """The build itself, under the output's lock (see `build`)."""
     from concurrent.futures import ThreadPoolExecutor  # not at the top: workers import this module
 
@@ -332,7 +343,7 @@ def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | Non
     # The sources' digests (for `bundle_drift`), on the core the workers have left, while this one
     # shuffles and writes (from the page cache: the files were just read).
     hasher = ThreadPoolExecutor(1, thread_name_prefix="zelda-source-sha256")
-    source_digests = [hasher.submit(file_sha256, s.path) for s in specs]
+    source_digests = [hasher.submit(digest, s) for s in specs]
     hasher.shutdown(wait=False)
 
     rng.shuffle(train)
@@ -542,12 +553,7 @@ def _refuse_unusable(mix: MixSpec, result: MixPlan) -> None:
         raise ZeldaError(f"mix '{mix.name}': no records in {', '.join(mix.datasets)}; nothing built")
 
 
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def bundle_drift(config: Config, mix: MixSpec, bundle: Path) -> list[str]:
+def bundle_drift(config: Config, mix: MixSpec, bundle: Path, digest: SourceDigest = file_sha256) -> list[str]:
     """How a built bundle differs from the mix as config.toml says it ([]: it matches).
 
     Compares the dataset list, eval_fraction, min_eval_samples and seed, and each source
@@ -569,7 +575,7 @@ def bundle_drift(config: Config, mix: MixSpec, bundle: Path) -> list[str]:
         path = config.datasets[name].path
         try:
             size = path.stat().st_size
-            changed = size != recorded.get("bytes") or (recorded.get("sha256") and file_sha256(path) != recorded["sha256"])
+            changed = size != recorded.get("bytes") or (recorded.get("sha256") and digest(config.datasets[name]) != recorded["sha256"])
         except OSError:
             changed = True
         if changed:

@@ -32,7 +32,7 @@ class DatasetServices:
     def mix_build(self, mix: MixSpec | str, out: Path | None = None, overwrite: bool = False,
                   progress: mix_mod.Progress | None = None) -> dict:
         spec = self.config.mix(mix) if isinstance(mix, str) else mix
-        return mix_mod.build(self.config, spec, out, overwrite, progress)
+        return mix_mod.build(self.config, spec, out, overwrite, progress, digest=self.inventory.sha256)
 
     def mix_ensure(self, name: str, say: Callable[[str], None] | None = None) -> Path:
         """The bundle a run trains on, as config.toml says the mix is (DESIGN: a build matches a saved config).
@@ -48,7 +48,7 @@ class DatasetServices:
                 say(f"building mix {name}")
             self.mix_build(spec)
             return bundle
-        drift = mix_mod.bundle_drift(self.config, spec, bundle)
+        drift = mix_mod.bundle_drift(self.config, spec, bundle, digest=self.inventory.sha256)
         if not drift:
             return bundle
         why = "; ".join(drift)
