@@ -148,3 +148,11 @@ def test_packed_without_a_per_document_kernel_is_an_error(tiny_model: Path, attn
 def test_packed_with_flash_attention_not_installed_is_an_error(tiny_model: Path):
     with pytest.raises(ZeldaError, match=r'"flash_attention_2": flash_attention_2 is not usable here .*pip install flash-attn'):
         batching(_cfg(tiny_model, "packed", "flash_attention_2"))
+
+
+def test_packed_flex_on_the_cpu_is_an_error_at_start(tiny_model: Path):
+    """torch's flex_attention has no backward on the CPU: say so at start, not at the first step."""
+    cfg = _cfg(tiny_model, "packed", "flex_attention")
+    batching(cfg, "cuda")  # fine where it can train
+    with pytest.raises(ZeldaError, match=r'"flex_attention": torch\'s flex_attention has no backward on the CPU'):
+        batching(cfg, "cpu")

@@ -46,19 +46,23 @@ class Batching:
                 "include_num_input_tokens_seen": self.count_tokens}
 
 
-def batching(cfg: RunConfig) -> Batching:
-    """The settings of cfg.train.packing; a mode the attention backend cannot run per document is an error."""
+def batching(cfg: RunConfig, device: str | None = None) -> Batching:
+    """The settings of cfg.train.packing; a mode the attention backend cannot run per document (on
+    `device`, when given: the trainer's start check) is an error."""
     mode, attn = cfg.train.packing, cfg.model.attn_implementation
     if mode == "by_length":
         return Batching(packing=False, sampling="group_by_length", count_tokens="non_padding")
     if mode == "packed":
-        check_per_document_kernel(attn)
+        check_per_document_kernel(attn, device)
     return Batching(packing=True, sampling="random", count_tokens="all")
 
 
-def check_per_document_kernel(attn: str) -> None:
+def check_per_document_kernel(attn: str, device: str | None = None) -> None:
     """train.packing = "packed" needs a kernel that keeps documents apart without a dense mask."""
     option = f'train.packing = "packed" with model.attn_implementation = "{attn}"'
+    if attn == "flex_attention" and device == "cpu":  # torch raises NotImplementedError at the first backward
+        raise ZeldaError(f"{option}: torch's flex_attention has no backward on the CPU (it trains on CUDA); "
+                         'on the CPU use train.packing = "by_length"')
     if attn not in PER_DOCUMENT:
         raise ZeldaError(f"{option}: {attn} attends over the whole packed row through a dense block-diagonal mask; "
                          f"use flex_attention or {'/'.join(FLASH)}, or train.packing = \"by_length\"")

@@ -148,6 +148,7 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     log.info("versions: %s", versions.line(stack))
     batching(cfg)  # a packing mode the attention backend cannot do stops here, before anything heavy
     device = pick_device(cfg)
+    batching(cfg, device)  # ... or the device (flex_attention has no backward on the CPU)
     gpu_name = torch.cuda.get_device_name(dist.local_rank) if device == "cuda" else "cpu"
     log.info("run %s: base %s on %s (%s) x %d", cfg.name, cfg.model.base, device, gpu_name, dist.world_size)
     if dist.is_main:  # the measured tokens/s of a finished run feeds the estimator, keyed by GPU
