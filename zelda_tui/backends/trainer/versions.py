@@ -1,10 +1,11 @@
 """The training stack's versions: the range the code is known to work in, checked at start.
 
 Why each bound (keep pyproject's [train] extra in step; tests/trainer/test_versions.py checks it):
-  transformers >= 5.10  the load-time expert quantiser subclasses its 4-bit bitsandbytes quantizer
+  transformers >= 5.25  the load-time expert quantiser subclasses its 4-bit bitsandbytes quantizer
                         ops (`Bnb4bitQuantize.convert` over a dict of tensors), DeepSeek-V2's fused
-                        3-D experts and `train_sampling_strategy` (length-grouped batches); < 6:
-                        those are internals a major version may move.
+                        3-D experts and `train_sampling_strategy` (length-grouped batches); 5.10.4
+                        loads but its experts forward cannot run on parametrized 4-bit experts
+                        (shape error), versions between are untested; < 6: internals may move.
   trl >= 1.0            SFTTrainer with completion-only loss, bfd packing with position_ids; < 2.
   peft >= 0.19          `target_parameters` and the v4->v5 target conversion we switch off.
   bitsandbytes >= 0.50  `nn.parametrize` 4-bit experts; older releases leak the dequantisation
@@ -22,7 +23,7 @@ from ...core.errors import ZeldaError
 
 # package: (lowest, first version not allowed or None)
 SUPPORTED: dict[str, tuple[str, str | None]] = {
-    "transformers": ("5.10", "6"),
+    "transformers": ("5.25", "6"),
     "trl": ("1.0", "2"),
     "peft": ("0.19", None),
     "bitsandbytes": ("0.50", None),
