@@ -84,4 +84,4 @@ def seed_results(services, run_dir: Path, prompt_set: str = "demo_prompts",
     """Answers files + the real validation and scoring into the workspace's SQLite."""
     write_answers(run_dir, prompt_set, answers, samples)
     for ckpt in answers:
-        services.eval_ingest(run_dir, prompt_set, ckpt)
+        services.evals.ingest(run_dir, prompt_set, ckpt)

@@ -84,7 +84,7 @@ class ZeldaApp(App):
     def _enforce_budget(self) -> None:
         """While the app is open it applies the budget rules itself (`instances enforce` does it from cron)."""
         try:
-            acted = self.services.instances_enforce()
+            acted = self.services.enforcer.enforce()
         except Exception as exc:
             self.call_from_thread(self.report_error, exc, "budget check failed")
             return
@@ -98,7 +98,7 @@ class ZeldaApp(App):
 
     def _remind_running_instances(self) -> None:
         """Rented GPUs cost money while the app is closed: say so at start (from SQLite, no network)."""
-        running = [r for r in self.services.instances_list(refresh=False) if r["ended"] is None]
+        running = [r for r in self.services.instances.rows(refresh=False) if r["ended"] is None]
         if running:
             spent = sum(r["spent_usd"] for r in running)
             names = ", ".join(f"{r['key']} ({r['num_gpus']} x {r['gpu_name']}, ${r['dph_total']:.2f}/h)" for r in running[:3])

@@ -206,7 +206,7 @@ def test_train_start_refuses_a_locked_mix_whose_bundle_drifted(small_ws: Path):
     _lock(small_ws)
     bundle = small_ws.parent / "mixes" / "small"
     with build_services(small_ws) as services:  # built from edits that were never saved (the TUI's old b)
-        services.mix_build(dataclasses.replace(services.config.mix("small"), datasets=("alpha", "beta"), eval_fraction=0.05))
+        services.datasets.mix_build(dataclasses.replace(services.config.mix("small"), datasets=("alpha", "beta"), eval_fraction=0.05))
     before = snapshot(bundle)
     line = one_line_error(cli(small_ws, "train", "start", "--mix", "small"), 1)
     assert (f"{bundle}: the bundle of locked mix 'small' does not match config.toml (datasets alpha, beta instead "
@@ -230,13 +230,13 @@ def test_a_drifted_bundle_of_an_unlocked_mix_is_rebuilt_saying_so(small_ws: Path
     small_ws.write_text(small_ws.read_text().replace("eval_fraction = 0.1", "eval_fraction = 0.25"))
     said: list[str] = []
     with build_services(small_ws) as services:
-        bundle = services.mix_ensure("small", said.append)
+        bundle = services.datasets.mix_ensure("small", said.append)
         assert said == ["mix small: the bundle does not match config.toml (eval_fraction 0.1 instead of 0.25): rebuilding it"]
         meta = json.loads((bundle / "metadata.json").read_text())
         assert meta["eval_fraction"] == 0.25 and meta["sources"]["beta"]["bytes"] == (
             small_ws.parent / "datasets" / "beta.jsonl").stat().st_size
         said.clear()
-        assert services.mix_ensure("small", said.append) == bundle and said == []  # matches now: used as is
+        assert services.datasets.mix_ensure("small", said.append) == bundle and said == []  # matches now: used as is
 
 
 def test_mix_list_says_which_mixes_are_locked(small_ws: Path):

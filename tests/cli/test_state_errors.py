@@ -38,7 +38,7 @@ def test_not_a_database(small_ws: Path):
 
 def test_partly_corrupted_database(small_ws: Path):
     with build_services(small_ws) as services:
-        services.scan()  # fills the QA cache: several pages
+        services.datasets.scan()  # fills the QA cache: several pages
     state = small_ws.parent / "state.sqlite"
     data = bytearray(state.read_bytes())
     assert len(data) > 4 * 4096
@@ -71,7 +71,7 @@ def test_read_only_database_serves_read_only_commands(small_ws: Path, tmp_path_f
     shutil.copytree(small_ws.parent, ws / "w")
     cfg = ws / "w" / "config.toml"
     with build_services(cfg) as services:
-        services.scan()
+        services.datasets.scan()
     os.chmod(ws / "w", 0o755)
     for path in (ws / "w").rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o444)

@@ -30,7 +30,7 @@ def assert_bundle_matches(out: Path, expected: dict[str, bytes]) -> None:
 def test_small_mix_is_byte_identical_and_metadata_complete(small_services):
     cfg = small_services.config
     spec = cfg.mix("small")
-    meta = small_services.mix_build("small")
+    meta = small_services.datasets.mix_build("small")
     out = cfg.mix_dir("small")
     assert_bundle_matches(out, reference(cfg, spec))
     on_disk = json.loads((out / "metadata.json").read_text())
@@ -47,7 +47,7 @@ def test_small_mix_is_byte_identical_and_metadata_complete(small_services):
 
 
 def test_eval_sources_follow_eval_order(small_services):
-    small_services.mix_build("small")
+    small_services.datasets.mix_build("small")
     out = small_services.config.mix_dir("small")
     sources = (out / "eval_sources.txt").read_text().splitlines()
     evals = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
@@ -67,7 +67,7 @@ def test_parse_errors_blank_lines_unicode_key_order(tmp_path: Path, small_ws: Pa
     spec = cfg.mix("small")
     services = build_services(small_ws)
     try:
-        meta = services.mix_build("small")
+        meta = services.datasets.mix_build("small")
     finally:
         services.close()
     out = cfg.mix_dir("small")
@@ -100,9 +100,9 @@ def test_empty_dataset_and_single_record(small_ws: Path):
 
 def test_preview_matches_build_and_writes_nothing(small_services):
     cfg = small_services.config
-    plan = small_services.mix_preview("small").to_json()
+    plan = small_services.datasets.mix_preview("small").to_json()
     assert not cfg.mix_dir("small").exists()
-    meta = small_services.mix_build("small")
+    meta = small_services.datasets.mix_build("small")
     for key in ("total_train", "total_eval", "total_records", "parse_errors_total"):
         assert plan[key] == meta[key]
     assert [(d["name"], d["train"], d["eval"], d["ratio_percent"]) for d in plan["datasets"]] == [
@@ -114,20 +114,20 @@ def test_refuses_non_empty_out_without_overwrite(small_services, tmp_path: Path)
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(ZeldaError, match="not empty .*--overwrite"):
-        small_services.mix_build("small", out=out)
+        small_services.datasets.mix_build("small", out=out)
     assert (out / "keep.txt").read_text() == "mine"
     with pytest.raises(ZeldaError, match=r"not replaced: it holds files a mix build did not write \(keep\.txt\)"):
-        small_services.mix_build("small", out=out, overwrite=True)  # only a bundle we wrote is ever replaced
+        small_services.datasets.mix_build("small", out=out, overwrite=True)  # only a bundle we wrote is ever replaced
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
     (out / "keep.txt").unlink()
-    small_services.mix_build("small", out=out)
-    small_services.mix_build("small", out=out, overwrite=True)  # our own bundle: replaced
+    small_services.datasets.mix_build("small", out=out)
+    small_services.datasets.mix_build("small", out=out, overwrite=True)  # our own bundle: replaced
     assert sorted(p.name for p in out.iterdir()) == sorted(mix_mod.BUNDLE_FILES)
 
 
 def test_failed_build_leaves_previous_bundle_intact(small_services):
     cfg = small_services.config
-    small_services.mix_build("small")
+    small_services.datasets.mix_build("small")
     out = cfg.mix_dir("small")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
@@ -137,19 +137,19 @@ def test_failed_build_leaves_previous_bundle_intact(small_services):
 
     changed = dataclasses.replace(cfg.mix("small"), seed=1)
     with pytest.raises(KeyboardInterrupt):
-        small_services.mix_build(changed, overwrite=True, progress=explode)
+        small_services.datasets.mix_build(changed, overwrite=True, progress=explode)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == [".small.lock", "small"]  # no temp dirs left
 
 
 def test_kill_between_renames_is_recovered(small_services):
     cfg = small_services.config
-    small_services.mix_build("small")
+    small_services.datasets.mix_build("small")
     out = cfg.mix_dir("small")
     before = (out / "train.jsonl").read_bytes()
     os.rename(out, out.with_name(".small.old"))  # the state a kill -9 between the two renames leaves
     with pytest.raises(ZeldaError, match="not empty"):
-        small_services.mix_build("small")
+        small_services.datasets.mix_build("small")
     assert (out / "train.jsonl").read_bytes() == before
 
 
@@ -164,8 +164,8 @@ def test_missing_dataset_is_named(small_ws: Path):
 def test_demo_locked_mix_reference_numbers(demo_ws: Path):
     services = build_services(demo_ws)
     try:
-        plan = services.mix_preview("zelda_16b_mix_v1")
-        meta = services.mix_build("zelda_16b_mix_v1")
+        plan = services.datasets.mix_preview("zelda_16b_mix_v1")
+        meta = services.datasets.mix_build("zelda_16b_mix_v1")
     finally:
         services.close()
     for result in (plan.to_json(), meta):

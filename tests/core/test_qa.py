@@ -123,7 +123,7 @@ def test_agrees_with_plain_baseline_on_demo_data(demo_ws: Path):
     """Two independent implementations of the same statistics must agree."""
     services = build_services(demo_ws)
     try:
-        reports = services.scan()
+        reports = services.datasets.scan()
     finally:
         services.close()
     for r in reports:
@@ -144,7 +144,7 @@ def test_agrees_with_plain_baseline_on_demo_data(demo_ws: Path):
 def test_cache_hit_parses_nothing_and_change_rescans(small_ws: Path):
     services = build_services(small_ws)
     try:
-        first = {r.name: r for r in services.scan()}
+        first = {r.name: r for r in services.datasets.scan()}
         assert not any(r.cached for r in first.values())
         alpha = Path(first["alpha"].path)
         st = alpha.stat()
@@ -152,12 +152,12 @@ def test_cache_hit_parses_nothing_and_change_rescans(small_ws: Path):
         original = alpha.read_bytes()
         alpha.write_bytes(b"x" * len(original))
         os.utime(alpha, ns=(st.st_atime_ns, st.st_mtime_ns))
-        warm = {r.name: r for r in services.scan()}
+        warm = {r.name: r for r in services.datasets.scan()}
         assert all(r.cached for r in warm.values())
         assert warm["alpha"].qa == first["alpha"].qa
         # A real change (new mtime) is picked up: the garbage now shows as parse errors.
         os.utime(alpha, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-        changed = {r.name: r for r in services.scan()}
+        changed = {r.name: r for r in services.datasets.scan()}
         assert not changed["alpha"].cached
         assert changed["alpha"].qa["parse_errors"]["count"] == 1
         assert changed["alpha"].records == 0
@@ -171,7 +171,7 @@ def test_missing_and_unreadable_datasets_are_reported_not_raised(small_ws: Path)
     (small_ws.parent / "datasets" / "gamma.jsonl").mkdir()
     services = build_services(small_ws)
     try:
-        reports = {r.name: r for r in services.scan()}
+        reports = {r.name: r for r in services.datasets.scan()}
     finally:
         services.close()
     assert reports["alpha"].records == 40

@@ -30,7 +30,7 @@ def test_real_tokenizer_counts_rendered_samples(small_ws: Path, tmp_path: Path):
     small_ws.write_text(small_ws.read_text().replace('base = "local/tiny"', f'base = "local/tiny"\ntokenizer = "{tok_dir}"'))
     services = build_services(small_ws)
     try:
-        alpha = next(r for r in services.scan() if r.name == "alpha")
+        alpha = next(r for r in services.datasets.scan() if r.name == "alpha")
     finally:
         services.close()
     length = alpha.qa["length"]

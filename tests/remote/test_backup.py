@@ -44,14 +44,14 @@ def test_backup_rsyncs_adapters_from_the_box(sshd, small_ws: Path, tmp_path: Pat
     try:
         services.store.run_upsert("zelda_run1", str(tmp_path / "ws" / "runs" / "zelda_run1"), "gpu-box", "m", 0, 1,
                                   "completed", str(box / "models" / "zelda_run1"))
-        out = services.backup_artifacts("zelda_run1")
+        out = services.runs.backup("zelda_run1")
         target = backup / "zelda_run1" / "lora_adapters"
         assert out["target"] == f"gpu-box:{target}" and out["bytes"] == 50_004
         assert (target / "adapter_model.safetensors").read_bytes() == b"\x01" * 50_000
         assert (target / "README.md").read_text() == "card"
         with pytest.raises(ZeldaError, match="local run"):
             services.store.run_upsert("here", str(tmp_path / "here"), "local", "m", 0, 1, "completed")
-            services.backup_artifacts("here")
+            services.runs.backup("here")
     finally:
         services.close()
 
@@ -62,7 +62,7 @@ def test_backup_needs_the_table_and_a_reachable_host(sshd, small_ws: Path, tmp_p
     try:
         services.store.run_upsert("r", str(tmp_path / "r"), "gpu-box", "m", 0, 1, "completed", str(tmp_path / "box" / "r"))
         with pytest.raises(ZeldaError, match=r"\[backup\]: set host"):
-            services.backup_artifacts("r")
+            services.runs.backup("r")
     finally:
         services.close()
     with open(cfg, "a") as fh:
@@ -70,6 +70,6 @@ def test_backup_needs_the_table_and_a_reachable_host(sshd, small_ws: Path, tmp_p
     services = build_services(cfg)
     try:
         with pytest.raises(ZeldaError, match=r"gpu-box.*backup: create no-such-backup-host.invalid:/srv/b/r/lora_adapters failed"):
-            services.backup_artifacts("r")
+            services.runs.backup("r")
     finally:
         services.close()

@@ -73,7 +73,7 @@ def test_fetch_through_the_filter_still_works_for_honest_names(hostile_sshd, sma
     services = build_services(cfg)
     try:
         services.store.run_upsert("r2", str(run_dir), "gpu-box", "m", 0, 1, "completed", str(box / "models" / "r2"))
-        services.fetch_artifacts("r2")
+        services.runs.fetch("r2")
     finally:
         services.close()
     assert (run_dir / "lora_adapters" / "adapter_model.safetensors").read_bytes() == b"\x02" * 1000

@@ -45,7 +45,7 @@ def mirrored_run(tmp_path: Path, cfg: Path, server: Sshd, pid: int) -> Path:
     services = build_services(cfg)
     try:
         services.store.run_upsert("r1", str(run_dir), "gpu-box", "m", 0, pid, "running", str(remote_dir))
-        mirror = services.run_mirror("r1")
+        mirror = services.runs.mirror("r1")
         mirror.sync_once()
         mirror.close()
     finally:

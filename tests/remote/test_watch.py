@@ -61,7 +61,7 @@ def follow_until(services, done: Callable[[list[str]], bool], timeout_s: float) 
     was still running at that point (a failure inside a check must not end the following)."""
     alerts: list[str] = []
     stop = threading.Event()
-    follower = threading.Thread(target=services.run_mirror("r1", on_alert=alerts.append).follow, args=(stop,),
+    follower = threading.Thread(target=services.runs.mirror("r1", on_alert=alerts.append).follow, args=(stop,),
                                 daemon=True)
     follower.start()
     deadline = time.monotonic() + timeout_s
@@ -84,7 +84,7 @@ disk_warning_percent = 0
 check_every_s = 0.1
 """)
         with build_services(cfg) as services:
-            assert services.instance_for_host("gpu-box")["key"] == f"vast:{NEW_ID}"
+            assert services.instances.for_host("gpu-box")["key"] == f"vast:{NEW_ID}"
             alerts, _ = follow_until(services, lambda alerts: any("destroyed" in a for a in alerts), 20)
             assert server.received("DELETE"), alerts
             rows = {r["key"]: r for r in services.store.instance_rows()}

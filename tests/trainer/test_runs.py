@@ -206,7 +206,7 @@ def test_disk_full_fails_clearly_corrupts_nothing_and_resumes(tmp_path: Path, ti
 
         services = build_services(cfg)
         try:
-            services.mix_build("tiny_mix")
+            services.datasets.mix_build("tiny_mix")
             run_dir = create_run(services.config, plan_run(services.config, None, 0), services.config.mix_dir("tiny_mix"),
                                  runs_root)
         finally:

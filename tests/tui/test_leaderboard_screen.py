@@ -1,6 +1,6 @@
 """The Leaderboard screen through Pilot at 80x24, over results scored by the real services.
 
-The workspace's SQLite is filled by `services.eval_ingest` from answer files written as the
+The workspace's SQLite is filled by `services.evals.ingest` from answer files written as the
 generator writes them (tests/evals_seed.py): real validation (Asar or its pre-check), real
 scoring, real storage. Generation itself is tested on the tiny model in tests/trainer.
 """

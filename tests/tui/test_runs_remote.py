@@ -146,3 +146,48 @@ async def test_b_backs_up_a_remote_runs_adapters(small_ws: Path, sshd, app_for, 
         target = backup / remote.name / "lora_adapters" / "adapter_model.safetensors"
         await wait_for(pilot, lambda: any(n.title == "Backed up" for n in app._notifications), "the backup notice", 30)
         assert target.read_bytes() == b"\x02" * 1000
+
+
+async def test_stop_of_a_remote_run_keeps_the_screen_responsive(small_ws: Path, app_for, tmp_path: Path):
+    """The box does not answer (a port that accepts and never speaks SSH): the stop waits for the connect
+    timeout on a worker while the screen keeps taking keys, then says why it failed."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        ssh_config = tmp_path / "ssh_config"
+        ssh_config.write_text(f"Host gpu-box\n  HostName 127.0.0.1\n  Port {silent.getsockname()[1]}\n  User root\n")
+        with open(small_ws, "a") as fh:
+            fh.write(f'\n[remote]\ntraining_dir = "/opt/training"\nssh_config = "{ssh_config}"\n'
+                     f'known_hosts = "{tmp_path / "known_hosts"}"\nconnect_timeout_s = 6\n')
+        name = "zelda_20260106T000000Z"
+        local = small_ws.parent / "runs" / name
+        local.mkdir(parents=True)
+        (local / "run.toml").write_text("")  # frozen here when the run was created (its content plays no part)
+        (local / "status.json").write_text(json.dumps({"state": "running", "pid": 4242, "step": 1, "max_steps": 9}))
+        app = app_for(small_ws)
+        app.services.store.run_upsert(name, str(local), "gpu-box", "small", 0, 4242, "running",
+                                      f"/opt/training/models/{name}")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("4")  # the run's mirror keeps trying to reach the box: wait for the list, not for idle
+            await wait_for(pilot, lambda: getattr(app.screen, "ready", False), "the runs list")
+            screen = app.screen
+            await select(pilot, screen, name)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "confirm dialog")
+            started = time.monotonic()
+            await pilot.press("y")
+            await pilot.press("question_mark")  # the keys help opens while the stop is still connecting
+            await wait_for(pilot, lambda: app.screen.__class__.__name__ == "KeysScreen", "keys help", timeout=2)
+            assert time.monotonic() - started < 3  # the connect alone takes 6 s
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: any("stop failed" in f"{n.title} {n.message}" for n in app.notes),
+                           "the stop's error", timeout=20)
+            note = next(n for n in app.notes if "stop failed" in f"{n.title} {n.message}")
+            assert "gpu-box" in note.message and "cannot connect" in note.message
+    finally:
+        silent.close()

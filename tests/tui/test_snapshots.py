@@ -27,7 +27,7 @@ def snapshot_app(demo_ws: Path, monkeypatch):
     for f in (demo_ws.parent / "datasets").iterdir():
         os.utime(f, (FIXED_MTIME, FIXED_MTIME))
     services = build_services(demo_ws)
-    services.scan()  # warm the cache so the screen shows the same summary every run
+    services.datasets.scan()  # warm the cache so the screen shows the same summary every run
     yield ZeldaApp(services)
     services.close()
     monkeypatch.delenv("TZ")

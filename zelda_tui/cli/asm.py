@@ -38,7 +38,7 @@ def cmd_asm_check(args: argparse.Namespace) -> int:
         return 2
     if _has_config(args):
         with open_services(args) as services:
-            settings = services.asm_settings()
+            settings = services.asm.settings()
     else:
         settings = AsmSettings()
     info = checker_info(settings, args.precheck)

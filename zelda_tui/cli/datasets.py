@@ -33,7 +33,7 @@ def cmd_demo_init(args: argparse.Namespace) -> int:
 def cmd_inventory(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         with progress_bar(args, "scanning datasets") as progress:
-            reports = services.scan(force=args.rescan, progress=progress)
+            reports = services.datasets.scan(force=args.rescan, progress=progress)
     if args.json:
         emit_json([r.to_json() for r in reports])
     else:
@@ -58,7 +58,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
         for name in args.names:
             services.config.dataset(name)
         with progress_bar(args, "QA") as progress:
-            reports = services.scan(force=args.rescan, names=args.names or None, progress=progress)
+            reports = services.datasets.scan(force=args.rescan, names=args.names or None, progress=progress)
     if args.json:
         emit_json([r.to_json() for r in reports])
     else:
@@ -68,7 +68,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
 def cmd_registry_index(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        rows, target = services.registry_index(args.out)
+        rows, target = services.datasets.registry_index(args.out)
     if args.json:
         emit_json({"export": str(target), "datasets": rows})
     else:
@@ -108,8 +108,8 @@ def _plan_rows(plan_json: dict) -> str:
 def cmd_mix_preview(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         with progress_bar(args, "counting records") as progress:
-            services.scan(names=list(services.config.mix(args.name).datasets), progress=progress)
-        plan = services.mix_preview(args.name)
+            services.datasets.scan(names=list(services.config.mix(args.name).datasets), progress=progress)
+        plan = services.datasets.mix_preview(args.name)
     data = plan.to_json()
     if args.json:
         emit_json(data)
@@ -123,7 +123,7 @@ def cmd_mix_preview(args: argparse.Namespace) -> int:
 def cmd_mix_build(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         with progress_bar(args, "building mix") as progress:
-            meta = services.mix_build(
+            meta = services.datasets.mix_build(
                 args.name, args.out, args.overwrite,
                 progress=(lambda phase, done, total: progress(done, total)) if progress else None,
             )

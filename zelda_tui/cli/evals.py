@@ -58,7 +58,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
 
     with open_services(args) as services:
         try:
-            report = services.eval_run(args.run, args.checkpoint, args.prompts, opts, args.limit, progress, cancel)
+            report = services.evals.run(args.run, args.checkpoint, args.prompts, opts, args.limit, progress, cancel)
         except KeyboardInterrupt:
             cancel.set()
             raise
@@ -88,7 +88,7 @@ def _report_text(report: EvalReport) -> str:
 
 def cmd_eval_prompts(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        count, out = services.eval_prompts_from_mix(args.mix, args.out, args.limit)
+        count, out = services.evals.prompts_from_mix(args.mix, args.out, args.limit)
     if args.json:
         emit_json({"prompts": count, "path": str(out), "mix": args.mix})
     else:
@@ -99,8 +99,8 @@ def cmd_eval_prompts(args: argparse.Namespace) -> int:
 
 def cmd_eval_show(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        prompt_set = args.prompt_set or services.leaderboard()["prompt_set"] or ""
-        rows = services.eval_samples(services.run_dir(args.run).name, args.checkpoint, prompt_set, args.prompt)
+        prompt_set = args.prompt_set or services.evals.leaderboard()["prompt_set"] or ""
+        rows = services.evals.samples(services.runs.dir(args.run).name, args.checkpoint, prompt_set, args.prompt)
     if args.json:
         emit_json(rows)
         return 0
@@ -124,7 +124,7 @@ def cmd_eval_show(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        board = services.leaderboard(args.prompt_set, args.sort)
+        board = services.evals.leaderboard(args.prompt_set, args.sort)
     if args.json:
         emit_json(board)
         return 0

@@ -13,7 +13,7 @@ def cmd_offers_search(args: argparse.Namespace) -> int:
 
     providers = PROVIDERS if args.provider == "all" else tuple(p.strip() for p in args.provider.split(","))
     with open_services(args) as services:
-        rows, warnings = services.offers_search(providers, args.query, args.sort, args.phase)
+        rows, warnings = services.offers.search(providers, args.query, args.sort, args.phase)
     for w in warnings:
         print(f"zelda-tui: warning: {w}", file=sys.stderr)
     if args.json:
@@ -33,7 +33,7 @@ def cmd_offers_search(args: argparse.Namespace) -> int:
 
 def cmd_offers_launch(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        plan = services.launch_plan(args.offer, args.phase)
+        plan = services.offers.launch_plan(args.offer, args.phase)
         offer, budget = plan["offer"], plan["budget"]
         if args.json and (args.dry_run or not args.yes):
             emit_json(plan)
@@ -52,7 +52,7 @@ def cmd_offers_launch(args: argparse.Namespace) -> int:
         if not args.yes:
             print("nothing launched: add --yes to rent it", file=sys.stderr)
             return 1
-        tracked = services.offers_launch(args.offer, args.phase, force=args.force)
+        tracked = services.offers.launch(args.offer, args.phase, force=args.force)
     if args.json:
         emit_json(tracked)
     else:
@@ -62,8 +62,8 @@ def cmd_offers_launch(args: argparse.Namespace) -> int:
 
 def cmd_instances_list(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        rows = services.instances_list(refresh=not args.no_refresh)
-        budget = services.budget()
+        rows = services.instances.rows(refresh=not args.no_refresh)
+        budget = services.instances.spend()
     if args.json:
         emit_json({"instances": rows, "budget": budget})
         return 0
@@ -86,7 +86,7 @@ def cmd_instances_destroy(args: argparse.Namespace) -> int:
         print(f"nothing destroyed: add --yes to destroy {args.instance}", file=sys.stderr)
         return 1
     with open_services(args) as services:
-        row = services.instance_destroy(args.instance)
+        row = services.instances.destroy(args.instance)
     if args.json:
         emit_json(row)
     elif row["spent_usd"] is None:
@@ -102,7 +102,7 @@ def cmd_instances_enforce(args: argparse.Namespace) -> int:
 
     Every instance is tried; the exit status is 1 when any destroy failed (cron mails it)."""
     with open_services(args) as services:
-        acted = services.instances_enforce(dry_run=args.dry_run)
+        acted = services.enforcer.enforce(dry_run=args.dry_run)
     failed = [row for row in acted if row["error"]]
     if args.json:
         emit_json(acted)

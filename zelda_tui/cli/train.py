@@ -17,11 +17,11 @@ def say(text: str) -> None:
 def cmd_train_start(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         if args.remote:
-            run_dir = services.train_start_remote(args.remote, args.mix, args.phase, args.accept_new_host_key, say,
+            run_dir = services.runs.start_remote(args.remote, args.mix, args.phase, args.accept_new_host_key, say,
                                                   device=args.device, max_steps=args.max_steps)
         else:
-            run_dir = services.train_start(args.mix, args.phase, say, device=args.device, max_steps=args.max_steps)
-        info = services.run_info(run_dir)
+            run_dir = services.runs.start(args.mix, args.phase, say, device=args.device, max_steps=args.max_steps)
+        info = services.runs.info(run_dir)
     if args.json:
         emit_json(info)
     else:
@@ -32,7 +32,7 @@ def cmd_train_start(args: argparse.Namespace) -> int:
 
 def cmd_train_list(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        rows = services.run_list()
+        rows = services.runs.list_all()
     if args.json:
         emit_json(rows)
     else:
@@ -48,7 +48,7 @@ def cmd_train_list(args: argparse.Namespace) -> int:
 
 def cmd_train_status(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        info = services.run_sync(args.run) if services.remote_row(args.run) else services.run_info(services.run_dir(args.run))
+        info = services.runs.status(args.run)
     if args.json:
         emit_json(info)
     else:
@@ -59,21 +59,21 @@ def cmd_train_status(args: argparse.Namespace) -> int:
 
 def cmd_train_stop(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        pid = services.train_stop(args.run)
+        pid = services.runs.stop(args.run)
     print(f"sent SIGTERM to {pid}: the run saves a checkpoint and stops (resume with `zelda-tui train resume {args.run}`)")
     return 0
 
 
 def cmd_train_resume(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        resumed = services.train_resume(args.run)
+        resumed = services.runs.resume(args.run)
     print(resumed.line())
     return 0
 
 
 def cmd_train_fetch(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        result = services.fetch_artifacts(args.run, args.checkpoint, say)
+        result = services.runs.fetch(args.run, args.checkpoint, say)
     if args.json:
         emit_json(result)
     else:
@@ -84,7 +84,7 @@ def cmd_train_fetch(args: argparse.Namespace) -> int:
 
 def cmd_train_backup(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        result = services.backup_artifacts(args.run)
+        result = services.runs.backup(args.run)
     if args.json:
         emit_json(result)
     else:
@@ -107,8 +107,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     mirror = follower = None
     stop = threading.Event()
     try:
-        run_dir = services.run_dir(args.run)
-        if services.remote_row(args.run):
+        run_dir = services.runs.dir(args.run)
+        if services.runs.host(args.run).is_remote:
             last = [""]
 
             def on_state(link) -> None:
@@ -116,7 +116,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     say(f"[link] {link.line()}")
                 last[0] = link.state
 
-            mirror = services.run_mirror(args.run, on_state=on_state, on_alert=lambda text: say(f"[alert] {text}"))
+            mirror = services.runs.mirror(args.run, on_state=on_state, on_alert=lambda text: say(f"[alert] {text}"))
             if args.no_follow:
                 mirror.sync_once()
                 mirror.close()
@@ -135,7 +135,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
         while True:
             drain()
-            state = services.run_info(run_dir)["state"]
+            state = services.runs.info(run_dir)["state"]
             done = not follower.is_alive() if follower else not RunState(state).is_live
             if args.no_follow or done:
                 drain()  # one last read: lines written just before the state changed
@@ -164,7 +164,7 @@ def _metric_line(e: dict) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        est = services.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
+        est = services.estimates.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
                                 seq_len=args.seq_len, micro_batch=args.micro_batch)
     if est["gpu_note"]:
         print(f"zelda-tui: {est['gpu_note']}", file=sys.stderr)

@@ -6,7 +6,7 @@ show on a machine without torch or a GPU. The run follows the run-dir contract e
 (run.toml, metrics.jsonl, status.json, train.log, checkpoints/checkpoint-N/, lora_adapters/,
 evals/<prompt set>/prompts.jsonl + one answers file per checkpoint); the answers are variants
 of the prompts' references (verbatim, restyled, broken), which the real validator then scores
-into state.sqlite (`Services.eval_ingest_run`). It is labelled as demo data everywhere a
+into state.sqlite (`services.evals.ingest_run`). It is labelled as demo data everywhere a
 user looks: the run name, run.toml, status.json's message, train.log, the adapters' model card,
 a DEMO.md beside them, and the eval refuses to "generate" for it.
 """

@@ -102,7 +102,7 @@ class InventoryScreen(Screen):
                 self.post_message(self.ScanProgress(done, total))
 
         try:
-            reports = self.services.scan(force=force, progress=progress)
+            reports = self.services.datasets.scan(force=force, progress=progress)
         except Exception as exc:  # shown to the user by the app's one error handler
             self.app.call_from_thread(self.app.report_error, exc, "scan failed")
             return
@@ -137,7 +137,7 @@ class InventoryScreen(Screen):
     @work(thread=True, exclusive=True, group="registry", exit_on_error=False)
     def registry(self) -> None:
         try:
-            rows, path = self.services.registry_index()
+            rows, path = self.services.datasets.registry_index()
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "registry index failed")
             return

@@ -1,6 +1,6 @@
 """Leaderboard screen: every scored checkpoint of every run, ranked, with the base model as a row.
 
-The table is `services.leaderboard(prompt_set, sort)`, read on a worker thread. `s` (or a click
+The table is `services.evals.leaderboard(prompt_set, sort)`, read on a worker thread. `s` (or a click
 on a column header) re-ranks by another column; `p` switches prompt set; Enter opens the
 sample viewer of the selected checkpoint; `c` marks a checkpoint and `c` on a second one
 opens both side by side; `e` evaluates a run (generation runs in a child process started by
@@ -172,7 +172,7 @@ class LeaderboardScreen(Screen):
     @work(thread=True, group="leaderboard-load", exit_on_error=False)
     def _load(self, seq: int, prompt_set: str | None, sort: str) -> None:
         try:
-            board = self.services.leaderboard(prompt_set, sort)
+            board = self.services.evals.leaderboard(prompt_set, sort)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "reading eval results failed")
             board = {"prompt_set": None, "prompt_sets": [], "sort": sort, "rows": []}
@@ -292,7 +292,7 @@ class LeaderboardScreen(Screen):
         if self.evaluating:
             self.notify("an eval is running; its progress is in the status line", severity="warning", timeout=4)
             return
-        missing = self.services.eval_stack_missing()  # say what to install before the dialog, not after a failed start
+        missing = self.services.evals.stack_missing()  # say what to install before the dialog, not after a failed start
         if missing:
             self.notify(missing, title="Cannot evaluate here", severity="error", timeout=10, markup=False)
             return
@@ -301,7 +301,7 @@ class LeaderboardScreen(Screen):
     @work(thread=True, group="leaderboard-runs", exit_on_error=False)
     def _list_runs(self) -> None:
         try:
-            names = [info["name"] for info in self.services.run_list()]
+            names = [info["name"] for info in self.services.runs.list_all()]
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
             return
@@ -314,7 +314,7 @@ class LeaderboardScreen(Screen):
             return
         row = self.selected_row()
         dialog = EvalDialog(msg.runs, row["run"] if row and not row["is_base"] else None,
-                            str(self.services.default_prompts))
+                            str(self.services.evals.default_prompts))
 
         def chosen(choice: EvalChoice | None) -> None:
             if choice is not None:
@@ -330,7 +330,7 @@ class LeaderboardScreen(Screen):
 
         report = None
         try:
-            report = self.services.eval_run(
+            report = self.services.evals.run(
                 choice.run, choice.checkpoint, Path(choice.prompts) if choice.prompts else None,
                 GenerateOptions(samples=choice.samples, max_new_tokens=choice.max_new_tokens),
                 progress=lambda name, done, total: self.post_message(self.EvalProgress(choice.run, name, done, total)),

@@ -193,7 +193,7 @@ class MixScreen(Screen):
     @work(thread=True, exclusive=True, group="mix-counts", exit_on_error=False)
     def load_counts(self) -> None:
         try:
-            reports = self.services.scan()
+            reports = self.services.datasets.scan()
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "counting records failed")
             return
@@ -215,7 +215,7 @@ class MixScreen(Screen):
             self.post_message(self.BuildProgress(phase, done, total))
 
         try:
-            metadata = self.services.mix_build(spec, overwrite=overwrite, progress=progress)
+            metadata = self.services.datasets.mix_build(spec, overwrite=overwrite, progress=progress)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "build failed")
             self.app.call_from_thread(self.query_one(ProgressBar).add_class, "-hidden")
@@ -296,7 +296,7 @@ class MixScreen(Screen):
             self.notify(f"{spec.name} is locked and is never changed: n saves it as a new mix", severity="warning")
             return False
         try:
-            self.services.save_mix(spec)
+            self.services.datasets.save_mix(spec)
         except ZeldaError as exc:
             self.app.report_error(exc, "save failed")
             return False

@@ -2,7 +2,7 @@
 
 The filter line is the `vastai search offers` grammar (`core.offer_query`); a bad query is shown
 with a caret under the bad token and changes nothing else. Every search runs
-`services.offers_search` on a worker thread (providers are HTTP calls) and posts one `Results`
+`services.offers.search` on a worker thread (providers are HTTP calls) and posts one `Results`
 message; an older search finishing late is dropped. A provider without a key, or down, is a
 warning in the status line (its offline catalog still shows, where it has one).
 """
@@ -206,7 +206,7 @@ class OffersScreen(Screen):
     @work(thread=True, group="offers-search", exit_on_error=False)
     def _search(self, seq: int, providers: tuple[str, ...], query: str, sort: str) -> None:
         try:
-            rows, warnings = self.services.offers_search(providers, query, "dph_total" if sort in ROW_SORTS else sort)
+            rows, warnings = self.services.offers.search(providers, query, "dph_total" if sort in ROW_SORTS else sort)
         except QueryError as exc:
             self.post_message(self.Failed(seq, exc))
             return
@@ -346,7 +346,7 @@ class OffersScreen(Screen):
     @work(thread=True, group="offers-launch", exit_on_error=False)
     def _plan_launch(self, key: str) -> None:
         try:
-            plan = self.services.launch_plan(key)
+            plan = self.services.offers.launch_plan(key)
         except Exception as exc:  # offer gone, no key, provider down: one line, nothing rented
             self.app.call_from_thread(self.app.report_error, exc, "launch")
             return
@@ -374,7 +374,7 @@ class OffersScreen(Screen):
     @work(thread=True, group="offers-launch", exit_on_error=False)
     def _launch(self, key: str) -> None:
         try:
-            tracked = self.services.offers_launch(key)
+            tracked = self.services.offers.launch(key)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "launch failed")
             return

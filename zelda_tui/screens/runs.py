@@ -1,6 +1,6 @@
 """Runs screen: the runs table, and for the selected run a live train.log tail and a loss chart.
 
-Everything on disk is read on worker threads: the runs list (`services.run_list()`) every
+Everything on disk is read on worker threads: the runs list (`services.runs.list_all()`) every
 ~2 s, and the selected run's train.log / metrics.jsonl through `core.runs.LineTail` (byte
 offset, complete lines only) every ~0.25 s. Each poll posts one batch; the UI appends it in
 one go. Switching the selection starts fresh tails (a finished run replays from the start).
@@ -204,9 +204,9 @@ class RunsScreen(Screen):
     @work(thread=True, group="runs-list", exit_on_error=False)
     def _list_runs(self, seq: int) -> None:
         try:
-            infos = self.services.run_list()
+            infos = self.services.runs.list_all()
             # tracked GPU instances: SQLite every time, the provider (state, SSH endpoint) every ~30 s
-            instances = [r for r in self.services.instances_list(refresh=seq % INSTANCES_EVERY == 1) if r["ended"] is None]
+            instances = [r for r in self.services.instances.rows(refresh=seq % INSTANCES_EVERY == 1) if r["ended"] is None]
         except Exception as exc:  # shown once by the app's one error handler, not every 2 s
             if not self._list_failed:
                 self._list_failed = True
@@ -305,7 +305,7 @@ class RunsScreen(Screen):
             self.app.call_from_thread(self.notify, text, title="GPU box", severity="warning", timeout=15)
 
         try:
-            mirror = self.services.run_mirror(name, on_state=on_state, on_alert=on_alert)
+            mirror = self.services.runs.mirror(name, on_state=on_state, on_alert=on_alert)
             mirror.follow(stop)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, f"following {name} failed")
@@ -363,21 +363,26 @@ class RunsScreen(Screen):
             return
 
         def answered(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                pid = self.services.train_stop(info["run_dir"])
-            except ZeldaError as exc:
-                self.app.report_error(exc, "stop failed")
-                return
-            self.notify(f"SIGTERM sent to pid {pid}: it saves a checkpoint, then exits", title=f"Stopping {info['name']}")
-            self.refresh_list()
+            if yes:
+                self._stop(info["run_dir"], info["name"])
 
         self.app.push_screen(
             ConfirmDialog(f"Stop {info['name']}?", "The trainer saves a checkpoint, then exits.\n"
                           "Resume it later with r.", yes="Stop"),
             answered,
         )
+
+    @work(thread=True, group="runs-stop", exit_on_error=False)
+    def _stop(self, run_dir: str, name: str) -> None:
+        """On a worker: a remote run's stop is an SSH round trip (a connect timeout, when the box is gone)."""
+        try:
+            pid = self.services.runs.stop(run_dir)
+        except Exception as exc:
+            self.app.call_from_thread(self.app.report_error, exc, "stop failed")
+            return
+        self.app.call_from_thread(self.notify, f"SIGTERM sent to pid {pid}: it saves a checkpoint, then exits",
+                                  title=f"Stopping {name}")
+        self.app.call_from_thread(self.refresh_list)
 
     def action_resume(self) -> None:
         info = self.selected_info()
@@ -388,7 +393,7 @@ class RunsScreen(Screen):
     @work(thread=True, group="runs-resume", exit_on_error=False)
     def _resume(self, run_dir: str, name: str) -> None:
         try:
-            resumed = self.services.train_resume(run_dir)
+            resumed = self.services.runs.resume(run_dir)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "resume failed")
             return
@@ -403,7 +408,7 @@ class RunsScreen(Screen):
                 self._start(*choice)
 
         try:
-            hosts = self.services.remote_hosts()
+            hosts = self.services.runs.remote_hosts()
         except ZeldaError as exc:
             self.app.report_error(exc, "reading [remote] failed")
             hosts = []
@@ -416,9 +421,9 @@ class RunsScreen(Screen):
 
         try:
             if host:
-                run_dir = self.services.train_start_remote(host, mix, phase, accept, progress)
+                run_dir = self.services.runs.start_remote(host, mix, phase, accept, progress)
             else:
-                run_dir = self.services.train_start(mix, phase)
+                run_dir = self.services.runs.start(mix, phase)
         except UnknownHostKey as exc:
             self.app.call_from_thread(self._ask_host_key, exc, mix, phase, host)
             return
@@ -456,11 +461,11 @@ class RunsScreen(Screen):
 
         try:
             try:
-                got = self.services.fetch_artifacts(name, "latest", progress)
+                got = self.services.runs.fetch(name, "latest", progress)
             except ZeldaError as exc:
                 if "no checkpoints" not in str(exc):
                     raise
-                got = self.services.fetch_artifacts(name, "none", progress)
+                got = self.services.runs.fetch(name, "none", progress)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "fetch failed")
             return
@@ -479,7 +484,7 @@ class RunsScreen(Screen):
     @work(thread=True, group="runs-backup", exit_on_error=False)
     def _backup(self, name: str) -> None:
         try:
-            done = self.services.backup_artifacts(name)
+            done = self.services.runs.backup(name)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "backup failed")
             return
@@ -505,7 +510,7 @@ class RunsScreen(Screen):
     @work(thread=True, group="runs-destroy", exit_on_error=False)
     def _destroy(self, key: str) -> None:
         try:
-            done = self.services.instance_destroy(key)
+            done = self.services.instances.destroy(key)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "destroy failed")
             return

@@ -4,7 +4,7 @@ Viewer: one checkpoint's answers, prompt by prompt: the prompt, Asar's verdict a
 and the code Asar saw with line numbers and the failing line highlighted (`a` shows the whole
 answer, then the reference). Compare: two checkpoints on the same prompt, side by side.
 
-Both read the stored results (`services.eval_samples`) on a worker thread and post one message.
+Both read the stored results (`services.evals.samples`) on a worker thread and post one message.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class SampleViewer(Screen):
     @work(thread=True, group="samples-load", exit_on_error=False)
     def _load(self) -> None:
         try:
-            rows = self.services.eval_samples(self.entry["run"], self.entry["checkpoint"], self.prompt_set)
+            rows = self.services.evals.samples(self.entry["run"], self.entry["checkpoint"], self.prompt_set)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "reading samples failed")
             rows = []
@@ -284,8 +284,8 @@ class CompareScreen(Screen):
     @work(thread=True, group="compare-load", exit_on_error=False)
     def _load(self) -> None:
         try:
-            left = self.services.eval_samples(self.left["run"], self.left["checkpoint"], self.prompt_set)
-            right = self.services.eval_samples(self.right["run"], self.right["checkpoint"], self.prompt_set)
+            left = self.services.evals.samples(self.left["run"], self.left["checkpoint"], self.prompt_set)
+            right = self.services.evals.samples(self.right["run"], self.right["checkpoint"], self.prompt_set)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "reading samples failed")
             left, right = [], []

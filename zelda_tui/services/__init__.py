@@ -1,8 +1,17 @@
-"""The one factory: builds the service objects the TUI screens and the CLI both use.
+"""The one factory: builds the services the TUI screens and the CLI both use.
 
 Screens never construct core/backends objects themselves; tests build `Services` over a temp
-workspace exactly as the CLI does. One `Services` object, its methods grouped by job in the
-modules beside this one.
+workspace exactly as the CLI does. `Services` holds one service per subject (datasets, runs,
+offers, ...); each takes what it needs in its constructor and none reaches another through
+`self`, so the wiring below is the whole dependency graph:
+
+    datasets(config, inventory)     asm(config)     hosts(config)
+    estimates(config, store, datasets)
+    instances(config, store, hosts)
+    offers(config, store, estimates, instances)
+    runs(config, store, datasets, instances, hosts)
+    evals(config, store, asm, datasets, runs)
+    enforcer(config, store, instances, runs)
 """
 
 from __future__ import annotations
@@ -16,20 +25,31 @@ from ..core import config as config_mod
 from ..core.config import Config
 from ..core.inventory import Inventory, start_process_helpers
 from ..core.store import Store
-from .asm import AsmServices
-from .datasets import DatasetServices
-from .estimates import EstimateServices
-from .evals import EvalServices
-from .offers import OfferServices
-from .remote import RemoteServices
-from .runs import RunServices
+from .asm import AsmService
+from .datasets import DatasetService
+from .enforce import BudgetEnforcer
+from .estimates import EstimateService
+from .evals import EvalService
+from .hosts import Hosts
+from .instances import InstanceRegistry
+from .offers import OfferService
+from .runs import RunService
 
 
 @dataclass
-class Services(DatasetServices, RunServices, RemoteServices, EstimateServices, OfferServices, EvalServices, AsmServices):
+class Services:
     config: Config
     store: Store
     inventory: Inventory
+    datasets: DatasetService
+    asm: AsmService
+    hosts: Hosts
+    estimates: EstimateService
+    instances: InstanceRegistry
+    offers: OfferService
+    runs: RunService
+    evals: EvalService
+    enforcer: BudgetEnforcer
 
     def prepare_for_ui(self) -> None:
         """Start multiprocessing's helper processes now, before a UI swaps out sys.stderr.
@@ -54,7 +74,19 @@ def build_services(config_path: str | Path | None = None) -> Services:
     path = config_mod.discover(config_path)
     cfg = config_mod.load(path)
     store = Store(cfg.state_path)
-    return Services(config=cfg, store=store, inventory=Inventory(cfg, store, load_token_counter(cfg.model)))
+    inventory = Inventory(cfg, store, load_token_counter(cfg.model))
+    datasets = DatasetService(cfg, inventory)
+    asm = AsmService(cfg)
+    hosts = Hosts(cfg)
+    estimates = EstimateService(cfg, store, datasets)
+    instances = InstanceRegistry(cfg, store, hosts)
+    offers = OfferService(cfg, store, estimates, instances)
+    runs = RunService(cfg, store, datasets, instances, hosts)
+    evals = EvalService(cfg, store, asm, datasets, runs)
+    enforcer = BudgetEnforcer(cfg, store, instances, runs)
+    return Services(config=cfg, store=store, inventory=inventory, datasets=datasets, asm=asm, hosts=hosts,
+                    estimates=estimates, instances=instances, offers=offers, runs=runs, evals=evals,
+                    enforcer=enforcer)
 
 
 __all__ = ["Services", "UnknownHostKey", "build_services"]

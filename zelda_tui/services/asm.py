@@ -3,12 +3,13 @@
 The eval run and `zelda-tui asm check` both come through here. Which checker runs is decided
 once per call: Asar when one is found (config, env, PATH, package, `.tools/`), else the built-in
 pre-check; every verdict carries the checker's name. The module-level functions work without a
-workspace (so `asm check` runs in any directory); `AsmServices` binds them to the config.
+workspace (so `asm check` runs in any directory); `AsmService` binds them to the config.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,31 +17,30 @@ from ..core import jsonl
 from ..core.asm_code import DEFAULT_TIMEOUT_S, AsmSettings, Verdict, empty_verdict
 from ..core.config import Config
 from ..core.errors import ConfigError, ZeldaError, where
-from ..core.inventory import Inventory
-from ..core.store import Store
 
 
-class AsmServices:
+@dataclass
+class AsmService:
+    """65816 validation bound to the workspace's `[eval]` table."""
+
     config: Config
-    store: Store
-    inventory: Inventory
 
-    def asm_settings(self) -> AsmSettings:
+    def settings(self) -> AsmSettings:
         """The `[eval]` table (asar, symbols, timeout_s, jobs), paths resolved against the workspace."""
         return settings_from_table(self.config.table("eval"), self.config.workspace, self.config.path)
 
-    def asm_checker(self, precheck: bool = False) -> dict:
+    def checker(self, precheck: bool = False) -> dict:
         """Which checker a validation would use now, and why (for the CLI/TUI to show)."""
-        return checker_info(self.asm_settings(), precheck)
+        return checker_info(self.settings(), precheck)
 
-    def asm_validate(self, answers: list[str], jobs: int | None = None, *, precheck: bool = False) -> list[Verdict]:
+    def validate(self, answers: list[str], jobs: int | None = None, *, precheck: bool = False) -> list[Verdict]:
         """One Verdict per answer, in order; Asar when found, else the pre-check (labelled)."""
-        return validate_answers(answers, self.asm_settings(), jobs, precheck)
+        return validate_answers(answers, self.settings(), jobs, precheck)
 
-    def asm_check(self, paths: list[Path], jobs: int | None = None, *, precheck: bool = False) -> list[dict]:
+    def check(self, paths: list[Path], jobs: int | None = None, *, precheck: bool = False) -> list[dict]:
         """Validate files: each file is one answer; a .jsonl file holds one answer per line
         (its `output`, or the last assistant message), named `file:line` in the results."""
-        return check_files(paths, self.asm_settings(), jobs, precheck)
+        return check_files(paths, self.settings(), jobs, precheck)
 
 
 # --------------------------------------------------------------------------- without a workspace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -10,12 +11,13 @@ from ..core import registry as registry_mod
 from ..core.config import Config, MixSpec
 from ..core.errors import ZeldaError
 from ..core.inventory import DatasetReport, Inventory, Progress
-from ..core.store import Store
 
 
-class DatasetServices:
+@dataclass
+class DatasetService:
+    """Datasets (inventory, registry) and mixes (preview, build, ensure, save)."""
+
     config: Config
-    store: Store
     inventory: Inventory
 
     def scan(self, force: bool = False, names: list[str] | None = None, progress: Progress | None = None) -> list[DatasetReport]:

@@ -18,5 +18,5 @@ def init_demo(target: Path, seed: int = demo.DEFAULT_SEED, force: bool = False, 
 
     config_path = demo.init_workspace(target, seed=seed, force=force, pool=pool, progress=progress)
     with build_services(config_path) as services:
-        services.eval_ingest_run(services.config.workspace / "runs" / demo_run.run_name(services.config))
+        services.evals.ingest_run(services.config.workspace / "runs" / demo_run.run_name(services.config))
     return config_path

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..core import run_plan
 from ..core.config import Config
-from ..core.inventory import Inventory
 from ..core.store import Store
+from .datasets import DatasetService
 
 
-class EstimateServices:
+@dataclass
+class EstimateService:
+    """VRAM, time and cost of training a mix on a GPU type."""
+
     config: Config
     store: Store
-    inventory: Inventory
+    datasets: DatasetService
 
     def mix_train_tokens(self, mix: str) -> int:
         """Tokens in a mix's train split: per dataset, train records x the QA mean sample length."""
         spec = self.config.mix(mix)
-        reports = {r.name: r for r in self.scan(names=list(spec.datasets))}
-        plan = self.mix_preview(spec)
+        reports = {r.name: r for r in self.datasets.scan(names=list(spec.datasets))}
+        plan = self.datasets.mix_preview(spec)
         return int(sum(d.train * reports[d.name].qa["length"]["mean_tokens"] for d in plan.datasets))
 
     def estimate(self, gpu: str, gpus: int = 1, dollars_per_hour: float = 0.0, mix: str | None = None,

@@ -23,6 +23,9 @@ from ..core.errors import ZeldaError
 from ..core.mix import EVAL_SOURCES
 from ..core.store import Store
 from ..core.train_config import load_run_config
+from .asm import AsmService
+from .datasets import DatasetService
+from .runs import RunService
 
 # (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
 EvalProgress = Callable[[str, int, int], None]
@@ -67,14 +70,15 @@ class EvalReport:
         return asdict(self)
 
 
-class EvalServices:
+@dataclass
+class EvalService:
+    """Evals of a run's checkpoints, their scores in SQLite, and the leaderboard over them."""
+
     config: Config
     store: Store
-
-    # provided by the other mixins of Services
-    run_dir: Callable[[str], Path]
-    asm_validate: Callable[..., list]
-    mix_build: Callable[..., dict]
+    asm: AsmService
+    datasets: DatasetService
+    runs: RunService
 
     @property
     def default_prompts(self) -> Path:
@@ -82,14 +86,14 @@ class EvalServices:
         return evals.SHIPPED_PROMPTS
 
     # --- running an eval -----------------------------------------------------------------
-    def eval_run(self, run: str, checkpoint: str = "all", prompts: Path | None = None, options: evals.GenerateOptions | None = None,
+    def run(self, run: str, checkpoint: str = "all", prompts: Path | None = None, options: evals.GenerateOptions | None = None,
                  limit: int | None = None, progress: EvalProgress | None = None,
                  cancel: threading.Event | None = None) -> EvalReport:
         """Generate, validate, score and store; a failing checkpoint never stops the others."""
         opts = options or evals.GenerateOptions()
         if opts.samples < 0 or opts.max_new_tokens < 1 or opts.batch_size < 1:
             raise ZeldaError("eval: --samples must be >= 0, --max-new-tokens and --batch-size >= 1", exit_code=2)
-        run_dir = self.run_dir(run)
+        run_dir = self.runs.dir(run)
         cfg = load_run_config(run_dir)
         pf = evals.parse_prompts(Path(prompts) if prompts else self.default_prompts)
         chosen = pf.prompts[:limit] if limit else pf.prompts
@@ -122,7 +126,7 @@ class EvalServices:
                                                     else "the generator ended without answers for it")
         return report
 
-    def eval_stack_missing(self) -> str | None:
+    def stack_missing(self) -> str | None:
         """What to install before an eval can generate answers here (None: nothing)."""
         return generator_stack_missing()
 
@@ -163,12 +167,12 @@ class EvalServices:
 
     def _score(self, run_dir: Path, prompt_set: str, result: CheckpointResult, how: str) -> None:
         try:
-            result.summary = self.eval_ingest(run_dir, prompt_set, result.checkpoint)
+            result.summary = self.ingest(run_dir, prompt_set, result.checkpoint)
             result.state = how
         except ZeldaError as exc:
             result.state, result.message = "failed", str(exc)
 
-    def eval_ingest(self, run_dir: Path, prompt_set: str, checkpoint: str) -> dict:
+    def ingest(self, run_dir: Path, prompt_set: str, checkpoint: str) -> dict:
         """Validate and score one answers file and store it (skipped when already stored)."""
         run_dir = Path(run_dir)
         path = evals.answers_path(run_dir, prompt_set, checkpoint)
@@ -184,7 +188,7 @@ class EvalServices:
             raise ZeldaError(f"{path}: answers for prompts {missing[:3]} that {prompt_set} does not have")
         from ..core.asm_code import extract_code
 
-        verdicts = self.asm_validate([a["answer"] for a in answers])
+        verdicts = self.asm.validate([a["answer"] for a in answers])
         rows = []
         for answer, verdict in zip(answers, verdicts):
             prompt = prompts[answer["prompt_idx"]]
@@ -205,25 +209,25 @@ class EvalServices:
                                  "header": header, "summary": summary}, rows)
         return summary
 
-    def eval_ingest_run(self, run_dir: Path) -> list[dict]:
+    def ingest_run(self, run_dir: Path) -> list[dict]:
         """Score every answers file already in RUN_DIR/evals/ (a demo run, answers generated on
         another machine): one summary per (prompt set, checkpoint), stored answers skipped."""
         summaries = []
         for edir in sorted(p for p in (Path(run_dir) / evals.EVALS_DIR).glob("*") if (p / evals.PROMPTS_FILE).is_file()):
             for path in sorted(edir.glob("*.jsonl")):
                 if path.name != evals.PROMPTS_FILE:
-                    summaries.append(self.eval_ingest(Path(run_dir), edir.name, path.stem))
+                    summaries.append(self.ingest(Path(run_dir), edir.name, path.stem))
         return summaries
 
     def _resolve_checkpoints(self, run_dir: Path, spec: str) -> list[tuple[str, int]]:
         """`all`, `base`, `final`, `N` / `checkpoint-N`, or a comma list of those."""
         available = evals.eval_checkpoints(run_dir)
         steps = dict(available)
-        remote = self.remote_row(run_dir.name)
-        fetch_hint = (f" — {run_dir.name} trained on {remote['host']}: bring its checkpoints here first with "
-                      f"`zelda-tui train fetch {run_dir.name} --checkpoint all`") if remote else ""
+        host = self.runs.host(run_dir.name)
+        fetch_hint = (f" — {run_dir.name} trained on {host.name}: bring its checkpoints here first with "
+                      f"`zelda-tui train fetch {run_dir.name} --checkpoint all`") if host.is_remote else ""
         if spec.strip() == "all":
-            if remote and len(available) == 1:  # only the base model: nothing was fetched yet
+            if host.is_remote and len(available) == 1:  # only the base model: nothing was fetched yet
                 raise ZeldaError(f"{run_dir.name}: no checkpoint here yet{fetch_hint}", exit_code=1)
             return available
         chosen: list[tuple[str, int]] = []
@@ -242,7 +246,7 @@ class EvalServices:
         return chosen
 
     # --- prompt sets ---------------------------------------------------------------------
-    def eval_prompts_from_mix(self, mix: str, out: Path, limit: int | None = None) -> tuple[int, Path]:
+    def prompts_from_mix(self, mix: str, out: Path, limit: int | None = None) -> tuple[int, Path]:
         """A prompt file from a mix's eval split (built first when missing): the held-out
         records of every dataset, output as the reference, dataset as the category."""
         from ..core.jsonl import iter_records
@@ -250,7 +254,7 @@ class EvalServices:
         bundle = self.config.mix_dir(mix)
         self.config.mix(mix)  # a clear error for an unknown mix
         if not (bundle / "metadata.json").is_file():
-            self.mix_build(mix)
+            self.datasets.mix_build(mix)
         eval_path = bundle / "eval.jsonl"
         sources_path = bundle / EVAL_SOURCES
         records = [rec for _, rec, _ in iter_records(eval_path) if isinstance(rec, dict)]
@@ -267,7 +271,7 @@ class EvalServices:
         return len(prompts), out
 
     # --- reading results -----------------------------------------------------------------
-    def eval_prompt_sets(self) -> list[dict]:
+    def prompt_sets(self) -> list[dict]:
         return self.store.eval_prompt_sets()
 
     def leaderboard(self, prompt_set: str | None = None, sort: str = evals.DEFAULT_SORT) -> dict:
@@ -318,6 +322,6 @@ class EvalServices:
             "prompts_changed": s["prompts_sha256"] != latest_sha, "scored_at": s["created"],
         }
 
-    def eval_samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[dict]:
+    def samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[dict]:
         """Every stored answer of one checkpoint (prompt, answer, verdict, errors, failing line)."""
         return self.store.eval_rows(run, checkpoint, prompt_set, prompt_idx)

@@ -1,20 +1,42 @@
-"""Training runs on this machine: start, list, status, stop, resume."""
+"""Training runs, wherever they run: start, list, status, stop, resume, follow, fetch, backup.
+
+Where a run lives is decided once, by `host(ref)` (its SQLite row, or its run dir's `.remote`
+marker when the database lost it); stop, resume, sync and fetch then go to that `RunHost`.
+A remote run has a local run dir too (runs/<name>/, created exactly as for a local run): the
+mirror copies the box's train.log, metrics.jsonl and status.json into it, so everything that
+reads runs (tail, Runs screen, eval, leaderboard) reads local files whatever the host.
+SQLite indexes runs (host, pid, remote dir); status.json is the truth about the process.
+"""
 
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..backends import runners
+from ..backends import remote_runs
+from ..backends.hosts import BUNDLE_FILES, RunHost, SshHost
 from ..core import run_plan, runs
 from ..core.config import Config
-from ..core.errors import ZeldaError
+from ..core.errors import ConfigError, ZeldaError
 from ..core.offers import spent_usd
-from ..core.inventory import Inventory
 from ..core.store import Store
 from ..core.train_config import load_run_config
+from .box_watch import box_watch
+from .datasets import DatasetService
+from .hosts import Hosts
+from .instances import InstanceRegistry
+
+if TYPE_CHECKING:  # paramiko (backends.ssh, remote_tail) loads when a remote step runs, not at app start
+    from ..backends.remote_tail import LinesCallback, LinkState, RemoteMirror
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -30,28 +52,22 @@ class Resumed:
         return f"resumed {self.run_dir.name} from checkpoint-{self.from_step}"
 
 
-class RunServices:
+@dataclass
+class RunService:
+    """A run's life as the user drives it; the state machine itself is `core.runs`."""
+
     config: Config
     store: Store
-    inventory: Inventory
+    datasets: DatasetService
+    instances: InstanceRegistry
+    hosts: Hosts
 
     @property
     def runs_root(self) -> Path:
         return self.config.workspace / "runs"
 
-    def train_start(self, mix: str | None = None, phase: int | None = None,
-                    say: Callable[[str], None] | None = None, **overrides) -> Path:
-        """Freeze a run (building the mix bundle if it is missing) and start the trainer detached."""
-        mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
-        bundle = self.mix_ensure(mix_name, say)  # rebuilt, or refused if locked, when it no longer matches config.toml
-        cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
-        runners.check_trainer_stack()  # before a run dir exists or "started" is said
-        run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
-        pid = runners.start_local(run_dir, cfg.train.gpus)
-        self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, runs.RunState.STARTING)
-        return run_dir
-
-    def run_dir(self, ref: str) -> Path:
+    # --- where a run is ------------------------------------------------------------------
+    def dir(self, ref: str) -> Path:
         """A run by name (state database or runs/) or by path."""
         row = self.store.run_row(ref)
         if row:
@@ -61,7 +77,115 @@ class RunServices:
                 return candidate.resolve()
         raise ZeldaError(f"no run '{ref}' (see `zelda-tui train list`)", exit_code=2)
 
-    def run_list(self) -> list[dict]:
+    def host(self, ref: str) -> RunHost:
+        """Where the run lives. A run dir the database does not know as remote (state.sqlite lost
+        or older) but whose `.remote` marker names its host is indexed again from the marker: the
+        run dir is the truth."""
+        run_dir = self.dir(ref)
+        row = self.store.run_row(run_dir.name)
+        if row and Hosts.is_remote(row["host"], row.get("remote_dir")):
+            return self.hosts.for_run(row["host"], row["remote_dir"])
+        marker = runs.read_remote_marker(run_dir)
+        if marker is None or marker["host"] == "?":
+            return self.hosts.local()
+        status = runs.read_status(run_dir) or runs.RunStatus(state=runs.RunState.UNKNOWN)
+        mix, phase = _mix_phase(run_dir)
+        self.store.run_upsert(run_dir.name, str(run_dir), marker["host"], mix, phase, status.pid, status.state,
+                              marker["remote_dir"])
+        return self.hosts.for_run(marker["host"], marker["remote_dir"])
+
+    def _remote(self, ref: str) -> tuple[SshHost, dict]:
+        """The host and SQLite row of a remote run; a local one is refused."""
+        host = self.host(ref)
+        if not isinstance(host, SshHost):
+            raise ZeldaError(f"{ref} is a local run (this needs a run started with --remote)")
+        row = self.store.run_row(self.dir(ref).name)
+        assert row is not None  # host() indexed it
+        return host, row
+
+    def remote_hosts(self) -> list[str]:
+        """Where a run can go: [remote] hosts (ssh aliases), then running tracked instances' SSH endpoints."""
+        return list(dict.fromkeys(self.hosts.configured() + self.instances.endpoints()))
+
+    # --- start ---------------------------------------------------------------------------
+    def start(self, mix: str | None = None, phase: int | None = None, say: Progress | None = None,
+              **overrides: Any) -> Path:
+        """Freeze a run (building the mix bundle if it is missing) and start the trainer detached here."""
+        from ..backends import runners
+
+        mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
+        bundle = self.datasets.mix_ensure(mix_name, say)  # rebuilt, or refused if locked, when it no longer matches config.toml
+        cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
+        runners.check_trainer_stack()  # before a run dir exists or "started" is said
+        run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
+        pid = runners.start_local(run_dir, cfg.train.gpus)
+        self.store.run_upsert(run_dir.name, str(run_dir), "local", mix_name, phase, pid, runs.RunState.STARTING)
+        return run_dir
+
+    def start_remote(self, host: str, mix: str | None = None, phase: int | None = None,
+                     accept_new_host_key: bool | str = False, progress: Progress | None = None,
+                     **overrides: Any) -> Path:
+        """Freeze the run here, prepare the box, upload what changed, start the trainer detached."""
+        progress = progress or _quiet
+        self.hosts.resolve(host)  # a bad host or port is a usage error before anything is built
+        mix_name, phase = run_plan.choose_mix(self.config, mix, phase)
+        bundle = self.datasets.mix_ensure(mix_name, progress)  # rebuilt, or refused if locked, when it no longer matches config.toml
+        cfg = run_plan.plan_run(self.config, mix_name, phase, **overrides)
+        settings = self.hosts.remote_settings()
+        progress(f"{host}: connecting")
+        with self.hosts.connect(host, accept_new_host_key) as session:
+            code = remote_runs.code_transfers(settings)  # hashed once: sized here, uploaded below
+            need = sum((bundle / f).stat().st_size for f in BUNDLE_FILES) + sum(t.size for t in code[1]) + (1 << 20)
+            info = remote_runs.probe(session, settings, cfg.train.device, need, progress)  # before anything is created
+            for warning in info.warnings:
+                progress(f"warning: {warning}")
+            run_dir = run_plan.create_run(self.config, cfg, bundle, self.runs_root)
+            remote_dir = settings.dir("models", run_dir.name)
+            runs.write_remote_marker(run_dir, host, remote_dir)
+            box = self.hosts.ssh(host, remote_dir)
+            try:
+                pid = box.start(run_dir, progress, session, info.python, code)
+            except ZeldaError as exc:
+                runs.set_state(run_dir, runs.RunState.FAILED, message=str(exc), host=host)
+                self.store.run_upsert(run_dir.name, str(run_dir), host, mix_name, phase, None, runs.RunState.FAILED,
+                                      remote_dir)
+                raise ZeldaError(f"{exc} — {run_dir.name} is kept; `zelda-tui train resume {run_dir.name}` "
+                                 "retries (what arrived is not sent again)", exc.exit_code) from None
+            self._indexed_start(run_dir, session.host.alias, pid, remote_dir)
+        return run_dir
+
+    def _indexed_start(self, run_dir: Path, host: str, pid: int, remote_dir: str | None) -> None:
+        data = load_run_config(run_dir).data
+        self.store.run_upsert(run_dir.name, str(run_dir), host, data.mix, data.phase, pid, runs.RunState.STARTING,
+                              remote_dir)
+
+    # --- stop / resume -------------------------------------------------------------------
+    def stop(self, ref: str) -> int:
+        """SIGTERM to the run's trainer where it runs (it saves a checkpoint, then exits); its pid."""
+        return self.host(ref).stop(self.dir(ref))
+
+    def resume(self, ref: str, progress: Progress | None = None) -> Resumed:
+        """Start the trainer again in an existing run dir: it continues from the latest complete checkpoint."""
+        host = self.host(ref)
+        run_dir = self.dir(ref)
+        if not host.is_remote:
+            info = self.info(run_dir)
+            state = runs.RunState(info["state"])
+            if state.has_process:
+                raise ZeldaError(f"{run_dir.name} is still {state} (pid {info['pid']})")
+            if state == runs.RunState.COMPLETED:
+                raise ZeldaError(f"{run_dir.name} already completed")
+        pid, from_step = host.resume(run_dir, progress or _quiet)
+        if host.is_remote:
+            self._indexed_start(run_dir, host.name, pid, host.remote_dir)
+        else:
+            row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
+            self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid,
+                                  runs.RunState.STARTING)
+        return Resumed(run_dir, from_step)
+
+    # --- what runs there are ---------------------------------------------------------------
+    def list_all(self) -> list[dict]:
         """Every known run with its live state from status.json (a dead process shows as 'died')."""
         seen = {}
         for row in self.store.run_rows():
@@ -69,15 +193,11 @@ class RunServices:
         if self.runs_root.is_dir():
             for d in sorted(self.runs_root.iterdir()):
                 if d.name not in seen and (d / runs.RUN_TOML).is_file():
-                    try:  # a run dir the database does not know (copied in, or an older state.sqlite)
-                        data = load_run_config(d).data
-                        mix, phase = data.mix, data.phase
-                    except ZeldaError:
-                        mix, phase = "", None
+                    mix, phase = _mix_phase(d)  # a run dir the database does not know (copied in, or an older state.sqlite)
                     marker = runs.read_remote_marker(d)  # a remote run's copy says so itself
                     seen[d.name] = {"name": d.name, "run_dir": str(d), "host": marker["host"] if marker else "local",
                                     "remote_dir": marker["remote_dir"] if marker else None, "mix": mix, "phase": phase}
-        infos = [self.run_info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
+        infos = [self.info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
         for info in infos:
             if info["state"] == runs.RunState.COMPLETED and not self.store.throughput_has(info["name"]):
                 self._record_throughput(Path(info["run_dir"]))
@@ -94,66 +214,93 @@ class RunServices:
         self.store.throughput_save(run_dir.name, cfg.model.base, hw["gpu"], int(hw["gpus"]), rates[len(rates) // 2],
                                    int(hw["seq_len"]), int(hw["micro_batch"]), metrics[-1]["t"])
 
-    def run_info(self, run_dir: Path, row: dict | None = None) -> dict:
+    def info(self, run_dir: Path, row: dict | None = None) -> dict:
         """A run's state and latest metrics from its (local, or locally mirrored) run dir.
 
         A local process is checked directly; a remote one is as of the last sync of the mirror
         (`synced_at`), and "died" once a sync found its process gone.
         """
-        row = row or self.store.run_row(run_dir.name)
-        remote = bool(row and row.get("host", "local") != "local" and row.get("remote_dir"))
+        row = row or self.store.run_row(run_dir.name) or {}
+        remote = Hosts.is_remote(row.get("host"), row.get("remote_dir"))
+        host = self.hosts.for_run(row.get("host"), row.get("remote_dir"))
         found = runs.read_status(run_dir)
         status = found or runs.RunStatus(state=runs.RunState.UNKNOWN)
-        if remote:  # as of the last sync, which records a process it found gone as died in SQLite
-            state = runs.observed_state(found, lambda: (row or {}).get("state") != runs.RunState.DIED)
-        else:
-            state = runs.observed_state(found, lambda: runs.pid_alive(status.pid))
+        state = runs.observed_state(found, lambda: host.alive(status, row.get("state")))
         metrics = runs.read_metrics(run_dir)
         last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
         last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
         return {
-            "name": run_dir.name, "run_dir": str(run_dir), "host": (row or {}).get("host", "local"),
-            "mix": (row or {}).get("mix", ""), "phase": (row or {}).get("phase"),
+            "name": run_dir.name, "run_dir": str(run_dir), "host": row.get("host", "local"),
+            "mix": row.get("mix", ""), "phase": row.get("phase"),
             "state": str(state), "pid": status.pid, "step": status.step, "max_steps": status.max_steps,
             "loss": last_train.get("loss"), "eval_loss": last_eval.get("eval_loss"),
             "tokens_per_s": last_train.get("tokens_per_s"), "vram_peak_gb": last_train.get("vram_peak_gb"),
             "eta_s": last_train.get("eta_s") if state == runs.RunState.RUNNING else None,
             "heartbeat": status.heartbeat, "finished": status.finished, "last_checkpoint": status.last_checkpoint,
             "best_checkpoint": status.best_checkpoint, "message": status.message,
-            "remote_dir": (row or {}).get("remote_dir") if remote else None,
+            "remote_dir": row.get("remote_dir") if remote else None,
             "synced_at": _mtime(run_dir / runs.STATUS) if remote else None,
             **(self._instance_spend(row["host"]) if remote else {"instance": None, "spent_usd": None}),
         }
 
     def _instance_spend(self, host: str) -> dict:
         """The tracked instance behind a remote run's host, and what it has cost so far."""
-        inst = self.instance_for_host(host)
+        inst = self.instances.for_host(host)
         if inst is None:
             return {"instance": None, "spent_usd": None}
         return {"instance": inst["key"], "spent_usd": round(spent_usd(inst, time.time()), 2)}
 
-    def train_stop(self, ref: str) -> int:
-        if self.remote_row(ref):
-            return self.train_stop_remote(ref)
-        return runners.stop_local(self.run_dir(ref))
+    def status(self, ref: str) -> dict:
+        """`train status`: a remote run is synced first and its process asked over SSH."""
+        host = self.host(ref)
+        run_dir = self.dir(ref)
+        if not host.is_remote:
+            return self.info(run_dir)
+        host.sync(run_dir)
+        row = self.store.run_row(run_dir.name) or {}
+        status = runs.read_status(run_dir)
+        if status and runs.RunState.of(status.state).has_process:
+            pid = status.pid or row["pid"]
+            asked = runs.RunStatus(state=status.state, pid=pid)
+            self.store.run_upsert(row["name"], row["run_dir"], row["host"], row["mix"], row["phase"], pid,
+                                  runs.observed_state(status, lambda: host.alive(asked, ask=True)), row["remote_dir"])
+        return self.info(run_dir, self.store.run_row(run_dir.name))
 
-    def train_resume(self, ref: str) -> Resumed:
-        """Start the trainer again in an existing run dir: it continues from the latest complete checkpoint."""
-        if self.remote_row(ref):
-            return self.train_resume_remote(ref)
-        run_dir = self.run_dir(ref)
-        info = self.run_info(run_dir)
-        state = runs.RunState(info["state"])
-        if state.has_process:
-            raise ZeldaError(f"{run_dir.name} is still {state} (pid {info['pid']})")
-        if state == runs.RunState.COMPLETED:
-            raise ZeldaError(f"{run_dir.name} already completed")
-        runners.check_trainer_stack()
-        found = runs.checkpoints(run_dir)  # what the trainer resumes from, by the same rule
-        pid = runners.start_local(run_dir, load_run_config(run_dir).train.gpus)
-        row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
-        self.store.run_upsert(run_dir.name, str(run_dir), "local", row["mix"], row["phase"], pid, runs.RunState.STARTING)
-        return Resumed(run_dir, found[-1][0] if found else None)
+    # --- a remote run's files ----------------------------------------------------------------
+    def mirror(self, ref: str, on_lines: LinesCallback | None = None,
+               on_state: Callable[[LinkState], None] | None = None, poll_s: float = 0.1,
+               on_alert: Callable[[str], None] | None = None) -> RemoteMirror:
+        """The follower of a remote run; with on_alert it also watches GPU idleness and disk on the box."""
+        host, row = self._remote(ref)
+        tick, every = (box_watch(self.config, self.instances, self.hosts.remote_settings(), row["host"], on_alert)
+                       if on_alert else (None, 60.0))
+        return host.mirror(Path(row["run_dir"]), on_lines, on_state, poll_s, tick, every)
+
+    def fetch(self, ref: str, checkpoints: str = "none", progress: Progress | None = None) -> dict:
+        """lora_adapters/ (and chosen checkpoints: "none", "all", "latest" or "N,M") into the local run dir."""
+        host, row = self._remote(ref)
+        run_dir = Path(row["run_dir"])
+        got = host.fetch(run_dir, checkpoints, progress or _quiet)
+        return {"run": row["name"], "fetched": got.fetched, "bytes": got.bytes, "into": str(run_dir)}
+
+    def backup(self, ref: str) -> dict:
+        """rsync lora_adapters/ from the GPU box to [backup] host:path/<run>/ (the box needs access there)."""
+        host, row = self._remote(ref)
+        t = self.config.table("backup")
+        target_host, path = t.get("host"), t.get("path")
+        if not target_host or not path:
+            raise ConfigError(f"{self.config.path} [backup]: set host (an ssh alias the GPU box can reach) and path")
+        target = f"{target_host}:{posixpath.join(str(path), row['name'], runs.ADAPTERS)}"
+        return {"run": row["name"], "target": target, "bytes": host.backup(target, str(t.get("rsync_ssh", "") or ""))}
+
+
+def _mix_phase(run_dir: Path) -> tuple[str, int | None]:
+    """The mix and phase a run dir's run.toml says (("", None) when it cannot be read)."""
+    try:
+        data = load_run_config(run_dir).data
+    except ZeldaError:
+        return "", None
+    return data.mix, data.phase
 
 
 def _mtime(path: Path) -> float | None:

@@ -1,4 +1,4 @@
-"""The detail pane of one GPU offer (every field `services.offers_search` returns for it).
+"""The detail pane of one GPU offer (every field `services.offers.search` returns for it).
 
 It is focusable (Tab from the table): ↑/↓, PgUp/PgDn, Home/End scroll a long price source at 80x24.
 """

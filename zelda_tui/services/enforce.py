@@ -1,0 +1,74 @@
+"""What `[budget]` promises, enforced: instances held too long, or idle after their last run, destroyed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.config import Config
+from ..core.errors import ZeldaError
+from ..core.offers import held_hours, spent_usd
+from ..core.runs import RunState
+from ..core.store import Store
+from .hosts import Hosts
+from .instances import InstanceRegistry
+from .runs import RunService
+
+
+@dataclass
+class BudgetEnforcer:
+    """Destroys tracked instances the config says must not keep running (`instances enforce`, and
+    the app every minute)."""
+
+    config: Config
+    store: Store
+    instances: InstanceRegistry
+    runs: RunService
+
+    def enforce(self, dry_run: bool = False) -> list[dict]:
+        """Destroy what the config says must not keep running (what `budget` promises, enforced):
+
+        * an instance held longer than `budget.max_runtime_hours`;
+        * with `budget.on_idle = "destroy"`: an instance whose runs (remote runs on its SSH
+          endpoint) have all ended more than `monitoring.gpu_idle_shutdown_minutes` ago.
+
+        Returns one row per instance acted on (or, with dry_run, that would be), with the reason.
+        Every instance is tried even when one fails: a failed row has `error` set.
+        """
+        max_hours = self.config.budget.max_runtime_hours
+        grace_s = self.config.monitoring.gpu_idle_shutdown_minutes * 60
+        on_idle = self.config.budget.on_idle
+        now = time.time()
+        remote_runs = [r for r in self.store.run_rows() if Hosts.is_remote(r["host"], r.get("remote_dir"))]
+        instance_of = ({r["name"]: (self.instances.for_host(r["host"]) or {}).get("key") for r in remote_runs}
+                       if on_idle == "destroy" else {})  # each run's host resolved once, not once per instance
+        acted = []
+        for inst in self.store.instance_rows():
+            if inst["ended"] is not None:
+                continue
+            hours = held_hours(inst, now)
+            reason = None
+            if max_hours is not None and hours > max_hours:
+                reason = f"held {hours:.1f} h, past budget.max_runtime_hours = {max_hours:g}"
+            elif on_idle == "destroy":
+                mine = [r for r in remote_runs if instance_of[r["name"]] == inst["key"]]
+                infos = [self.runs.info(Path(r["run_dir"]), r) for r in mine]
+                if infos and all(not RunState(i["state"]).is_live for i in infos):
+                    ended = max((i["finished"] or i["heartbeat"] or inst["started"]) for i in infos)
+                    if now - ended > grace_s:
+                        last = max(infos, key=lambda i: i["finished"] or i["heartbeat"] or 0)
+                        reason = (f"idle {(now - ended) / 60:.0f} min since its last run {last['name']} ended "
+                                  f"({last['state']}); budget.on_idle = \"destroy\"")
+            if reason is None:
+                continue
+            row = {"key": inst["key"], "reason": reason, "destroyed": False, "state": inst["state"],
+                   "spent_usd": round(spent_usd(inst, now), 2), "error": None}
+            if not dry_run:
+                try:
+                    done = self.instances.destroy(inst["key"])
+                    row.update(destroyed=True, state=done["state"], spent_usd=done["spent_usd"])
+                except ZeldaError as exc:
+                    row["error"] = str(exc)
+            acted.append(row)
+        return acted

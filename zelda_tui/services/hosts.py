@@ -1,0 +1,104 @@
+"""The hosts runs live on, built from `[remote]`: this machine, or a GPU box over SSH.
+
+`Hosts.for_run` is the one place that decides where a run lives (DESIGN: run lifecycle);
+every service after that asks the `RunHost` it got.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..backends import remote_runs
+from ..backends.hosts import LocalHost, RunHost, SshHost
+from ..backends.ssh_base import HostSpec, SshSettings
+from ..core.config import Config
+from ..core.errors import ConfigError
+
+if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
+    from ..backends.ssh import SshSession
+
+
+def _train_requirements() -> tuple[str, ...]:
+    """What a venv on the box needs to run the uploaded code: the base requirements and the
+    [train] extra's pins (the same versions this install asks for)."""
+    try:
+        reqs = metadata.requires("zelda-tui") or []
+    except metadata.PackageNotFoundError:
+        return ()
+    out = []
+    for req in reqs:
+        spec, _, marker = req.partition(";")
+        if not marker.strip() or re.search(r"extra\s*==\s*['\"]train['\"]", marker):
+            out.append(spec.strip())
+    return tuple(out)
+
+
+@dataclass
+class Hosts:
+    """Makes the `RunHost` of a run, with the SSH and box settings of config.toml."""
+
+    config: Config
+
+    def _path_setting(self, table: str, key: str, default: Path) -> Path:
+        value = self.config.table(table).get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.config.path} [{table}] {key}: must be a path string")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.config.workspace / p
+
+    def ssh_settings(self) -> SshSettings:
+        d = SshSettings()
+        t = self.config.table("remote")
+        try:
+            timeout = float(t.get("connect_timeout_s", d.connect_timeout_s))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.config.path} [remote] connect_timeout_s: must be a number") from None
+        return SshSettings(config_file=self._path_setting("remote", "ssh_config", d.config_file),
+                           known_hosts=self._path_setting("remote", "known_hosts", d.known_hosts),
+                           connect_timeout_s=timeout, command_timeout_s=d.command_timeout_s, keepalive_s=d.keepalive_s)
+
+    def remote_settings(self) -> remote_runs.RemoteSettings:
+        t = self.config.table("remote")
+        d = remote_runs.RemoteSettings()
+        training_dir = t.get("training_dir", d.training_dir)
+        if not isinstance(training_dir, str) or not training_dir.startswith("/"):
+            raise ConfigError(f"{self.config.path} [remote] training_dir: must be an absolute path on the box")
+        return remote_runs.RemoteSettings(training_dir=training_dir, python=str(t.get("python", "") or ""),
+                                          disk_warning_percent=self.config.monitoring.disk_warning_percent,
+                                          train_requirements=_train_requirements())
+
+    def configured(self) -> list[str]:
+        """`[remote] hosts`: the SSH aliases a run may go to."""
+        return [str(h) for h in self.config.table("remote").get("hosts", []) or []]
+
+    def local(self) -> LocalHost:
+        return LocalHost()
+
+    def ssh(self, name: str, remote_dir: str | None = None) -> SshHost:
+        return SshHost(name, remote_dir, self.ssh_settings, self.remote_settings)
+
+    @staticmethod
+    def is_remote(host: str | None, remote_dir: str | None) -> bool:
+        """The one rule for where a run lives, from its index (SQLite row or `.remote` marker): a host
+        other than "local" with a dir on the box is a GPU box; anything else is this machine."""
+        return bool(host and host != "local" and remote_dir)
+
+    def for_run(self, host: str | None, remote_dir: str | None) -> RunHost:
+        if host and remote_dir and self.is_remote(host, remote_dir):
+            return self.ssh(host, remote_dir)
+        return self.local()
+
+    def resolve(self, name: str) -> HostSpec:
+        """The SSH endpoint of an alias or user@host:port (a usage error when it names none)."""
+        from ..backends.ssh import resolve
+
+        return resolve(name, self.ssh_settings())
+
+    def connect(self, name: str, accept_new_host_key: bool | str = False) -> SshSession:
+        return self.ssh(name).connect(accept_new_host_key)

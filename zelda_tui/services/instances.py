@@ -1,0 +1,127 @@
+"""Tracked GPU instances: lookup by SSH host, live state from the provider, destroy, spend."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..core.config import Config
+from ..core.errors import ZeldaError
+from ..core.offers import held_hours, spent_usd
+from ..core.store import Store
+from .hosts import Hosts
+
+
+def provider_urls(config: Config) -> dict[str, str]:
+    """[providers.vast] base_url etc. (vast, vultr, gcp): for proxies, and for the tests' local replay server."""
+    return {n: p.base_url for n, p in config.providers.items() if p.base_url}
+
+
+def gone(exc: ZeldaError) -> bool:
+    """A provider answer that means the instance no longer exists (404 / 410)."""
+    return getattr(exc, "status", None) in (404, 410)
+
+
+@dataclass
+class InstanceRegistry:
+    """What we rented, as state.sqlite records it (an instance is recorded before it is rented)."""
+
+    config: Config
+    store: Store
+    hosts: Hosts
+
+    def for_host(self, host: str) -> dict | None:
+        """The tracked, still-running instance whose SSH endpoint is this host (alias or user@host:port)."""
+        try:
+            spec = self.hosts.resolve(host)
+        except ZeldaError:
+            return None
+        for inst in self.store.instance_rows():
+            if inst["ended"] is None and inst["ssh_host"] == spec.hostname and (inst["ssh_port"] or 22) == spec.port:
+                return inst
+        return None
+
+    def endpoints(self) -> list[str]:
+        """`root@host:port` of every running tracked instance that has an SSH endpoint."""
+        return [f"root@{inst['ssh_host']}:{inst['ssh_port'] or 22}" for inst in self.store.instance_rows()
+                if inst["ended"] is None and inst["ssh_host"]]
+
+    def spend(self) -> dict:
+        """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
+        b = self.config.budget
+        now = time.time()
+        spent = sum(spent_usd(r, now) for r in self.store.instance_rows())
+        total = b.max_total_usd
+        return {"max_total_usd": total, "max_hourly_usd": b.max_hourly_usd, "spent_usd": round(spent, 2),
+                "left_usd": round(total - spent, 2) if total is not None else None,
+                "max_runtime_hours": b.max_runtime_hours}
+
+    def rows(self, refresh: bool = True) -> list[dict]:
+        """Tracked instances with spend so far; live status/SSH endpoint from the provider when reachable.
+
+        An instance the provider no longer knows (404/410) is gone: it is marked destroyed, so its
+        spend stops counting, instead of showing "running" for ever.
+        """
+        now = time.time()
+        out = []
+        for row in self.store.instance_rows():
+            if refresh and row["ended"] is None and row["instance_id"]:
+                from ..backends.providers.launch import show  # only to ask a provider: httpx stays out of start-up
+
+                try:
+                    info = show(row["provider"], row["instance_id"], provider_urls(self.config))
+                    self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,
+                                               ssh_port=info.ssh_port)
+                    row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
+                    row["ready"] = info.ready
+                except ZeldaError as exc:
+                    if gone(exc):
+                        row.update(self._mark_gone(row, now))
+                    row["warning"] = str(exc)
+            row["hours"] = round(held_hours(row, now), 3)
+            row["spent_usd"] = round(spent_usd(row, now), 2)
+            out.append(row)
+        return out
+
+    def _mark_gone(self, row: dict, now: float) -> dict:
+        """The provider says the instance no longer exists: it stops costing from now."""
+        self.store.instance_update(row["key"], ended=now, state="gone")
+        return {"ended": now, "state": "gone"}
+
+    def destroy(self, key: str) -> dict:
+        """Destroy a tracked instance (by key or id); also a `provider:id` that was rented but never
+        recorded (the launch said so). A 404/410 answer means it is already gone: recorded as such."""
+        from ..backends.providers.launch import destroy, split_key
+
+        row = next((r for r in self.store.instance_rows() if r["key"] == key or r["instance_id"] == key), None)
+        if row is None:
+            provider, instance_id = split_key(key) if ":" in key else (None, None)
+            if provider is None:
+                raise ZeldaError(f"no tracked instance '{key}' (see `zelda-tui instances list`)", exit_code=2)
+            destroy(provider, instance_id, provider_urls(self.config))
+            ended = time.time()
+            unnamed = [r for r in self.store.instance_rows()
+                       if r["provider"] == provider and not r["instance_id"] and r["ended"] is None]
+            if len(unnamed) == 1:  # the reservation of the launch that could not record this id
+                self.store.instance_update(unnamed[0]["key"], key=key, instance_id=instance_id, ended=ended,
+                                           state="destroyed")
+                done = {**unnamed[0], "key": key, "instance_id": instance_id, "ended": ended, "state": "destroyed"}
+                return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
+            return {"key": key, "provider": provider, "instance_id": instance_id, "state": "destroyed",
+                    "started": None, "ended": ended, "spent_usd": None}
+        if row["ended"] is not None:
+            raise ZeldaError(f"{row['key']} was already destroyed")
+        if not row["instance_id"]:
+            raise ZeldaError(f"{row['key']}: the provider never told us its instance id ({row['state']}) — find it in "
+                             f"the provider's console, then `zelda-tui instances destroy {row['provider']}:ID --yes`")
+        state = "destroyed"
+        try:
+            destroy(row["provider"], row["instance_id"], provider_urls(self.config))
+        except ZeldaError as exc:
+            if not gone(exc):
+                raise
+            state = "gone"
+        ended = time.time()
+        self.store.instance_update(row["key"], ended=ended, state=state)
+        done = {**row, "ended": ended, "state": state}
+        return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
