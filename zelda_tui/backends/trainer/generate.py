@@ -109,7 +109,9 @@ def run(args: GenerateArgs) -> int:
     except ImportError as exc:
         raise ZeldaError(f"generating answers needs the [train] extra (pip install -e '.[train]'): {exc}") from None
 
-    device = pick_device(args.options.device or cfg.train.device)
+    if args.options.device:
+        cfg.train.device = args.options.device  # the eval's own choice wins over the run's
+    device = pick_device(cfg)
     tokenizer = load_tokenizer(cfg)
     tokenizer.padding_side = "left"  # decoder-only batches: pad on the left so every prompt ends at the same place
     base, quant = load_model(cfg, device)
