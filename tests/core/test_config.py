@@ -257,3 +257,55 @@ def test_locked_mix_is_never_rewritten(small_ws: Path):
     assert small_ws.read_bytes().startswith(before)
     small_ws.write_text(small_ws.read_text().replace('description = "LOCKED: what v1 trained on"', "locked = false"))
     assert not config.load(small_ws).mix("small").locked
+
+
+# --- [remote], [backup], [eval], [workspace]: typed at load (issue 14, item 5) ----------------
+@pytest.mark.parametrize(
+    "extra,pattern",
+    [
+        ('[remote]\ntraining_dir = "opt/training"\n', r":28 \[remote\.training_dir\]: `training_dir` must be an absolute path on the box"),
+        ("[remote]\ntraining_dir = 3\n", r":28 \[remote\.training_dir\]: `training_dir` must be a string, got int 3"),
+        ('[remote]\nhosts = "gpu-box"\n', r":28 \[remote\.hosts\]: `hosts` must be a list of strings"),
+        ('[remote]\nconnect_timeout_s = "15"\n', r":28 \[remote\.connect_timeout_s\]: `connect_timeout_s` must be a number, got str"),
+        ("[remote]\nconnect_timeout_s = 0\n", r":28 \[remote\.connect_timeout_s\]: .*must be a number > 0, got 0"),
+        ("[remote]\nssh_config = false\n", r":28 \[remote\.ssh_config\]: `ssh_config` must be a string, got bool False"),
+        ('[remote]\ntraning_dir = "/opt"\n', r":28 \[remote\.traning_dir\]: unknown key `traning_dir` \(known: hosts, training_dir, "),
+        ("[backup]\npath = 5\n", r":28 \[backup\.path\]: `path` must be a string, got int 5"),
+        ('[backup]\nrsync = "ssh"\n', r":28 \[backup\.rsync\]: unknown key `rsync` \(known: host, path, rsync_ssh\)"),
+        ('[eval]\ntimeout_s = "soon"\n', r":28 \[eval\.timeout_s\]: `timeout_s` must be a number, got str 'soon'"),
+        ("[eval]\ntimeout_s = -1\n", r":28 \[eval\.timeout_s\]: `timeout_s` must be a number of seconds > 0, got -1"),
+        ("[eval]\njobs = 0\n", r":28 \[eval\.jobs\]: `jobs` must be an integer >= 1, got 0"),
+        ("[eval]\njobs = 1.5\n", r":28 \[eval\.jobs\]: `jobs` must be an integer, got float 1.5"),
+        ("[eval]\nasar = 1\n", r":28 \[eval\.asar\]: `asar` must be a string"),
+        ('[eval]\nsymbols = ["missing.asm"]\n', r":28 \[eval\.symbols\]: symbols file not found: .*missing\.asm"),
+        ("[eval]\nsymbols = [1]\n", r":28 \[eval\.symbols\]: `symbols` must be a list of strings"),
+        ('[eval]\nasr = "x"\n', r":28 \[eval\.asr\]: unknown key `asr` \(known: asar, symbols, timeout_s, jobs\)"),
+        ('[keys]\n"mix.build" = 5\n', r":28 \[keys\.mix\.build\]: key bindings are strings"),
+    ],
+)
+def test_remote_backup_eval_values_are_checked_at_load(small_ws: Path, extra: str, pattern: str):
+    small_ws.write_text(small_ws.read_text() + "\n" + extra)  # the table header lands on line 27
+    _expect(small_ws, "seed = 7", "seed = 7", pattern)
+
+
+def test_workspace_unknown_key_is_refused(small_ws: Path):
+    _expect(small_ws, 'datasets_dir = "datasets"', 'datasets_dir = "datasets"\ndataset_dir = "x"',
+            r":4 \[workspace\.dataset_dir\]: unknown key `dataset_dir` \(known: datasets_dir\)")
+
+
+def test_remote_backup_eval_typed_with_paths_resolved_against_the_workspace(small_ws: Path):
+    cfg = config.load(small_ws)
+    assert (cfg.remote, cfg.backup, cfg.eval) == (config.RemoteSpec(), config.BackupSpec(), config.EvalSpec())
+    ws = small_ws.parent
+    (ws / "hack").mkdir()
+    (ws / "hack" / "labels.asm").write_text("Label = $7E0000\n")
+    small_ws.write_text(small_ws.read_text() + (
+        '\n[remote]\nhosts = ["gpu-box"]\ntraining_dir = "/srv/t"\nssh_config = "ssh/config"\n'
+        'known_hosts = "~/kh"\nconnect_timeout_s = 5\n'
+        '\n[backup]\nhost = "nas"\npath = "/srv/backup"\n'
+        '\n[eval]\nasar = "tools/asar"\nsymbols = "hack/labels.asm"\ntimeout_s = 20\njobs = 2\n'))
+    cfg = config.load(small_ws)
+    assert cfg.remote == config.RemoteSpec(hosts=("gpu-box",), training_dir="/srv/t", ssh_config=ws / "ssh" / "config",
+                                           known_hosts=Path("~/kh").expanduser(), connect_timeout_s=5.0)
+    assert cfg.backup == config.BackupSpec(host="nas", path="/srv/backup", rsync_ssh="")
+    assert cfg.eval == config.EvalSpec(asar=ws / "tools" / "asar", symbols=(ws / "hack" / "labels.asm",), timeout_s=20.0, jobs=2)

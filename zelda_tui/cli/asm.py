@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..core import config as config_mod
-from ..core.asm_code import AsmSettings
+from ..core.config import EvalSpec
 from ..services.asm import check_files, checker_info, count_verdicts
 from .common import emit_json, open_services
 
@@ -40,7 +40,7 @@ def cmd_asm_check(args: argparse.Namespace) -> int:
         with open_services(args) as services:
             settings = services.asm.settings()
     else:
-        settings = AsmSettings()
+        settings = EvalSpec()
     info = checker_info(settings, args.precheck)
     if info["checker"] == "precheck" and not args.precheck:
         print(f"zelda-tui: warning: {info['note']}", file=sys.stderr)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .config import EvalSpec
 from .errors import ZeldaError
 
 VERDICTS = ("assembles", "syntax_error", "unresolved_label", "timeout", "crash", "empty", "other")
@@ -35,7 +36,7 @@ ROM_NAME = "rom.sfc"
 ROM_SIZE = 512 * 1024  # a blank (zero-filled) 4 Mbit LoROM: room for `org` anywhere in banks $00-$0F and for freespace
 PARENT_LABEL = "zelda_tui_snippet"  # gives a snippet's leading `.sublabel` the parent Asar requires
 SNIPPET = "snippet"  # the file name error lines use for the snippet's own lines
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = EvalSpec.timeout_s  # the one default: `[eval] timeout_s`
 
 # Asar error codes by class; every other E-code is a syntax error (the code is malformed).
 UNRESOLVED_CODES = frozenset({
@@ -100,17 +101,6 @@ class Verdict:
     def from_dict(cls, data: dict) -> "Verdict":
         return cls(verdict=data["verdict"], checker=data["checker"], errors=list(data.get("errors") or []),
                    line=data.get("line"), warnings=list(data.get("warnings") or []))
-
-
-@dataclass(frozen=True)
-class AsmSettings:
-    """The `[eval]` table: where Asar is (None: discover it), the ROM hack's symbol files
-    (incsrc'd before every snippet), the per-sample timeout and the worker count."""
-
-    asar: Path | None = None
-    symbols: tuple[Path, ...] = ()
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    jobs: int | None = None
 
 
 # --------------------------------------------------------------------------- extraction

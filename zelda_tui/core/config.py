@@ -105,6 +105,38 @@ class UiSpec:
     theme: str = ""
 
 
+@dataclass(frozen=True)
+class RemoteSpec:
+    """[remote]: the GPU boxes a run may go to and how they are reached; None = the SSH/box backend's own default."""
+
+    hosts: tuple[str, ...] = ()  # ssh aliases offered when starting a run
+    training_dir: str | None = None  # absolute path on the box (runs under models/, datasets under datasets/)
+    python: str = ""  # an interpreter with the [train] extra; empty: a venv under training_dir
+    ssh_config: Path | None = None  # resolved against the workspace
+    known_hosts: Path | None = None  # resolved against the workspace
+    connect_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    """[backup]: where `train backup` rsyncs a remote run's adapters (from the GPU box); "" = not set."""
+
+    host: str = ""  # an ssh alias the GPU box can reach
+    path: str = ""  # folder on that host; the run's name is appended
+    rsync_ssh: str = ""  # rsync's -e, as run on the GPU box
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """[eval]: where Asar is (None: discover it), the ROM hack's symbol files (incsrc'd before
+    every snippet), the per-sample timeout and the worker count (None: all cores)."""
+
+    asar: Path | None = None  # resolved against the workspace
+    symbols: tuple[Path, ...] = ()  # resolved against the workspace; each must exist
+    timeout_s: float = 10.0
+    jobs: int | None = None
+
+
 PROVIDER_KEYS = {
     "vast": ("base_url", "image", "disk_gb", "onstart"),
     "vultr": ("base_url", "ssh_key_id"),
@@ -125,6 +157,9 @@ class Config:
     ui: UiSpec = field(default_factory=UiSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    remote: RemoteSpec = field(default_factory=RemoteSpec)
+    backup: BackupSpec = field(default_factory=BackupSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
     providers: dict[str, ProviderSpec] = field(default_factory=lambda: {n: ProviderSpec() for n in PROVIDER_KEYS})
 
     @property
@@ -256,6 +291,7 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
     data = doc.unwrap()
 
     workspace = _table(data, "workspace", locate)
+    _unknown_keys(workspace, ("datasets_dir",), locate, ("workspace",))
     datasets_dir_raw = _get(workspace, "datasets_dir", str, locate, ("workspace",), default="datasets")
     datasets_dir = _resolve(path.parent, datasets_dir_raw)
 
@@ -275,6 +311,9 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
     config = Config(path=path, doc=doc, datasets_dir=datasets_dir, model=model,
                     budget=_budget(_table(data, "budget", locate), locate),
                     monitoring=_monitoring(_table(data, "monitoring", locate), locate),
+                    remote=_remote(_table(data, "remote", locate), locate, path.parent),
+                    backup=_backup(_table(data, "backup", locate), locate),
+                    eval=_eval(_table(data, "eval", locate), locate, path.parent),
                     providers=_providers(_table(data, "providers", locate), locate))
 
     for name, table in _table(data, "datasets", locate).items():
@@ -457,6 +496,54 @@ def _providers(table: dict, locate: "_Locator") -> dict[str, ProviderSpec]:
             project=_get(sub, "project", str, locate, ctx),
         )
     return out
+
+
+def _remote(table: dict, locate: "_Locator", workspace: Path) -> RemoteSpec:
+    ctx = ("remote",)
+    _unknown_keys(table, tuple(RemoteSpec.__dataclass_fields__), locate, ctx)
+    training_dir = _get(table, "training_dir", str, locate, ctx)
+    if training_dir is not None and not training_dir.startswith("/"):
+        raise ConfigError(f"{locate(*ctx, key='training_dir')}: `training_dir` must be an absolute path on the box, "
+                          f"got {training_dir!r}")
+    return RemoteSpec(
+        hosts=tuple(_get_list(table, "hosts", locate, ctx)),
+        training_dir=training_dir,
+        python=_get(table, "python", str, locate, ctx, default=""),
+        ssh_config=_path(table, "ssh_config", locate, ctx, workspace),
+        known_hosts=_path(table, "known_hosts", locate, ctx, workspace),
+        connect_timeout_s=_number(table, "connect_timeout_s", locate, ctx, None, low_inclusive=False),
+    )
+
+
+def _backup(table: dict, locate: "_Locator") -> BackupSpec:
+    ctx = ("backup",)
+    _unknown_keys(table, tuple(BackupSpec.__dataclass_fields__), locate, ctx)
+    return BackupSpec(**{key: _get(table, key, str, locate, ctx, default="") for key in BackupSpec.__dataclass_fields__})
+
+
+def _eval(table: dict, locate: "_Locator", workspace: Path) -> EvalSpec:
+    ctx, d = ("eval",), EvalSpec()
+    _unknown_keys(table, tuple(EvalSpec.__dataclass_fields__), locate, ctx)
+    raw_symbols = table.get("symbols", [])
+    if isinstance(raw_symbols, str):  # one file may be written without the list
+        raw_symbols = [raw_symbols]
+    symbols = tuple(_resolve(workspace, s) for s in _get_list({"symbols": raw_symbols}, "symbols", locate, ctx))
+    for p in symbols:
+        if not p.is_file():
+            raise ConfigError(f"{locate(*ctx, key='symbols')}: symbols file not found: {p}")
+    timeout = _get(table, "timeout_s", (int, float), locate, ctx, default=d.timeout_s)
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"{locate(*ctx, key='timeout_s')}: `timeout_s` must be a number of seconds > 0, got {timeout!r}")
+    jobs = _get(table, "jobs", int, locate, ctx)
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"{locate(*ctx, key='jobs')}: `jobs` must be an integer >= 1, got {jobs!r}")
+    return EvalSpec(asar=_path(table, "asar", locate, ctx, workspace), symbols=symbols, timeout_s=float(timeout), jobs=jobs)
+
+
+def _path(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...], base: Path) -> Path | None:
+    """A path string resolved against `base` (~ expanded); None when absent or empty."""
+    raw = _get(table, key, str, locate, ctx)
+    return _resolve(base, raw) if raw else None
 
 
 def _base_url(table: dict, locate: "_Locator", ctx: tuple[str, ...]) -> str | None:

@@ -8,15 +8,14 @@ workspace (so `asm check` runs in any directory); `AsmService` binds them to the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..core import jsonl
-from ..core.asm_code import DEFAULT_TIMEOUT_S, AsmSettings, Verdict, empty_verdict
-from ..core.config import Config
-from ..core.errors import ConfigError, ZeldaError, where
+from ..core.asm_code import Verdict, empty_verdict
+from ..core.config import Config, EvalSpec
+from ..core.errors import ZeldaError
 
 
 @dataclass
@@ -25,9 +24,9 @@ class AsmService:
 
     config: Config
 
-    def settings(self) -> AsmSettings:
-        """The `[eval]` table (asar, symbols, timeout_s, jobs), paths resolved against the workspace."""
-        return settings_from_table(self.config.table("eval"), self.config.workspace, self.config.path)
+    def settings(self) -> EvalSpec:
+        """The `[eval]` table (asar, symbols, timeout_s, jobs), checked at load, paths resolved against the workspace."""
+        return self.config.eval
 
     def checker(self, precheck: bool = False) -> dict:
         """Which checker a validation would use now, and why (for the CLI/TUI to show)."""
@@ -46,64 +45,7 @@ class AsmService:
 # --------------------------------------------------------------------------- without a workspace
 
 
-def settings_from_table(raw: Any, workspace: Path, config_path: Path | None = None) -> AsmSettings:
-    """Validate an `[eval]` table; errors name `file:line [eval.key]`."""
-    src = config_path or workspace / "config.toml"
-
-    def bad(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{where(src, _key_line(src, key), f'eval.{key}')}: {msg}")
-
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where(src, _key_line(src, None), 'eval')}: `eval` must be a table")
-    asar = raw.get("asar")
-    if asar is not None and not isinstance(asar, str):
-        raise bad("asar", f"`asar` must be a path string, got {type(asar).__name__} {asar!r}")
-    symbols_raw = raw.get("symbols", [])
-    if isinstance(symbols_raw, str):
-        symbols_raw = [symbols_raw]
-    if not isinstance(symbols_raw, list) or not all(isinstance(s, str) for s in symbols_raw):
-        raise bad("symbols", "`symbols` must be a list of paths (strings)")
-    symbols = []
-    for s in symbols_raw:
-        p = _resolve(workspace, s)
-        if not p.is_file():
-            raise bad("symbols", f"symbols file not found: {p}")
-        symbols.append(p)
-    timeout = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise bad("timeout_s", f"`timeout_s` must be a number of seconds > 0, got {timeout!r}")
-    jobs = raw.get("jobs")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise bad("jobs", f"`jobs` must be an integer >= 1, got {jobs!r}")
-    return AsmSettings(asar=_resolve(workspace, asar) if asar else None, symbols=tuple(symbols),
-                       timeout_s=float(timeout), jobs=jobs)
-
-
-def _resolve(base: Path, raw: str) -> Path:
-    p = Path(raw).expanduser()
-    return p if p.is_absolute() else base / p
-
-
-def _key_line(path: Path, key: str | None) -> int | None:
-    """Line of `key = ...` inside `[eval]` (or of the header), for the error message."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    in_eval, header = False, None
-    for i, line in enumerate(lines, 1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            in_eval = re.match(r"^\[\s*eval\s*\]", stripped) is not None
-            if in_eval:
-                header = i
-            continue
-        if in_eval and key and re.match(rf"^\s*{re.escape(key)}\s*=", line):
-            return i
-    return header
-
-
-def checker_info(settings: AsmSettings, precheck: bool = False) -> dict:
+def checker_info(settings: EvalSpec, precheck: bool = False) -> dict:
     """{"checker": "asar"|"precheck", "path", "version", "source", "note"}; raises for a bad configured path."""
     from ..backends.asar import locate_asar
 
@@ -116,7 +58,7 @@ def checker_info(settings: AsmSettings, precheck: bool = False) -> dict:
             "version": b.version if b else None, "source": b.source if b else None, "note": found.describe()}
 
 
-def validate_answers(answers: Sequence[str], settings: AsmSettings, jobs: int | None = None,
+def validate_answers(answers: Sequence[str], settings: EvalSpec, jobs: int | None = None,
                      precheck: bool = False) -> list[Verdict]:
     from ..backends.asar import find_asar, validate_many
 
@@ -125,7 +67,7 @@ def validate_answers(answers: Sequence[str], settings: AsmSettings, jobs: int | 
                          timeout_s=settings.timeout_s)
 
 
-def check_files(paths: Sequence[Path], settings: AsmSettings, jobs: int | None = None,
+def check_files(paths: Sequence[Path], settings: EvalSpec, jobs: int | None = None,
                 precheck: bool = False) -> list[dict]:
     """One result per snippet: {"file", "verdict", "checker", "errors", "line", "warnings"}.
 

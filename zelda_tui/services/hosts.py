@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends import remote_runs
 from ..backends.hosts import LocalHost, RunHost, SshHost
 from ..backends.ssh_base import HostSpec, SshSettings
 from ..core.config import Config
-from ..core.errors import ConfigError
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
     from ..backends.ssh import SshSession
@@ -43,39 +41,22 @@ class Hosts:
 
     config: Config
 
-    def _path_setting(self, table: str, key: str, default: Path) -> Path:
-        value = self.config.table(table).get(key)
-        if value is None or value == "":
-            return default
-        if not isinstance(value, str):
-            raise ConfigError(f"{self.config.path} [{table}] {key}: must be a path string")
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else self.config.workspace / p
-
     def ssh_settings(self) -> SshSettings:
-        d = SshSettings()
-        t = self.config.table("remote")
-        try:
-            timeout = float(t.get("connect_timeout_s", d.connect_timeout_s))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{self.config.path} [remote] connect_timeout_s: must be a number") from None
-        return SshSettings(config_file=self._path_setting("remote", "ssh_config", d.config_file),
-                           known_hosts=self._path_setting("remote", "known_hosts", d.known_hosts),
-                           connect_timeout_s=timeout, command_timeout_s=d.command_timeout_s, keepalive_s=d.keepalive_s)
+        d, r = SshSettings(), self.config.remote  # [remote], checked at load; None: SshSettings' default
+        return SshSettings(config_file=r.ssh_config or d.config_file, known_hosts=r.known_hosts or d.known_hosts,
+                           connect_timeout_s=r.connect_timeout_s or d.connect_timeout_s,
+                           command_timeout_s=d.command_timeout_s, keepalive_s=d.keepalive_s)
 
     def remote_settings(self) -> remote_runs.RemoteSettings:
-        t = self.config.table("remote")
-        d = remote_runs.RemoteSettings()
-        training_dir = t.get("training_dir", d.training_dir)
-        if not isinstance(training_dir, str) or not training_dir.startswith("/"):
-            raise ConfigError(f"{self.config.path} [remote] training_dir: must be an absolute path on the box")
-        return remote_runs.RemoteSettings(training_dir=training_dir, python=str(t.get("python", "") or ""),
+        r = self.config.remote
+        return remote_runs.RemoteSettings(training_dir=r.training_dir or remote_runs.RemoteSettings.training_dir,
+                                          python=r.python,
                                           disk_warning_percent=self.config.monitoring.disk_warning_percent,
                                           train_requirements=_train_requirements())
 
     def configured(self) -> list[str]:
         """`[remote] hosts`: the SSH aliases a run may go to."""
-        return [str(h) for h in self.config.table("remote").get("hosts", []) or []]
+        return list(self.config.remote.hosts)
 
     def local(self) -> LocalHost:
         return LocalHost()

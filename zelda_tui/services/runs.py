@@ -286,12 +286,11 @@ class RunService:
     def backup(self, ref: str) -> dict:
         """rsync lora_adapters/ from the GPU box to [backup] host:path/<run>/ (the box needs access there)."""
         host, row = self._remote(ref)
-        t = self.config.table("backup")
-        target_host, path = t.get("host"), t.get("path")
-        if not target_host or not path:
+        b = self.config.backup
+        if not b.host or not b.path:
             raise ConfigError(f"{self.config.path} [backup]: set host (an ssh alias the GPU box can reach) and path")
-        target = f"{target_host}:{posixpath.join(str(path), row['name'], runs.ADAPTERS)}"
-        return {"run": row["name"], "target": target, "bytes": host.backup(target, str(t.get("rsync_ssh", "") or ""))}
+        target = f"{b.host}:{posixpath.join(b.path, row['name'], runs.ADAPTERS)}"
+        return {"run": row["name"], "target": target, "bytes": host.backup(target, b.rsync_ssh)}
 
 
 def _mix_phase(run_dir: Path) -> tuple[str, int | None]:
