@@ -89,19 +89,19 @@ class ZeldaApp(App):
             self.call_from_thread(self.report_error, exc, "budget check failed")
             return
         for row in acted:
-            if row["error"]:  # tried again at the next check
-                self.call_from_thread(self.notify, f"could not destroy {row['key']} ({row['reason']}): {row['error']}",
+            if row.error:  # tried again at the next check
+                self.call_from_thread(self.notify, f"could not destroy {row.key} ({row.reason}): {row.error}",
                                       title="Budget", severity="error", timeout=30)
                 continue
-            self.call_from_thread(self.notify, f"destroyed {row['key']} (${row['spent_usd']:.2f}): {row['reason']}",
+            self.call_from_thread(self.notify, f"destroyed {row.key} (${row.spent_usd:.2f}): {row.reason}",
                                   title="Budget", severity="warning", timeout=30)
 
     def _remind_running_instances(self) -> None:
         """Rented GPUs cost money while the app is closed: say so at start (from SQLite, no network)."""
-        running = [r for r in self.services.instances.rows(refresh=False) if r["ended"] is None]
+        running = [r for r in self.services.instances.rows(refresh=False) if r.running]
         if running:
-            spent = sum(r["spent_usd"] for r in running)
-            names = ", ".join(f"{r['key']} ({r['num_gpus']} x {r['gpu_name']}, ${r['dph_total']:.2f}/h)" for r in running[:3])
+            spent = sum(r.spent_usd or 0 for r in running)
+            names = ", ".join(f"{r.key} ({r.num_gpus} x {r.gpu_name}, ${r.dph_total:.2f}/h)" for r in running[:3])
             self.notify(f"{len(running)} tracked instance(s) still running, ${spent:.2f} so far: {names}",
                         title="GPU instances", severity="warning", timeout=15)
 

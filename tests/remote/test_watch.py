@@ -84,7 +84,7 @@ disk_warning_percent = 0
 check_every_s = 0.1
 """)
         with build_services(cfg) as services:
-            assert services.instances.for_host("gpu-box")["key"] == f"vast:{NEW_ID}"
+            assert services.instances.for_host("gpu-box").key == f"vast:{NEW_ID}"
             alerts, _ = follow_until(services, lambda alerts: any("destroyed" in a for a in alerts), 20)
             assert server.received("DELETE"), alerts
             rows = {r["key"]: r for r in services.store.instance_rows()}

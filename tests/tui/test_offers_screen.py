@@ -63,7 +63,7 @@ async def test_no_keys_shows_the_catalog_and_names_the_missing_keys(small_ws: Pa
         keys = cells(table, "key")
         assert "vultr:vcg-a100-12c-120g-80vram@ewr" in keys and "gcp:a2-ultragpu-1g@us-central1-a" in keys
         assert {k.split(":")[0] for k in keys} == {"vultr", "gcp"}
-        assert {r["gpu_ram"] for r in screen.rows} == {80} and set(cells(table, "fit")) == {"fits"}
+        assert {r.gpu_ram for r in screen.rows} == {80} and set(cells(table, "fit")) == {"fits"}
         dph = [float(v) for v in cells(table, "dph")]
         assert dph == sorted(dph)
         line = status(screen)
@@ -110,7 +110,7 @@ async def test_live_vast_toggles_sort_and_detail(small_ws: Path, app_for, monkey
             await pilot.press("s")
             await until(pilot, lambda: "sort VRAM ↓" in status(screen))
             after = [float(v) for v in cells(table, "dph")]
-            vram = [r["gpu_ram"] for r in screen.rows]  # the VRAM column is left out at 80 columns
+            vram = [r.gpu_ram for r in screen.rows]  # the VRAM column is left out at 80 columns
             assert after != before and sorted(after) == before
             assert vram == sorted(vram, reverse=True)
             assert after[:vram.count(vram[0])] == sorted(after[:vram.count(vram[0])])
@@ -135,7 +135,7 @@ async def test_live_vast_toggles_sort_and_detail(small_ws: Path, app_for, monkey
             await pilot.pause()
             assert detail.display and detail.row == chosen
             text = detail.text
-            for field in ("price source", "tokens/s source", chosen["key"], chosen["price_source"][:30], "needs"):
+            for field in ("price source", "tokens/s source", chosen.key, chosen.price_source[:30], "needs"):
                 assert field in text
             await pilot.press("down")
             await pilot.pause()
@@ -211,7 +211,7 @@ async def test_offers_read_right_at_80_columns(small_ws: Path, app_for, monkeypa
             screen.query_one("#offers-badge", Static).render())
 
         # `l` where launch cannot work: greyed, and a palette launch says why (nothing priced)
-        table.move_cursor(row=[r["provider"] for r in screen.rows].index("gcp"))
+        table.move_cursor(row=[r.provider for r in screen.rows].index("gcp"))
         await pilot.pause()
         assert screen.check_action("launch", ()) is None
         await pilot.press("l")
@@ -245,7 +245,7 @@ async def test_offers_read_right_at_80_columns(small_ws: Path, app_for, monkeypa
         await until(pilot, lambda: screen.query_text == "")
         assert screen.query_one("#offers-filter", Input).placeholder == "all offers (no filter)"
         assert "all offers (no filter)" in status(screen)
-        fits = [r["fit"] for r in screen.rows]
+        fits = [r.fit for r in screen.rows]
         assert "does-not-fit" in fits
         table.move_cursor(row=fits.index("does-not-fit"))
         await pilot.pause()

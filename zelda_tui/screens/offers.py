@@ -24,6 +24,7 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Static
 from ..core import offer_query
 from ..core.offer_query import QueryError
 from ..services import Services
+from ..services.views import LaunchPlan, OfferRow
 from ..widgets.columns import Column, fill_table
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.offer_detail import FIT_COLOURS, OfferDetail
@@ -52,52 +53,52 @@ def _num(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def row_cells(row: dict) -> tuple[Text, ...]:
-    fit = row["fit"]
+def row_cells(row: OfferRow) -> tuple[Text, ...]:
+    fit = row.fit
     values = {
-        "key": row["key"], "gpu": row["gpu_name"].removeprefix("NVIDIA "), "n": str(row["num_gpus"]),
-        "vram": _num(row["gpu_ram"], "g"), "dph": _num(row["dph_total"], ".3f"), "fit": fit or "—",
-        "hours": _num(row["hours"], ",.2f"), "dollars": _num(row["dollars"], ",.2f"),
-        "region": row["region"] or "—", "date": row["price_date"] or "—",
+        "key": row.key, "gpu": row.gpu_name.removeprefix("NVIDIA "), "n": str(row.num_gpus),
+        "vram": _num(row.gpu_ram, "g"), "dph": _num(row.dph_total, ".3f"), "fit": fit or "—",
+        "hours": _num(row.hours, ",.2f"), "dollars": _num(row.dollars, ",.2f"),
+        "region": row.region or "—", "date": row.price_date or "—",
     }
     styles = {"fit": f"bold {FIT_COLOURS[fit]}" if fit in FIT_COLOURS else "dim"}
     return tuple(Text(values[c.key], style=styles.get(c.key, "")) for c in COLUMNS)
 
 
-def listed_live(row: dict) -> bool:
+def listed_live(row: OfferRow) -> bool:
     """Did a provider's API list this offer just now (not the offline catalog)?
 
     Live Vast/Vultr offers are dated "live"; live GCP offers carry catalog prices but their
     machine type and zone come from the Compute API, which their price source says."""
-    return row["price_date"] == "live" or "live from the Compute API" in (row["price_source"] or "")
+    return row.price_date == "live" or "live from the Compute API" in (row.price_source or "")
 
 
-def launch_blocker(row: dict) -> str | None:
+def launch_blocker(row: OfferRow) -> str | None:
     """Why `l` cannot rent this offer, or None when it can."""
-    if row["provider"] not in RENTABLE:
-        return f"{row['provider']} offers are browse-only here: create the VM with gcloud"
-    if row["price_date"] != "live":
-        return (f"{row['key']} is from the offline catalog: set {row['provider'].upper()}_API_KEY "
+    if row.provider not in RENTABLE:
+        return f"{row.provider} offers are browse-only here: create the VM with gcloud"
+    if row.price_date != "live":
+        return (f"{row.key} is from the offline catalog: set {row.provider.upper()}_API_KEY "
                 "and refresh (r) to rent live offers")
     return None
 
 
-def offline_badge(rows: list[dict]) -> str | None:
+def offline_badge(rows: list[OfferRow]) -> str | None:
     """"offline catalog, prices of …" when no live source answered (None when one did, or no rows)."""
     if not rows or any(listed_live(r) for r in rows):
         return None
     dates: dict[str, list[str]] = {}
     for r in rows:
-        provider_dates = dates.setdefault(r["provider"], [])
-        if r["price_date"] and r["price_date"] not in provider_dates:
-            provider_dates.append(r["price_date"])
+        provider_dates = dates.setdefault(r.provider, [])
+        if r.price_date and r.price_date not in provider_dates:
+            provider_dates.append(r.price_date)
     return "offline catalog, prices of " + ", ".join(f"{p} {' / '.join(d) or 'undated'}" for p, d in dates.items())
 
 
-def sort_rows(rows: list[dict], spec: str) -> list[dict]:
+def sort_rows(rows: list[OfferRow], spec: str) -> list[OfferRow]:
     if spec not in ROW_SORTS:
         return rows
-    return sorted(rows, key=lambda r: (r[spec] is None, r[spec] or 0.0))
+    return sorted(rows, key=lambda r: (getattr(r, spec) is None, getattr(r, spec) or 0.0))
 
 
 class OffersScreen(Screen):
@@ -115,12 +116,12 @@ class OffersScreen(Screen):
     ]
 
     class Results(Message):
-        def __init__(self, seq: int, rows: list[dict], warnings: list[str]) -> None:
+        def __init__(self, seq: int, rows: list[OfferRow], warnings: list[str]) -> None:
             super().__init__()
             self.seq, self.rows, self.warnings = seq, rows, warnings
 
     class LaunchPlan(Message):
-        def __init__(self, plan: dict) -> None:
+        def __init__(self, plan: LaunchPlan) -> None:
             super().__init__()
             self.plan = plan
 
@@ -134,7 +135,7 @@ class OffersScreen(Screen):
         self.services = services
         self.query_text = offer_query.DEFAULT_QUERY  # the query the rows were searched with
         self.sort_index = 0
-        self.rows: list[dict] = []
+        self.rows: list[OfferRow] = []
         self.warnings: list[str] = []
         self.error: str | None = None
         self._seq = 0
@@ -176,12 +177,12 @@ class OffersScreen(Screen):
         if self.ready:
             self._fill_table(self.selected_row())
 
-    def _fill_table(self, keep: dict | None) -> None:
+    def _fill_table(self, keep: OfferRow | None) -> None:
         """(Re)build the table for the rows and the terminal's width; the cursor on `keep`, else on top."""
         table = self.query_one(DataTable)
-        fill_table(table, COLUMNS, [row_cells(r) for r in self.rows], [r["key"] for r in self.rows], self.app.size.width)
-        keys = [row["key"] for row in self.rows]
-        row = keys.index(keep["key"]) if keep is not None and keep["key"] in keys else 0
+        fill_table(table, COLUMNS, [row_cells(r) for r in self.rows], [r.key for r in self.rows], self.app.size.width)
+        keys = [row.key for row in self.rows]
+        row = keys.index(keep.key) if keep is not None and keep.key in keys else 0
         table.move_cursor(row=row, animate=False)
         if row == 0:
             table.scroll_home(animate=False)
@@ -264,7 +265,7 @@ class OffersScreen(Screen):
                          f"{escape(self.warnings[0])}[/]{more}")
         status.update(" · ".join(parts))
 
-    def selected_row(self) -> dict | None:
+    def selected_row(self) -> OfferRow | None:
         table = self.query_one(DataTable)
         if not self.rows or not 0 <= table.cursor_row < min(table.row_count, len(self.rows)):
             return None
@@ -340,8 +341,8 @@ class OffersScreen(Screen):
         if blocker is not None:
             self.notify(blocker, title="Cannot launch", severity="warning", timeout=6)
             return
-        self.notify(f"pricing {row['key']}…", timeout=3)
-        self._plan_launch(row["key"])
+        self.notify(f"pricing {row.key}…", timeout=3)
+        self._plan_launch(row.key)
 
     @work(thread=True, group="offers-launch", exit_on_error=False)
     def _plan_launch(self, key: str) -> None:
@@ -354,22 +355,22 @@ class OffersScreen(Screen):
 
     @on(LaunchPlan)
     def _confirm_launch(self, msg: LaunchPlan) -> None:
-        plan, offer, budget = msg.plan, msg.plan["offer"], msg.plan["budget"]
-        lines = [f"{offer['num_gpus']} x {offer['gpu_name']} in {offer['region']}", f"${offer['dph_total']:.3f}/h"]
-        if offer["hours"] is not None:
-            lines.append(f"estimated {offer['hours']:.1f} h, ${offer['dollars']:.2f} for the phase's mix (VRAM: {offer['fit']})")
-        if budget["left_usd"] is not None:
-            lines.append(f"budget left: ${budget['left_usd']:.2f} of ${budget['max_total_usd']:.2f}")
-        lines += [f"budget guard: {p}" for p in plan["over_budget"]]
-        if plan["over_budget"]:
-            self.app.push_screen(ConfirmDialog(f"Not launching {escape(offer['key'])}", "\n".join(lines), yes="OK"))
+        plan, offer, budget = msg.plan, msg.plan.offer, msg.plan.budget
+        lines = [f"{offer.num_gpus} x {offer.gpu_name} in {offer.region}", f"${offer.dph_total:.3f}/h"]
+        if offer.hours is not None:
+            lines.append(f"estimated {offer.hours:.1f} h, ${offer.dollars:.2f} for the phase's mix (VRAM: {offer.fit})")
+        if budget.left_usd is not None:
+            lines.append(f"budget left: ${budget.left_usd:.2f} of ${budget.max_total_usd:.2f}")
+        lines += [f"budget guard: {p}" for p in plan.over_budget]
+        if plan.over_budget:
+            self.app.push_screen(ConfirmDialog(f"Not launching {escape(offer.key)}", "\n".join(lines), yes="OK"))
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._launch(offer["key"])
+                self._launch(offer.key)
 
-        self.app.push_screen(ConfirmDialog(f"Rent {escape(offer['key'])}?", "\n".join(lines), yes="Launch"), answered)
+        self.app.push_screen(ConfirmDialog(f"Rent {escape(offer.key)}?", "\n".join(lines), yes="Launch"), answered)
 
     @work(thread=True, group="offers-launch", exit_on_error=False)
     def _launch(self, key: str) -> None:
@@ -378,7 +379,7 @@ class OffersScreen(Screen):
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "launch failed")
             return
-        self.app.call_from_thread(self.notify, f"{tracked['key']} is starting (tracked; `zelda-tui instances list`)",
+        self.app.call_from_thread(self.notify, f"{tracked.key} is starting (tracked; `zelda-tui instances list`)",
                                   title="Launched")
 
     def palette_commands(self) -> Iterable[SystemCommand]:

@@ -31,6 +31,7 @@ from textual.worker import Worker
 from ..core import runs
 from ..core.errors import ZeldaError
 from ..services import Services, UnknownHostKey
+from ..services.views import InstanceRow
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.log_view import MAX_LINES, LogView
@@ -72,12 +73,12 @@ def row_cells(info: dict) -> tuple[str, ...]:
             fmt_num(info.get("eval_loss"), ".3f"), fmt_num(info.get("tokens_per_s"), ",.0f"), fmt_duration(info.get("eta_s")))
 
 
-def instance_line(row: dict) -> str:
+def instance_line(row: InstanceRow) -> str:
     """A tracked GPU instance: what, state, where to SSH once it is ready, what it costs."""
-    ssh = f"ssh root@{row['ssh_host']}:{row['ssh_port'] or 22}" if row.get("ssh_host") else "no SSH endpoint yet"
-    warn = f" · [yellow]{escape(row['warning'])}[/]" if row.get("warning") else ""
-    return (f"[b]{escape(row['key'])}[/b] · {row['num_gpus']} x {escape(row['gpu_name'])} · {row['state']} · {escape(ssh)} · "
-            f"${row['dph_total']:.2f}/h · ${row['spent_usd']:,.2f} so far{warn}")
+    ssh = f"ssh root@{row.ssh_host}:{row.ssh_port or 22}" if row.ssh_host else "no SSH endpoint yet"
+    warn = f" · [yellow]{escape(row.warning)}[/]" if row.warning else ""
+    return (f"[b]{escape(row.key)}[/b] · {row.num_gpus} x {escape(row.gpu_name or '')} · {row.state} · {escape(ssh)} · "
+            f"${row.dph_total or 0:.2f}/h · ${row.spent_usd or 0:,.2f} so far{warn}")
 
 
 def summary_text(info: dict, link: str | None = None) -> str:
@@ -143,7 +144,7 @@ class RunsScreen(Screen):
             self.gen, self.text, self.state = gen, text, state
 
     class Listed(Message):
-        def __init__(self, seq: int, infos: list[dict], instances: list[dict]) -> None:
+        def __init__(self, seq: int, infos: list[dict], instances: list[InstanceRow]) -> None:
             super().__init__()
             self.seq, self.infos, self.instances = seq, infos, instances
 
@@ -206,7 +207,7 @@ class RunsScreen(Screen):
         try:
             infos = self.services.runs.list_all()
             # tracked GPU instances: SQLite every time, the provider (state, SSH endpoint) every ~30 s
-            instances = [r for r in self.services.instances.rows(refresh=seq % INSTANCES_EVERY == 1) if r["ended"] is None]
+            instances = [r for r in self.services.instances.rows(refresh=seq % INSTANCES_EVERY == 1) if r.running]
         except Exception as exc:  # shown once by the app's one error handler, not every 2 s
             if not self._list_failed:
                 self._list_failed = True
@@ -247,7 +248,7 @@ class RunsScreen(Screen):
         if self.ready:
             self._fill_table([row_cells(info) for info in self.infos.values()], list(self.infos))
 
-    def _show_instances(self, instances: list[dict]) -> None:
+    def _show_instances(self, instances: list[InstanceRow]) -> None:
         strip = self.query_one("#runs-instances", Static)
         strip.display = bool(instances)
         strip.update("\n".join(instance_line(r) for r in instances))
@@ -514,7 +515,7 @@ class RunsScreen(Screen):
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "destroy failed")
             return
-        self.app.call_from_thread(self.notify, f"{key} destroyed (${done['spent_usd']:,.2f} in all)", title="Destroyed")
+        self.app.call_from_thread(self.notify, f"{key} destroyed (${done.spent_usd or 0:,.2f} in all)", title="Destroyed")
         self.app.call_from_thread(self.refresh_list)
 
     def action_follow(self) -> None:

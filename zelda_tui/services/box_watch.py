@@ -49,12 +49,12 @@ def box_watch(config: Config, instances: InstanceRegistry, settings: remote_runs
             watch.acted_on()
             return
         try:
-            done = instances.destroy(instance["key"])
+            done = instances.destroy(instance.key)
         except ZeldaError as exc:  # the provider said no: keep following, try again at the next check
-            alert(idle + f" — could not destroy {instance['key']}, it is still billing ({exc}); "
+            alert(idle + f" — could not destroy {instance.key}, it is still billing ({exc}); "
                   f"trying again in {every:g} s")
             return
         watch.acted_on()
-        alert(idle + f" — destroyed {done['key']} (spent ${done['spent_usd']:.2f})")
+        alert(idle + f" — destroyed {done.key} (spent ${done.spent_usd:.2f})")
 
     return tick, every

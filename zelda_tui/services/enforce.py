@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.config import Config
@@ -14,6 +14,7 @@ from ..core.store import Store
 from .hosts import Hosts
 from .instances import InstanceRegistry
 from .runs import RunService
+from .views import EnforceAction
 
 
 @dataclass
@@ -26,7 +27,7 @@ class BudgetEnforcer:
     instances: InstanceRegistry
     runs: RunService
 
-    def enforce(self, dry_run: bool = False) -> list[dict]:
+    def enforce(self, dry_run: bool = False) -> list[EnforceAction]:
         """Destroy what the config says must not keep running (what `budget` promises, enforced):
 
         * an instance held longer than `budget.max_runtime_hours`;
@@ -41,7 +42,7 @@ class BudgetEnforcer:
         on_idle = self.config.budget.on_idle
         now = time.time()
         remote_runs = [r for r in self.store.run_rows() if Hosts.is_remote(r["host"], r.get("remote_dir"))]
-        instance_of = ({r["name"]: (self.instances.for_host(r["host"]) or {}).get("key") for r in remote_runs}
+        instance_of = ({r["name"]: self._instance_key(r["host"]) for r in remote_runs}
                        if on_idle == "destroy" else {})  # each run's host resolved once, not once per instance
         acted = []
         for inst in self.store.instance_rows():
@@ -62,13 +63,17 @@ class BudgetEnforcer:
                                   f"({last['state']}); budget.on_idle = \"destroy\"")
             if reason is None:
                 continue
-            row = {"key": inst["key"], "reason": reason, "destroyed": False, "state": inst["state"],
-                   "spent_usd": round(spent_usd(inst, now), 2), "error": None}
+            action = EnforceAction(key=inst["key"], reason=reason, destroyed=False, state=inst["state"],
+                                   spent_usd=round(spent_usd(inst, now), 2))
             if not dry_run:
                 try:
                     done = self.instances.destroy(inst["key"])
-                    row.update(destroyed=True, state=done["state"], spent_usd=done["spent_usd"])
+                    action = replace(action, destroyed=True, state=done.state, spent_usd=done.spent_usd)
                 except ZeldaError as exc:
-                    row["error"] = str(exc)
-            acted.append(row)
+                    action = replace(action, error=str(exc))
+            acted.append(action)
         return acted
+
+    def _instance_key(self, host: str) -> str | None:
+        inst = self.instances.for_host(host)
+        return inst.key if inst is not None else None

@@ -10,6 +10,7 @@ from ..core.errors import ZeldaError
 from ..core.offers import held_hours, spent_usd
 from ..core.store import Store
 from .hosts import Hosts
+from .views import InstanceRow, Spend
 
 
 def provider_urls(config: Config) -> dict[str, str]:
@@ -30,7 +31,7 @@ class InstanceRegistry:
     store: Store
     hosts: Hosts
 
-    def for_host(self, host: str) -> dict | None:
+    def for_host(self, host: str) -> InstanceRow | None:
         """The tracked, still-running instance whose SSH endpoint is this host (alias or user@host:port)."""
         try:
             spec = self.hosts.resolve(host)
@@ -38,7 +39,7 @@ class InstanceRegistry:
             return None
         for inst in self.store.instance_rows():
             if inst["ended"] is None and inst["ssh_host"] == spec.hostname and (inst["ssh_port"] or 22) == spec.port:
-                return inst
+                return InstanceRow.from_record(inst)
         return None
 
     def endpoints(self) -> list[str]:
@@ -46,17 +47,17 @@ class InstanceRegistry:
         return [f"root@{inst['ssh_host']}:{inst['ssh_port'] or 22}" for inst in self.store.instance_rows()
                 if inst["ended"] is None and inst["ssh_host"]]
 
-    def spend(self) -> dict:
+    def spend(self) -> Spend:
         """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
         b = self.config.budget
         now = time.time()
         spent = sum(spent_usd(r, now) for r in self.store.instance_rows())
         total = b.max_total_usd
-        return {"max_total_usd": total, "max_hourly_usd": b.max_hourly_usd, "spent_usd": round(spent, 2),
-                "left_usd": round(total - spent, 2) if total is not None else None,
-                "max_runtime_hours": b.max_runtime_hours}
+        return Spend(max_total_usd=total, max_hourly_usd=b.max_hourly_usd, spent_usd=round(spent, 2),
+                     left_usd=round(total - spent, 2) if total is not None else None,
+                     max_runtime_hours=b.max_runtime_hours)
 
-    def rows(self, refresh: bool = True) -> list[dict]:
+    def rows(self, refresh: bool = True) -> list[InstanceRow]:
         """Tracked instances with spend so far; live status/SSH endpoint from the provider when reachable.
 
         An instance the provider no longer knows (404/410) is gone: it is marked destroyed, so its
@@ -65,6 +66,7 @@ class InstanceRegistry:
         now = time.time()
         out = []
         for row in self.store.instance_rows():
+            extra: dict = {}
             if refresh and row["ended"] is None and row["instance_id"]:
                 from ..backends.providers.launch import show  # only to ask a provider: httpx stays out of start-up
 
@@ -73,14 +75,13 @@ class InstanceRegistry:
                     self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,
                                                ssh_port=info.ssh_port)
                     row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
-                    row["ready"] = info.ready
+                    extra["ready"] = info.ready
                 except ZeldaError as exc:
                     if gone(exc):
                         row.update(self._mark_gone(row, now))
-                    row["warning"] = str(exc)
-            row["hours"] = round(held_hours(row, now), 3)
-            row["spent_usd"] = round(spent_usd(row, now), 2)
-            out.append(row)
+                    extra["warning"] = str(exc)
+            out.append(InstanceRow.from_record(row, **extra, hours=round(held_hours(row, now), 3),
+                                               spent_usd=round(spent_usd(row, now), 2)))
         return out
 
     def _mark_gone(self, row: dict, now: float) -> dict:
@@ -88,7 +89,7 @@ class InstanceRegistry:
         self.store.instance_update(row["key"], ended=now, state="gone")
         return {"ended": now, "state": "gone"}
 
-    def destroy(self, key: str) -> dict:
+    def destroy(self, key: str) -> InstanceRow:
         """Destroy a tracked instance (by key or id); also a `provider:id` that was rented but never
         recorded (the launch said so). A 404/410 answer means it is already gone: recorded as such."""
         from ..backends.providers.launch import destroy, split_key
@@ -106,9 +107,9 @@ class InstanceRegistry:
                 self.store.instance_update(unnamed[0]["key"], key=key, instance_id=instance_id, ended=ended,
                                            state="destroyed")
                 done = {**unnamed[0], "key": key, "instance_id": instance_id, "ended": ended, "state": "destroyed"}
-                return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
-            return {"key": key, "provider": provider, "instance_id": instance_id, "state": "destroyed",
-                    "started": None, "ended": ended, "spent_usd": None}
+                return InstanceRow.from_record(done, spent_usd=round(spent_usd(done, ended), 2))
+            return InstanceRow(key=key, provider=provider, instance_id=instance_id, state="destroyed", ended=ended,
+                               tracked=False)
         if row["ended"] is not None:
             raise ZeldaError(f"{row['key']} was already destroyed")
         if not row["instance_id"]:
@@ -124,4 +125,4 @@ class InstanceRegistry:
         ended = time.time()
         self.store.instance_update(row["key"], ended=ended, state=state)
         done = {**row, "ended": ended, "state": state}
-        return {**done, "spent_usd": round(spent_usd(done, ended), 2)}
+        return InstanceRow.from_record(done, spent_usd=round(spent_usd(done, ended), 2))

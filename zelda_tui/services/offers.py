@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core import run_plan
 from ..core.config import Config
@@ -11,6 +11,7 @@ from ..core.errors import ZeldaError
 from ..core.store import Store
 from .estimates import EstimateService
 from .instances import InstanceRegistry, provider_urls
+from .views import InstanceRow, LaunchPlan, OfferRow
 
 
 @dataclass
@@ -23,7 +24,7 @@ class OfferService:
     instances: InstanceRegistry
 
     def search(self, providers: tuple[str, ...] = ("vast", "vultr", "gcp"), query: str | None = None,
-                      sort: str = "dph_total", phase: int | None = None) -> tuple[list[dict], list[str]]:
+                      sort: str = "dph_total", phase: int | None = None) -> tuple[list[OfferRow], list[str]]:
         """Offers of every provider filtered by a vastai query, each with fit / hours / dollars
         for the chosen phase's mix (default: the last phase). Returns (rows, warnings)."""
         from ..backends.providers.search import search_offers
@@ -36,15 +37,14 @@ class OfferService:
         chosen = offer_query.sort_offers(offer_query.filter_offers(offers, parsed), sort)
         return self._annotate(chosen, phase, warnings), warnings
 
-    def _annotate(self, offers: list, phase: int | None, warnings: list[str]) -> list[dict]:
+    def _annotate(self, offers: list, phase: int | None, warnings: list[str]) -> list[OfferRow]:
         from ..core import estimate as est
 
         cfg = run_plan.plan_run(self.config, None, phase)
-        rows = [{"key": o.key, "provider": o.provider, "id": o.id, "gpu_name": o.gpu_name, "num_gpus": o.num_gpus,
-                 "gpu_ram": round(o.gpu_ram, 2), "dph_total": round(o.dph_total, 4), "region": o.region,
-                 "reliability": o.reliability, "available": o.available, "price_date": o.price_date,
-                 "price_source": o.price_source, "fit": None, "vram_gb": None, "hours": None, "dollars": None,
-                 "tokens_per_s_source": None} for o in offers]
+        rows = [OfferRow(key=o.key, provider=o.provider, id=o.id, gpu_name=o.gpu_name, num_gpus=o.num_gpus,
+                         gpu_ram=round(o.gpu_ram, 2), dph_total=round(o.dph_total, 4), region=o.region,
+                         reliability=o.reliability, available=o.available, price_date=o.price_date,
+                         price_source=o.price_source) for o in offers]
         try:
             arch = est.lookup(cfg.model.base)
             tokens = self.estimates.mix_train_tokens(cfg.data.mix)
@@ -54,17 +54,17 @@ class OfferService:
         vram = est.estimate_vram(arch, seq_len=cfg.model.max_seq_len, micro_batch=cfg.train.micro_batch,
                                  **est.vram_options(cfg))
         measured = self.store.throughput_measured()
+        out = []
         for row, offer in zip(rows, offers):
-            row["vram_gb"] = round(vram.total_gb, 1)
-            row["fit"] = vram.fits(offer.gpu_ram) if offer.gpu_ram else None
+            row = replace(row, vram_gb=round(vram.total_gb, 1), fit=vram.fits(offer.gpu_ram) if offer.gpu_ram else None)
             gpu = est.normalise_gpu_name(offer.gpu_name, offer.gpu_ram)
-            if gpu is None:
-                continue
-            tps, source = est.tokens_per_s(arch, gpu, cfg.train.micro_batch, measured)
-            hours = est.estimate_time(tokens, cfg.train.epochs, tps, gpus=offer.num_gpus)
-            row.update(hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
-                       tokens_per_s_source=source)
-        return rows
+            if gpu is not None:
+                tps, source = est.tokens_per_s(arch, gpu, cfg.train.micro_batch, measured)
+                hours = est.estimate_time(tokens, cfg.train.epochs, tps, gpus=offer.num_gpus)
+                row = replace(row, hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
+                              tokens_per_s_source=source)
+            out.append(row)
+        return out
 
     def _launch_spec(self):
         from ..backends.providers.launch import LaunchSpec
@@ -75,7 +75,7 @@ class OfferService:
                           label=f"zelda-tui {self.config.model.name}", onstart=vast.onstart,
                           ssh_key_id=vultr.ssh_key_id)
 
-    def launch_plan(self, key: str, phase: int | None = None) -> dict:
+    def launch_plan(self, key: str, phase: int | None = None) -> LaunchPlan:
         """What a launch would rent and cost, and whether the budget allows it (nothing is rented).
 
         The guard refuses (unless forced) when the hourly price is over `max_hourly_usd`, when nothing
@@ -88,26 +88,26 @@ class OfferService:
         # this one offer, whatever filter found it: a Vast offer seen with verified=false is rentable too
         query = f"id={offer_id} verified=any external=any" if provider == "vast" else ""
         rows, _ = self.search((provider,), query=query, sort="dph_total", phase=phase)
-        row = next((r for r in rows if r["key"] == key), None)
+        row = next((r for r in rows if r.key == key), None)
         if row is None:
             raise ZeldaError(f"{key}: offer not found (gone or rented meanwhile) — search again")
         budget = self.instances.spend()
         problems = []
-        if budget["max_hourly_usd"] is not None and row["dph_total"] > budget["max_hourly_usd"]:
-            problems.append(f"${row['dph_total']:.2f}/h is over budget.max_hourly_usd ${budget['max_hourly_usd']:.2f}")
-        left = budget["left_usd"]
+        if budget.max_hourly_usd is not None and row.dph_total > budget.max_hourly_usd:
+            problems.append(f"${row.dph_total:.2f}/h is over budget.max_hourly_usd ${budget.max_hourly_usd:.2f}")
+        left = budget.left_usd
         if left is not None and left <= 0:
-            problems.append(f"no budget left: ${budget['spent_usd']:.2f} spent of budget.max_total_usd "
-                            f"${budget['max_total_usd']:.2f}")
-        elif left is not None and row["dollars"] is None:
+            problems.append(f"no budget left: ${budget.spent_usd:.2f} spent of budget.max_total_usd "
+                            f"${budget.max_total_usd:.2f}")
+        elif left is not None and row.dollars is None:
             problems.append(f"cannot check the cost against the ${left:.2f} budget left: no time estimate for "
-                            f"{row['num_gpus']} x {row['gpu_name']} (no tokens/s figure for this GPU)")
-        elif left is not None and row["dollars"] > left:
-            problems.append(f"the estimated ${row['dollars']:.2f} is more than the ${left:.2f} budget left")
-        return {"offer": row, "budget": budget, "over_budget": problems,
-                "request": describe_launch(key, self._launch_spec(), provider_urls(self.config))}
+                            f"{row.num_gpus} x {row.gpu_name} (no tokens/s figure for this GPU)")
+        elif left is not None and row.dollars is not None and row.dollars > left:
+            problems.append(f"the estimated ${row.dollars:.2f} is more than the ${left:.2f} budget left")
+        return LaunchPlan(offer=row, budget=budget, over_budget=problems,
+                          request=describe_launch(key, self._launch_spec(), provider_urls(self.config)))
 
-    def launch(self, key: str, phase: int | None = None, force: bool = False) -> dict:
+    def launch(self, key: str, phase: int | None = None, force: bool = False) -> InstanceRow:
         """Rent the offer after the budget guard, recorded before it is rented (DESIGN: state).
 
         A "launching" row is written first, so a state database that cannot be written stops the
@@ -120,36 +120,35 @@ class OfferService:
         from ..backends.providers.launch import launch
 
         plan = self.launch_plan(key, phase)
-        if plan["over_budget"] and not force:
-            raise ZeldaError(f"{key}: not launched: " + "; ".join(plan["over_budget"]) + " (--force to launch anyway)")
-        row = plan["offer"]
+        if plan.over_budget and not force:
+            raise ZeldaError(f"{key}: not launched: " + "; ".join(plan.over_budget) + " (--force to launch anyway)")
+        row = plan.offer
         started = time.time()
-        tracked = {"key": f"{row['provider']}:launching@{row['id']}@{started:.3f}", "provider": row["provider"],
-                   "instance_id": "", "offer": key, "gpu_name": row["gpu_name"], "num_gpus": row["num_gpus"],
-                   "dph_total": row["dph_total"], "started": started, "ended": None, "state": "launching",
-                   "ssh_host": None, "ssh_port": None}
-        self.store.instance_add(tracked)
+        tracked = InstanceRow(key=f"{row.provider}:launching@{row.id}@{started:.3f}", provider=row.provider,
+                              instance_id="", offer=key, gpu_name=row.gpu_name, num_gpus=row.num_gpus,
+                              dph_total=row.dph_total, started=started, ended=None, state="launching")
+        self.store.instance_add(tracked.to_json())
         try:
             instance_id = launch(key, self._launch_spec(), provider_urls(self.config))
         except ApiError as exc:
             if exc.status is None:  # the request may have reached the provider: keep it on the books
-                self.store.instance_update(tracked["key"], state="unconfirmed")
+                self.store.instance_update(tracked.key, state="unconfirmed")
                 raise ZeldaError(f"{exc} — the rent may have gone through: check the provider's console; "
-                                 f"kept as {tracked['key']} (unconfirmed) in `zelda-tui instances list`") from None
-            self.store.instance_delete(tracked["key"])
+                                 f"kept as {tracked.key} (unconfirmed) in `zelda-tui instances list`") from None
+            self.store.instance_delete(tracked.key)
             raise
         except BaseException:
-            self.store.instance_delete(tracked["key"])
+            self.store.instance_delete(tracked.key)
             raise
-        new_key = f"{row['provider']}:{instance_id}"
+        new_key = f"{row.provider}:{instance_id}"
         try:
-            self.store.instance_update(tracked["key"], key=new_key, instance_id=instance_id, state="starting")
+            self.store.instance_update(tracked.key, key=new_key, instance_id=instance_id, state="starting")
         except ZeldaError as exc:
-            raise ZeldaError(f"RENTED {new_key} ({row['num_gpus']} x {row['gpu_name']}, ${row['dph_total']:.3f}/h) "
+            raise ZeldaError(f"RENTED {new_key} ({row.num_gpus} x {row.gpu_name}, ${row.dph_total:.3f}/h) "
                              f"but could not record it: {exc} — it is billing now; destroy it with "
-                             f"`zelda-tui instances destroy {new_key} --yes`{_provider_destroy_hint(row['provider'], instance_id)}"
+                             f"`zelda-tui instances destroy {new_key} --yes`{_provider_destroy_hint(row.provider, instance_id)}"
                              ) from None
-        return {**tracked, "key": new_key, "instance_id": instance_id, "state": "starting"}
+        return replace(tracked, key=new_key, instance_id=instance_id, state="starting")
 
 
 def _provider_destroy_hint(provider: str, instance_id: str) -> str:

@@ -21,7 +21,6 @@ from ..backends.hosts import BUNDLE_FILES, RunHost, SshHost
 from ..core import run_plan, runs
 from ..core.config import Config
 from ..core.errors import ConfigError, ZeldaError
-from ..core.offers import spent_usd
 from ..core.store import Store
 from ..core.train_config import load_run_config
 from .box_watch import box_watch
@@ -248,7 +247,7 @@ class RunService:
         inst = self.instances.for_host(host)
         if inst is None:
             return {"instance": None, "spent_usd": None}
-        return {"instance": inst["key"], "spent_usd": round(spent_usd(inst, time.time()), 2)}
+        return {"instance": inst.key, "spent_usd": round(inst.cost(time.time()), 2)}
 
     def status(self, ref: str) -> dict:
         """`train status`: a remote run is synced first and its process asked over SSH."""

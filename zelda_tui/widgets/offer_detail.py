@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
+from ..services.views import OfferRow
+
 FIT_COLOURS = {"fits": "green", "tight": "yellow", "does-not-fit": "red"}
 
 
@@ -23,24 +25,24 @@ def _num(value: float | None, spec: str, suffix: str = "") -> str:
     return "—" if value is None else format(value, spec) + suffix
 
 
-def detail_text(row: dict, launch: str | None = None) -> str:
+def detail_text(row: OfferRow, launch: str | None = None) -> str:
     """Markup lines `label  value`: the offer, its price (and where the price came from), fit and estimate.
 
     `launch` is why `l` cannot rent it (None: it can)."""
     fields = [
-        ("offer", f"[b]{escape(row['key'])}[/]"),
-        ("GPU", f"{row['num_gpus']} × {escape(row['gpu_name'])} · {_num(row['gpu_ram'], 'g', ' GB')} each"),
-        ("$/h", _num(row["dph_total"], ".4f")),
-        ("fit", f"{fit_markup(row['fit'])} · needs {_num(row['vram_gb'], '.1f', ' GB')} per GPU"),
-        ("hours", _num(row["hours"], ",.2f")),
-        ("total $", _num(row["dollars"], ",.2f")),
-        ("tokens/s source", escape(row["tokens_per_s_source"] or "—")),
-        ("price date", escape(row["price_date"] or "—")),
-        ("price source", escape(row["price_source"] or "—")),
-        ("region", escape(row["region"] or "—")),
-        ("provider · id", f"{escape(row['provider'])} · {escape(str(row['id']))}"),
-        ("reliability", _num(row["reliability"], ".3f")),
-        ("available", "yes" if row["available"] else "no"),
+        ("offer", f"[b]{escape(row.key)}[/]"),
+        ("GPU", f"{row.num_gpus} × {escape(row.gpu_name)} · {_num(row.gpu_ram, 'g', ' GB')} each"),
+        ("$/h", _num(row.dph_total, ".4f")),
+        ("fit", f"{fit_markup(row.fit)} · needs {_num(row.vram_gb, '.1f', ' GB')} per GPU"),
+        ("hours", _num(row.hours, ",.2f")),
+        ("total $", _num(row.dollars, ",.2f")),
+        ("tokens/s source", escape(row.tokens_per_s_source or "—")),
+        ("price date", escape(row.price_date or "—")),
+        ("price source", escape(row.price_source or "—")),
+        ("region", escape(row.region or "—")),
+        ("provider · id", f"{escape(row.provider)} · {escape(str(row.id))}"),
+        ("reliability", _num(row.reliability, ".3f")),
+        ("available", "yes" if row.available else "no"),
         ("launch", "l rents it (asks first)" if launch is None else f"[yellow]{escape(launch)}[/]"),
     ]
     return "\n".join(f"[b $text-muted]{label:>15}[/]  {value}" for label, value in fields)
@@ -51,7 +53,7 @@ class OfferDetail(VerticalScroll):
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self.row: dict | None = None
+        self.row: OfferRow | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="offer-detail-body")
@@ -61,6 +63,6 @@ class OfferDetail(VerticalScroll):
         """What the pane shows, as plain text."""
         return str(self.query_one(".offer-detail-body", Static).render())
 
-    def show(self, row: dict | None, launch: str | None = None) -> None:
+    def show(self, row: OfferRow | None, launch: str | None = None) -> None:
         self.row = row
         self.query_one(".offer-detail-body", Static).update(detail_text(row, launch) if row else "[dim]no offer selected[/]")

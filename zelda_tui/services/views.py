@@ -1,0 +1,140 @@
+"""What services hand screens and the CLI: frozen dataclasses read by attribute.
+
+Each has `to_json()`, the object `--json` prints (its keys are a contract: scripts read them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..core.offers import spent_usd
+
+# the instances table's columns, in order (core/store.py)
+INSTANCE_COLUMNS = ("key", "provider", "instance_id", "offer", "gpu_name", "num_gpus", "dph_total", "started",
+                    "ended", "state", "ssh_host", "ssh_port")
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """A rented GPU instance as state.sqlite records it, with what we learnt about it since.
+
+    `ready` / `warning` are set only when the provider was asked (answered / failed); `hours` only
+    in listings; `spent_usd` is None for a launch's new row. `tracked` is False for an instance
+    destroyed by `provider:id` that state.sqlite never recorded: only its key and end are known."""
+
+    key: str
+    provider: str
+    instance_id: str | None
+    offer: str | None = None
+    gpu_name: str | None = None
+    num_gpus: int | None = None
+    dph_total: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    state: str = ""
+    ssh_host: str | None = None
+    ssh_port: int | None = None
+    ready: bool | None = None
+    warning: str | None = None
+    hours: float | None = None
+    spent_usd: float | None = None
+    tracked: bool = True
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], **extra: Any) -> "InstanceRow":
+        """From a row of `Store.instance_rows()` (its columns), plus `extra` fields."""
+        return cls(**{c: record.get(c) for c in INSTANCE_COLUMNS}, **extra)
+
+    @property
+    def running(self) -> bool:
+        """Still held (and billing): not ended."""
+        return self.ended is None
+
+    @property
+    def endpoint(self) -> str | None:
+        """`host:port` of its SSH endpoint, once the provider gave one."""
+        return f"{self.ssh_host}:{self.ssh_port}" if self.ssh_host else None
+
+    def cost(self, now: float) -> float:
+        """What it has cost by `now` ($/h x time held, unrounded)."""
+        return spent_usd({"started": self.started, "ended": self.ended, "dph_total": self.dph_total}, now)
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.tracked:
+            return {"key": self.key, "provider": self.provider, "instance_id": self.instance_id, "state": self.state,
+                    "started": self.started, "ended": self.ended, "spent_usd": self.spent_usd}
+        out: dict[str, Any] = {c: getattr(self, c) for c in INSTANCE_COLUMNS}
+        for name in ("ready", "warning", "hours", "spent_usd"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(frozen=True)
+class Spend:
+    """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
+
+    max_total_usd: float | None
+    max_hourly_usd: float | None
+    spent_usd: float
+    left_usd: float | None
+    max_runtime_hours: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EnforceAction:
+    """One instance the budget rules destroyed (or, in a dry run, would); `error` when the destroy failed."""
+
+    key: str
+    reason: str
+    destroyed: bool
+    state: str
+    spent_usd: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OfferRow:
+    """One GPU offer, with fit / hours / dollars for the planned mix (None: cannot be estimated)."""
+
+    key: str
+    provider: str
+    id: str
+    gpu_name: str
+    num_gpus: int
+    gpu_ram: float
+    dph_total: float
+    region: str | None
+    reliability: float | None
+    available: bool
+    price_date: str | None
+    price_source: str | None
+    fit: str | None = None
+    vram_gb: float | None = None
+    hours: float | None = None
+    dollars: float | None = None
+    tokens_per_s_source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What a launch would rent and cost, and why the budget guard refuses it (empty: it allows)."""
+
+    offer: OfferRow
+    budget: Spend
+    over_budget: list[str]
+    request: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offer": self.offer.to_json(), "budget": self.budget.to_json(), "over_budget": list(self.over_budget),
+                "request": self.request}
