@@ -185,6 +185,6 @@ def table(rows: list[tuple[str, list[Run]]], baseline: str, not_comparable: tupl
 def demo_workspace(tmp: Path) -> Path:
     """A fresh demo workspace (the realistic 6-dataset, 63k-record set) under `tmp`."""
     ensure_repo_on_path()
-    from zelda_tui.core.demo import init_workspace
+    from zelda_tui.demo.workspace import init_workspace
 
     return init_workspace(tmp / "ws")

@@ -48,7 +48,7 @@ def corpus_answers(n: int) -> list[str]:
 
 def plain_asar(answers: list[str], asar: Path, timeout_s: float = 10.0) -> list[str]:
     """The obvious implementation: one fresh temp dir, one real 512 KiB ROM file, one run per answer."""
-    from zelda_tui.core.asm_code import classify_asar, extract_code, is_empty, wrap_patch
+    from zelda_tui.asm.code import classify_asar, extract_code, is_empty, wrap_patch
 
     out = []
     for answer in answers:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zelda_tui.core import demo
+from zelda_tui.demo import workspace as demo
 from zelda_tui.services import build_services
 
 # the `sshd` fixture (a real OpenSSH server on 127.0.0.1) for every test that needs a box

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from zelda_tui.core.asm_code import (PARENT_LABEL, Verdict, category_of, classify_asar, extract_code, is_empty,
+from zelda_tui.asm.code import (PARENT_LABEL, Verdict, category_of, classify_asar, extract_code, is_empty,
                                      wrap_patch)
 from zelda_tui.core.errors import ZeldaError
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.asm_corpus import NEEDS_SYMBOLS, SYMBOLS, cases
-from zelda_tui.core.asm_code import extract_code
-from zelda_tui.core.asm_precheck import MODES, known_symbols, precheck
+from zelda_tui.asm.code import extract_code
+from zelda_tui.asm.precheck import MODES, known_symbols, precheck
 
 CASES = cases()
 

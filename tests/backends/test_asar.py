@@ -18,8 +18,8 @@ from tests.asm_corpus import NEEDS_SYMBOLS, SYMBOLS, cases
 from tests.conftest import REPO
 from zelda_tui.backends.asar import (AsarBinary, check_asar, find_asar, locate_asar, run_asar, validate,
                                      validate_many)
-from zelda_tui.core.asm_code import extract_code
-from zelda_tui.core.asm_precheck import MODES, precheck
+from zelda_tui.asm.code import extract_code
+from zelda_tui.asm.precheck import MODES, precheck
 from zelda_tui.core.errors import ZeldaError
 
 CASES = cases()

@@ -1,4 +1,4 @@
-"""Tests for the deterministic demo dataset generator (zelda_tui.core.demo_data)."""
+"""Tests for the deterministic demo dataset generator (zelda_tui.demo.data)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from zelda_tui.core import demo_data
-from zelda_tui.core.demo_data import DEMO_DATASETS, iter_demo_records, write_demo_dataset
+from zelda_tui.demo import data as demo_data
+from zelda_tui.demo.data import DEMO_DATASETS, iter_demo_records, write_demo_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYS_WITH_INPUT = ["instruction", "input", "output", "domain", "source"]
@@ -97,7 +97,7 @@ def test_deterministic_across_processes(tmp_path: Path) -> None:
     write_demo_dataset(here, "vultr_train_full", 2500, seed=7)
     code = (
         "import sys; from pathlib import Path; "
-        "from zelda_tui.core.demo_data import write_demo_dataset; "
+        "from zelda_tui.demo.data import write_demo_dataset; "
         "write_demo_dataset(Path(sys.argv[1]), 'vultr_train_full', 2500, 7)"
     )
     env = dict(os.environ, PYTHONHASHSEED="4242", PYTHONPATH=str(REPO_ROOT))

@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.evals_seed import make_run
-from zelda_tui.core import demo_run, evals, runs
+from zelda_tui.core import evals, runs
+from zelda_tui.demo import run as demo_run
 from zelda_tui.core.train_config import load_run_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from zelda_tui.core.demo_data import iter_demo_records  # noqa: E402
+from zelda_tui.demo.data import iter_demo_records  # noqa: E402
 
 from .tiny import build_tiny_model  # noqa: E402
 

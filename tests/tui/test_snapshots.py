@@ -80,7 +80,7 @@ def test_runs_snapshot(snap_compare, demo_ws: Path, monkeypatch, size):
     """The demo's finished run (what `demo init` seeds): list, summary, chart and log, as an SSH
     session and a big terminal show them."""
     from zelda_tui.core import config as config_mod
-    from zelda_tui.core import demo_run
+    from zelda_tui.demo import run as demo_run
 
     demo_run.write_demo_run(config_mod.load(demo_ws))
     monkeypatch.setenv("TZ", "UTC")

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .config import EvalSpec
-from .errors import ZeldaError
+from ..core.config import EvalSpec
+from ..core.errors import ZeldaError
 
 VERDICTS = ("assembles", "syntax_error", "unresolved_label", "timeout", "crash", "empty", "other")
 CHECKERS = ("asar", "precheck")

@@ -28,7 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .asm_code import PARENT_LABEL, SNIPPET, Verdict, category_of, empty_verdict, is_empty, worst
+from .code import PARENT_LABEL, SNIPPET, Verdict, category_of, empty_verdict, is_empty, worst
+from .normalise import strip_comment
 
 # --------------------------------------------------------------------------- the 65816 opcode table
 
@@ -218,7 +219,7 @@ class _Checker:
             text = lines[i]
             # `\` at the end continues the line; so does a trailing comma (Asar 1.9)
             while i + 1 < len(lines):
-                bare = _strip_comment(text).rstrip()
+                bare = strip_comment(text).rstrip()
                 if bare.endswith("\\"):
                     text = bare[:-1] + lines[i + 1]
                 elif bare.endswith(",") and self.capture is None:
@@ -232,7 +233,7 @@ class _Checker:
 
     def line(self, text: str, number: int) -> None:
         if self.capture is not None:
-            bare = _strip_comment(text).strip()
+            bare = strip_comment(text).strip()
             word = bare.split(None, 1)[0].lower() if bare else ""
             if word == "endmacro":
                 name, params, variadic, _, body = self.capture
@@ -243,7 +244,7 @@ class _Checker:
             else:
                 self.capture[4].append(text)
             return
-        bare = _strip_comment(text).strip()
+        bare = strip_comment(text).strip()
         if not bare:
             return
         parts = _split_statements(bare)
@@ -856,24 +857,6 @@ _DIRECTIVES: dict[str, str] = {
 }
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _strip_comment(text: str) -> str:
-    """Drop `; comment`, but not a `;` inside "..." or '.'."""
-    if ";" not in text:
-        return text
-    quote = ""
-    for i, c in enumerate(text):
-        if quote:
-            if c == quote:
-                quote = ""
-        elif c in "\"'":
-            if c == "'" and not (i + 2 < len(text) and text[i + 2] == "'"):
-                continue  # a lone apostrophe in prose, not a char literal
-            quote = c
-        elif c == ";":
-            return text[:i]
-    return text
 
 
 def _split_statements(text: str) -> list[str]:

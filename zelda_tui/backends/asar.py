@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..core import jsonl
-from ..core.asm_code import (DEFAULT_TIMEOUT_S, PATCH_NAME, ROM_NAME, ROM_SIZE, Verdict, classify_asar,
+from ..asm.code import (DEFAULT_TIMEOUT_S, PATCH_NAME, ROM_NAME, ROM_SIZE, Verdict, classify_asar,
                              empty_verdict, extract_code, is_empty, wrap_patch)
-from ..core.asm_precheck import KnownSymbols, known_symbols, precheck
+from ..asm.precheck import KnownSymbols, known_symbols, precheck
 from ..core.errors import ZeldaError
 
 ENV_VAR = "ZELDA_TUI_ASAR"

@@ -9,7 +9,7 @@ from .common import emit_json, open_services, progress_bar, table
 
 
 def cmd_demo_init(args: argparse.Namespace) -> int:
-    from ..core import demo
+    from ..demo import workspace as demo
     from ..core.jsonl import make_pool
     from ..services.demo import init_demo
 

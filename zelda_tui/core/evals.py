@@ -293,68 +293,6 @@ def answers_complete(path: Path, request: dict) -> bool:
     return len(answers) == header.get("expected", -1)
 
 
-# --- code normalisation and match ------------------------------------------------------------
-
-MNEMONICS = frozenset("""
-ADC AND ASL BCC BCS BEQ BIT BMI BNE BPL BRA BRK BRL BVC BVS CLC CLD CLI CLV CMP COP CPX CPY DEC DEA DEX DEY
-EOR INC INA INX INY JML JMP JSL JSR LDA LDX LDY LSR MVN MVP NOP ORA PEA PEI PER PHA PHB PHD PHK PHP PHX PHY
-PLA PLB PLD PLP PLX PLY REP ROL ROR RTI RTL RTS SBC SEC SED SEI SEP STA STP STX STY STZ TAX TAY TCD TCS TDC
-TRB TSB TSC TSX TXA TXS TXY TYA TYX WAI WDM XBA XCE
-""".split())
-DIRECTIVES = frozenset("""
-org base db dw dl dd pushpc pullpc pushbase pullbase incsrc incbin macro endmacro if elseif else endif while
-endwhile namespace lorom hirom exlorom exhirom sa1rom fullsa1rom sfxrom norom freespace freecode freedata
-warnpc fillbyte fill padbyte pad skip table cleartable print assert arch math check bank struct endstruct
-function autoclean prot pushtable pulltable optimize
-""".split())
-_HEX = re.compile(r"\$[0-9A-Fa-f]+")
-_SPACE_AROUND = re.compile(r"\s*([,()\[\]+\-*/<>=])\s*")
-_INDEX_REG = re.compile(r",([XYSxys])\b")
-
-
-def _strip_comment(line: str) -> str:
-    """Cut at the first `;` outside a quoted string."""
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ";":
-            return line[:i]
-    return line
-
-
-def normalise_code(code: str) -> list[str]:
-    """Lines of code compared modulo comments, blank lines, spacing, and the case of mnemonics,
-    directives, hex digits and index registers.
-
-    Labels and defines keep their case (Asar's labels are case-sensitive).
-    """
-    out = []
-    for raw in code.replace("\r\n", "\n").split("\n"):
-        line = _strip_comment(raw).strip()
-        if not line:
-            continue
-        tokens = line.split()
-        for i, tok in enumerate(tokens):
-            head = tok.split(".", 1)[0]
-            if (i == 0 or tokens[i - 1].endswith(":")) and (head.upper() in MNEMONICS or head.lower() in DIRECTIVES):
-                tokens[i] = tok.lower()
-        line = " ".join(tokens)
-        line = _SPACE_AROUND.sub(r"\1", line)
-        line = _INDEX_REG.sub(lambda m: "," + m.group(1).lower(), line)
-        out.append(_HEX.sub(lambda m: m.group(0).lower(), line))
-    return out
-
-
-def codes_match(answer_code: str, reference_code: str) -> bool:
-    """Same normalised lines; two empty snippets never match (nothing was compared)."""
-    a, b = normalise_code(answer_code), normalise_code(reference_code)
-    return bool(b) and a == b
-
-
 # --- scores ----------------------------------------------------------------------------------
 
 
@@ -486,57 +424,6 @@ def rank(rows: list[dict], sort: str = DEFAULT_SORT) -> list[dict]:
     for i, row in enumerate(ranked, 1):
         row["rank"] = i
     return ranked
-
-
-# --- the held-out demo prompt set ------------------------------------------------------------
-
-HELDOUT_SEED = 990_417  # not the demo datasets' seed: these prompts are held out of them
-HELDOUT_SOURCE = "asm_gold_asar_pass_20260102"
-HELDOUT_COUNT = 40
-_MAX_REFERENCE_CHARS = 2000
-
-
-def build_demo_prompts(count: int = HELDOUT_COUNT, exclude: set[tuple[str, str]] | None = None) -> list[dict]:
-    """Prompts with references from the demo generator, drawn with a seed of their own.
-
-    Only records whose answer carries a fenced asm block (so assembling means something),
-    short enough for a quick eval, no duplicate prompt, none of `exclude` ((instruction,
-    input) pairs of the demo datasets, so nothing here was trained on).
-    """
-    from .demo_data import iter_demo_records
-
-    exclude = exclude or set()
-    out: list[dict] = []
-    seen: set[tuple[str, str]] = set()
-    for rec in iter_demo_records(HELDOUT_SOURCE, count * 20, HELDOUT_SEED):
-        key = (rec["instruction"], rec.get("input", ""))
-        if key in seen or key in exclude or "```asm" not in rec["output"] or len(rec["output"]) > _MAX_REFERENCE_CHARS:
-            continue
-        seen.add(key)
-        prompt = {"id": f"demo-{len(out) + 1:03d}", "category": rec.get("domain", ""), "instruction": rec["instruction"]}
-        if rec.get("input"):
-            prompt["input"] = rec["input"]
-        prompt["reference"] = rec["output"]
-        out.append(prompt)
-        if len(out) == count:
-            break
-    return out
-
-
-def demo_dataset_prompts(seed: int) -> set[tuple[str, str]]:
-    """(instruction, input) of every record of the demo datasets generated with `seed`."""
-    from .demo_data import DEMO_DATASETS, iter_demo_records
-
-    return {(r["instruction"], r.get("input", "")) for name, n in DEMO_DATASETS for r in iter_demo_records(name, n, seed)}
-
-
-def demo_prompts_text(exclude: set[tuple[str, str]] | None = None) -> str:
-    """The shipped file's exact content (regenerated by scripts/build_demo_prompts.py);
-    `exclude` defaults to the prompts of the demo datasets of `zelda-tui demo init`."""
-    from .demo import DEFAULT_SEED
-
-    rows = build_demo_prompts(exclude=demo_dataset_prompts(DEFAULT_SEED) if exclude is None else exclude)
-    return "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows)
 
 
 def prompts_from_records(records: Iterable[tuple[dict, str]]) -> list[dict]:

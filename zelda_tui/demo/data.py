@@ -19,7 +19,7 @@ import random
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
-from .atomic import atomic_open
+from ..core.atomic import atomic_open
 
 __all__ = ["DEMO_DATASETS", "iter_demo_records", "write_demo_dataset"]
 

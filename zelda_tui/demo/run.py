@@ -20,10 +20,10 @@ import struct
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import atomic, evals, runs
-from .asm_code import extract_code
-from .config import Config
-from .run_plan import plan_run
+from ..asm.code import extract_code
+from ..core import atomic, evals, runs
+from ..core.config import Config
+from ..core.run_plan import plan_run
 
 MARKER = "DEMO.md"  # in the run dir: the one test for "is this demo data"
 STARTED = datetime(2026, 11, 24, 18, 0, 0, tzinfo=timezone.utc)

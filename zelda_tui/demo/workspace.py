@@ -1,8 +1,8 @@
 """`zelda-tui demo init DIR`: a workspace with the real dataset sizes and generated records.
 
 The config is the shipped template (the repo's config.toml); the datasets come from our own
-deterministic generator (demo_data), one process per dataset when a pool is given; a finished
-run labelled as demo data (demo_run) fills the Runs screen and, once its answers are scored
+deterministic generator (demo.data), one process per dataset when a pool is given; a finished
+run labelled as demo data (demo.run) fills the Runs screen and, once its answers are scored
 (`services.demo.init_demo`), the Leaderboard.
 """
 
@@ -12,11 +12,12 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Callable
 
-from . import atomic, config as config_mod, demo_run
-from .demo_data import DEMO_DATASETS, write_demo_dataset
-from .errors import ZeldaError
+from ..core import atomic, config as config_mod
+from ..core.errors import ZeldaError
+from . import run as demo_run
+from .data import DEMO_DATASETS, write_demo_dataset
 
-TEMPLATE = Path(__file__).with_name("templates") / "config.toml"
+TEMPLATE = Path(config_mod.__file__).with_name("templates") / "config.toml"  # the repo's config.toml
 DEFAULT_SEED = 20260102
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..core import jsonl
-from ..core.asm_code import Verdict, empty_verdict
+from ..asm.code import Verdict, empty_verdict
 from ..core.config import Config, EvalSpec
 from ..core.errors import ZeldaError
 
@@ -120,7 +120,7 @@ def _answer_of(record: Any) -> tuple[str | None, str]:
 
 def count_verdicts(results: Sequence[dict | Verdict]) -> dict[str, int]:
     """Counts per class, in the fixed class order (zero classes left out)."""
-    from ..core.asm_code import VERDICTS
+    from ..asm.code import VERDICTS
 
     counts = {v: 0 for v in VERDICTS}
     for r in results:

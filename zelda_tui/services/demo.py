@@ -1,4 +1,4 @@
-"""`zelda-tui demo init`: the demo workspace's files (core.demo), then its demo run's answers
+"""`zelda-tui demo init`: the demo workspace's files (zelda_tui.demo), then its demo run's answers
 scored by the real validator into state.sqlite, so the Leaderboard, the sample viewer and
 compare show rows on a machine that cannot generate answers."""
 
@@ -8,7 +8,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Callable
 
-from ..core import demo, demo_run
+from ..demo import run as demo_run, workspace as demo
 
 
 def init_demo(target: Path, seed: int = demo.DEFAULT_SEED, force: bool = False, pool: Executor | None = None,

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backends.generate_runner import GenerateRequest, run_generate
-from ..core import atomic, demo_run, evals, runs
+from ..core import atomic, evals, runs
+from ..demo import run as demo_run
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.mix import EVAL_SOURCES
@@ -186,7 +187,8 @@ class EvalService:
         missing = [a["prompt_idx"] for a in answers if a.get("prompt_idx") not in prompts]
         if missing:
             raise ZeldaError(f"{path}: answers for prompts {missing[:3]} that {prompt_set} does not have")
-        from ..core.asm_code import extract_code
+        from ..asm.code import extract_code
+        from ..asm.normalise import codes_match
 
         verdicts = self.asm.validate([a["answer"] for a in answers])
         rows = []
@@ -195,7 +197,7 @@ class EvalService:
             code = extract_code(answer["answer"])  # the snippet the verdict's line numbers refer to
             match = None
             if prompt.reference is not None:
-                match = evals.codes_match(code, extract_code(prompt.reference))
+                match = codes_match(code, extract_code(prompt.reference))
             rows.append({"run": run_dir.name, "checkpoint": checkpoint, "prompt_set": prompt_set,
                          "prompt_idx": prompt.idx, "sample": int(answer["sample"]), "category": prompt.category,
                          "prompt": prompt.user_text(), "reference": prompt.reference, "answer": answer["answer"],
