@@ -8,10 +8,10 @@ the closing end-of-sentence token are completion (mask 1), everything else is ma
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
+from ...core import jsonl
 from ...core.errors import ZeldaError
 
 
@@ -56,14 +56,14 @@ def tokenize(tokenizer, record: dict) -> dict:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """A split file's records, read by core's JSONL reader (the line numbers QA and the mix use)."""
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ZeldaError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+    for lineno, raw in enumerate(jsonl.split_lines(jsonl.read_bytes(path)), 1):
+        if raw.strip():
+            try:
+                out.append(jsonl.loads(raw))
+            except jsonl.JSONDecodeError as exc:
+                raise ZeldaError(f"{path}:{lineno}: not JSON ({getattr(exc, 'msg', None) or exc})") from None
     return out
 
 
