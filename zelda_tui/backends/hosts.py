@@ -10,6 +10,7 @@ A host never touches SQLite: the run service indexes what a host did.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from contextlib import contextmanager
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from ..core import runs
+from ..core.atomic import atomic_open
 from ..core.errors import ZeldaError
 from ..core.mix import EVAL_SOURCES
 from ..core.train_config import load_run_config
-from . import remote_runs, runners
+from . import box_env, remote_runs, runners
 from .ssh_base import SshSettings
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
@@ -152,25 +154,29 @@ class SshHost:
 
     # --- start / resume ---------------------------------------------------------------
     def start(self, run_dir: Path, progress: Progress = _quiet, session: SshSession | None = None,
-              python: str | None = None, code: tuple[str, list[remote_runs.Transfer]] | None = None) -> int:
+              env: box_env.BoxEnv | None = None, code: tuple[str, list[remote_runs.Transfer]] | None = None) -> int:
         """Upload what the box lacks (sha256-skipped), link the data, start the trainer.
 
         The data comes from the run's own data/ (frozen at creation), not the mix dir, which may
         have been rebuilt since; status.json is never uploaded (the box's copy is the truth).
+        box.json (the box's GPUs, pythons and the chosen environment) is written here and there.
         """
         if session is None:
             with self._session() as own:
-                return self.start(run_dir, progress, own, python, code)
+                return self.start(run_dir, progress, own, env, code)
         remote_dir, settings = self._dir(), self.settings
-        python = python or remote_runs.ensure_python(session, settings, progress)
         cfg = load_run_config(run_dir)
+        env = env or remote_runs.probe(session, settings, cfg.train.device, 0, progress).env
+        python = env.python
+        with atomic_open(Path(run_dir) / box_env.BOX_JSON) as fh:
+            fh.write(json.dumps(env.to_json(), indent=1).encode())
         data_dir = settings.dir("datasets", cfg.data.mix)
         data = [remote_runs.transfer(run_dir / runs.DATA_DIR / f, posixpath.join(data_dir, f)) for f in BUNDLE_FILES]
         app_dir, code_files = code or remote_runs.code_transfers(settings)
         remote_runs.upload(session, code_files, "upload the trainer code", progress)
         remote_runs.upload(session, data, f"upload mix {cfg.data.mix}", progress)
-        remote_runs.upload(session, [remote_runs.transfer(run_dir / runs.RUN_TOML, posixpath.join(remote_dir, runs.RUN_TOML))],
-                           "upload run.toml", progress)
+        remote_runs.upload(session, [remote_runs.transfer(run_dir / f, posixpath.join(remote_dir, f))
+                                     for f in (runs.RUN_TOML, box_env.BOX_JSON)], "upload run.toml", progress)
         remote_runs.link_data(session, data_dir, remote_dir, list(BUNDLE_FILES))
         remote_runs.check_trainer_imports(session, python, app_dir)
         progress(f"{session.host.label}: starting the trainer in {remote_dir}")
@@ -187,9 +193,8 @@ class SshHost:
                 raise ZeldaError(f"{name} is still {status.state} on {self.name} (pid {status.pid})")
             if status is not None and status.state == runs.RunState.COMPLETED:
                 raise ZeldaError(f"{name} already completed")
-            python = remote_runs.ensure_python(session, self.settings, progress)
             steps = remote_runs.checkpoint_steps(session, remote_dir)  # what the trainer resumes from
-            pid = self.start(run_dir, progress, session, python)
+            pid = self.start(run_dir, progress, session)
         return pid, steps[-1] if steps else None
 
     # --- the process ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..core import runs
 from ..core.errors import ZeldaError
+from . import box_env
 from .runners import trainer_command
 from .ssh_base import RemoteError
 
@@ -32,15 +33,16 @@ if TYPE_CHECKING:  # the session comes from the caller; importing it here would 
     from .ssh import SshSession
 
 Progress = Callable[[str], None]
-TRAIN_MODULES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 
 
 @dataclass(frozen=True)
 class RemoteSettings:
     training_dir: str = "/opt/training"
-    python: str = ""  # an interpreter with the [train] extra; empty: a venv under training_dir
+    python: str = ""  # an interpreter with the [train] extra; empty: an environment under training_dir/envs
     disk_warning_percent: float = 85.0
     train_requirements: tuple[str, ...] = ()
+    nvidia_smi: str = "nvidia-smi"
+    python_candidates: tuple[str, ...] = ("python3", "/opt/conda/bin/python")  # the image's pythons, probed in order
 
     def dir(self, *parts: str) -> str:
         return posixpath.join(self.training_dir, *parts)
@@ -48,11 +50,14 @@ class RemoteSettings:
 
 @dataclass
 class BoxInfo:
-    python: str
-    gpus: list[str] = field(default_factory=list)
+    env: box_env.BoxEnv
     free_bytes: int = 0
     used_percent: float = 0.0
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def python(self) -> str:
+        return self.env.python
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,6 @@ def disk_usage(session: SshSession, path: str) -> tuple[int, float]:
         raise RemoteError(f"{session.host.label}: check free disk: cannot read df output {fields!r}") from None
 
 
-def gpu_list(session: SshSession) -> list[str]:
-    res = session.run("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader", timeout=60)
-    return [line.strip() for line in res.stdout.splitlines() if line.strip()] if res.rc == 0 else []
-
-
 def gpu_utilisation(session: SshSession, nvidia_smi: str = "nvidia-smi") -> list[float]:
     """Percent busy per GPU; [] when there is no GPU (or no nvidia-smi) to ask."""
     res = session.run(f"{nvidia_smi} --query-gpu=utilization.gpu --format=csv,noheader,nounits", timeout=60)
@@ -106,13 +106,14 @@ def gpu_utilisation(session: SshSession, nvidia_smi: str = "nvidia-smi") -> list
 
 
 def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes: int, progress: Progress) -> BoxInfo:
-    """Python with the trainer stack, a GPU unless the run says cpu, and room for the upload."""
+    """A GPU unless the run says cpu, room for the upload, and the trainer's environment (box_env)."""
     label = session.host.label
     progress(f"{label}: checking GPU")
-    gpus = gpu_list(session)
-    if not gpus and device != "cpu":
-        raise RemoteError(f"{label}: check GPU: nvidia-smi finds no GPU; refusing to train here "
+    gpu = box_env.probe_gpus(session, settings.nvidia_smi)
+    if not gpu.gpus and device != "cpu":
+        raise RemoteError(f"{label}: check GPU: {gpu.error}; refusing to train here "
                           "(set train.device = \"cpu\" to run on CPU anyway)")
+    progress(f"{label}: GPU: {gpu.describe()}")
     progress(f"{label}: checking disk")
     session.check(f"mkdir -p {shlex.quote(settings.dir('models'))} {shlex.quote(settings.dir('datasets'))}",
                   f"create {settings.training_dir}")
@@ -120,36 +121,13 @@ def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes
     if free < need_bytes:
         raise RemoteError(f"{label}: check free disk: {free / 1e9:.2f} GB free under {settings.training_dir}, "
                           f"the upload needs {need_bytes / 1e9:.2f} GB")
-    info = BoxInfo(python="", gpus=gpus, free_bytes=free, used_percent=used)
+    warnings = []
     if used >= settings.disk_warning_percent:
-        info.warnings.append(f"{label}: disk {used:.0f}% full under {settings.training_dir} "
-                             f"(warning at {settings.disk_warning_percent:g}%)")
+        warnings.append(f"{label}: disk {used:.0f}% full under {settings.training_dir} "
+                        f"(warning at {settings.disk_warning_percent:g}%)")
     progress(f"{label}: checking python")
-    info.python = ensure_python(session, settings, progress)
-    return info
-
-
-def ensure_python(session: SshSession, settings: RemoteSettings, progress: Progress) -> str:
-    """The configured interpreter, else the box's venv (reused when it already has the stack)."""
-    label = session.host.label
-    check = "import " + ", ".join(m for m in TRAIN_MODULES)
-    if settings.python:
-        res = session.run(f"{shlex.quote(settings.python)} -c {shlex.quote(check)}", timeout=300)
-        if res.rc != 0:
-            tail = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
-            raise RemoteError(f"{label}: check python: {settings.python} cannot import the trainer stack: {tail}")
-        return settings.python
-    venv_python = settings.dir("venv", "bin", "python")
-    if session.run(f"{shlex.quote(venv_python)} -c {shlex.quote(check)}", timeout=300).rc == 0:
-        return venv_python
-    if session.run("command -v python3", timeout=30).rc != 0:
-        raise RemoteError(f"{label}: check python: no python3 on the box (install it, or set remote.python)")
-    progress(f"{label}: creating a venv with the trainer stack (first run on this box: minutes)")
-    reqs = " ".join(shlex.quote(r) for r in settings.train_requirements)
-    session.check(f"python3 -m venv {shlex.quote(settings.dir('venv'))} && "
-                  f"{shlex.quote(settings.dir('venv', 'bin', 'pip'))} install -q {reqs}",
-                  "create the python venv", timeout=3600)
-    return venv_python
+    env = box_env.ensure(session, settings, device, progress, gpu)
+    return BoxInfo(env, free, used, warnings)
 
 
 def check_trainer_imports(session: SshSession, python: str, app_dir: str) -> None:

@@ -52,6 +52,7 @@ class Hosts:
         return remote_runs.RemoteSettings(training_dir=r.training_dir or remote_runs.RemoteSettings.training_dir,
                                           python=r.python,
                                           disk_warning_percent=self.config.monitoring.disk_warning_percent,
+                                          nvidia_smi=self.config.monitoring.nvidia_smi,
                                           train_requirements=_train_requirements())
 
     def configured(self) -> list[str]:

@@ -143,7 +143,7 @@ class RunService:
             runs.write_remote_marker(run_dir, host, remote_dir)
             box = self.hosts.ssh(host, remote_dir)
             try:
-                pid = box.start(run_dir, progress, session, info.python, code)
+                pid = box.start(run_dir, progress, session, info.env, code)
             except ZeldaError as exc:
                 runs.set_state(run_dir, runs.RunState.FAILED, message=str(exc), host=host)
                 self.store.run_upsert(run_dir.name, str(run_dir), host, mix_name, phase, None, runs.RunState.FAILED,
