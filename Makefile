@@ -21,8 +21,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(VASTAI_TEST_DEP)
 	touch $@
 
-# + the trainer stack (torch 2.13.0 CPU build on these machines), for the trainer tests
+# + the trainer stack, for the trainer tests. The CPU torch build these machines carry is pinned here (the
+# [train] extra states a range): installed first, so the extra's torch>=2.6 is already met
+TEST_TORCH = torch==2.13.0
 $(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TEST_TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev,train]"
 	$(VASTAI_TEST_DEP)
 	touch $(VENV)/.installed-dev $@
