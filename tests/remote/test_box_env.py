@@ -119,3 +119,15 @@ def test_a_failing_cuda_check_stops_the_start_with_one_line(sshd, tmp_path: Path
     with pytest.raises(RemoteError, match="CUDA check failed"):
         start_env(sshd, s)
     assert len(pip_installs(log)) == 1
+
+
+def test_box_json_in_the_run_dir_is_summed_up_for_train_status(sshd, tmp_path: Path):
+    log = tmp_path / "pip.log"
+    py = image_python(tmp_path / "img" / "python3", log)
+    env, _ = start_env(sshd, settings(tmp_path, nvidia_smi(tmp_path / "smi", H100), py))
+    run = tmp_path / "run"
+    run.mkdir()
+    assert box_env.summary(run) is None  # a local run, or one started before box.json
+    (run / box_env.BOX_JSON).write_text(json.dumps(env.to_json()))
+    assert box_env.summary(run) == (f"2× NVIDIA H100 80GB HBM3, 81559 MiB; driver 550.54.15 (CUDA ≤ 12.4); "
+                                    f"image {env.python} (torch 2.6.0+cu124); CUDA check ok")

@@ -26,6 +26,7 @@ import re
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .ssh_base import RemoteError
@@ -369,3 +370,14 @@ def ensure(session: SshSession, settings: RemoteSettings, device: str, progress:
     if record.get("python") != env.python or (env.verified and record.get("verified") != env.verified):
         write_record(session, settings, env)
     return env
+
+
+def summary(run_dir: Path) -> str | None:
+    """One line from a run dir's box.json for `train status`: the GPUs and the environment; None without one."""
+    try:
+        got = json.loads((Path(run_dir) / BOX_JSON).read_text())
+        gpu = GpuProbe(**got.get("gpu") or {})
+        env = f"{got['kind']} {got['python']}" + (f" (torch {got['torch']})" if got.get("torch") else "")
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return f"{gpu.describe()}; {env}" + ("; CUDA check ok" if got.get("verified") else "")
