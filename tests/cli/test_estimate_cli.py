@@ -44,7 +44,7 @@ def test_measured_runs_supersede_the_table(small_ws: Path):
         runs.append_metric(run_dir, "train", step=step, loss=1.0, tokens_per_s=tps)
     services = build_services(small_ws)
     try:
-        assert [r["state"] for r in services.runs.list_all()] == ["completed"]
+        assert [r.state for r in services.runs.list_all()] == ["completed"]
     finally:
         services.close()
     est = estimate(small_ws, "--gpu", "H100_SXM5", "--mix", "small")

@@ -45,3 +45,28 @@ def test_offer_launch_and_instance_json_keep_their_keys(small_ws: Path):
         gone = run_json(cfg, "instances", "destroy", NEW_ID, "--yes")
         assert list(gone) == COLUMNS + ["spent_usd"] and gone["state"] == "destroyed"
         assert run_json(cfg, "instances", "enforce", "--dry-run") == []
+
+
+RUN_KEYS = ["name", "run_dir", "host", "mix", "phase", "state", "pid", "step", "max_steps", "loss", "eval_loss",
+            "tokens_per_s", "vram_peak_gb", "eta_s", "heartbeat", "finished", "last_checkpoint", "best_checkpoint",
+            "message", "remote_dir", "synced_at", "instance", "spent_usd"]
+
+
+def test_run_json_keeps_its_keys(small_ws: Path):
+    """`train list` / `train status` of a finished run found on disk (not in state.sqlite)."""
+    from zelda_tui.core import runs
+    from zelda_tui.core.train_config import RunConfig
+
+    run_dir = small_ws.parent / "runs" / "tiny_20260101T000000Z"
+    run_dir.mkdir(parents=True)
+    cfg = RunConfig(name=run_dir.name)
+    cfg.data.mix = "small"
+    cfg.save(run_dir)
+    runs.write_status(run_dir, runs.RunStatus(state="completed", step=3, max_steps=3, finished=1.0e9))
+    runs.append_metric(run_dir, "train", step=3, loss=1.25, tokens_per_s=900.0)
+    listed = run_json(small_ws, "train", "list")
+    assert [list(r) for r in listed] == [RUN_KEYS]
+    assert listed[0]["run_dir"] == str(run_dir) and listed[0]["state"] == "completed" and listed[0]["loss"] == 1.25
+    assert listed[0]["host"] == "local" and listed[0]["remote_dir"] is None and listed[0]["message"] == ""
+    status = run_json(small_ws, "train", "status", run_dir.name)
+    assert list(status) == RUN_KEYS and status["state"] == "completed" and status["step"] == 3

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from ..core.runs import RunState
 from .common import emit_json, fmt_eta, fmt_num, open_services, table
 
 
@@ -23,10 +22,10 @@ def cmd_train_start(args: argparse.Namespace) -> int:
             run_dir = services.runs.start(args.mix, args.phase, say, device=args.device, max_steps=args.max_steps)
         info = services.runs.info(run_dir)
     if args.json:
-        emit_json(info)
+        emit_json(info.to_json())
     else:
-        where = f"{args.remote}:{info['remote_dir']}" if args.remote else str(run_dir)
-        print(f"started {run_dir.name} (pid {info['pid']}) in {where}\nfollow it with: zelda-tui tail {run_dir.name}")
+        where = f"{args.remote}:{info.remote_dir}" if args.remote else str(run_dir)
+        print(f"started {run_dir.name} (pid {info.pid}) in {where}\nfollow it with: zelda-tui tail {run_dir.name}")
     return 0
 
 
@@ -34,13 +33,13 @@ def cmd_train_list(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         rows = services.runs.list_all()
     if args.json:
-        emit_json(rows)
+        emit_json([r.to_json() for r in rows])
     else:
         print(table(
             ["run", "host", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
-            [[r["name"], r["host"], r["state"] + (" (as of last sync)" if r.get("remote_dir") and RunState(r["state"]).is_live else ""),
-              r["mix"] or "-", f"{r['step']}/{r['max_steps'] or '?'}", fmt_num(r["loss"]),
-              fmt_num(r["eval_loss"]), fmt_num(r["tokens_per_s"], 0), fmt_eta(r["eta_s"])] for r in rows],
+            [[r.name, r.host, r.state + (" (as of last sync)" if r.is_remote and r.state.is_live else ""),
+              r.mix or "-", f"{r.step}/{r.max_steps or '?'}", fmt_num(r.loss),
+              fmt_num(r.eval_loss), fmt_num(r.tokens_per_s, 0), fmt_eta(r.eta_s)] for r in rows],
             "lllllrrrr",
         ) if rows else "no runs yet: zelda-tui train start --phase 0")
     return 0
@@ -50,11 +49,11 @@ def cmd_train_status(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         info = services.runs.status(args.run)
     if args.json:
-        emit_json(info)
+        emit_json(info.to_json())
     else:
-        for key, value in info.items():
+        for key, value in info.to_json().items():
             print(f"{key:>16}: {value if value is not None else '-'}")
-    return 1 if RunState(info["state"]).is_failure else 0
+    return 1 if info.state.is_failure else 0
 
 
 def cmd_train_stop(args: argparse.Namespace) -> int:
@@ -135,8 +134,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
         while True:
             drain()
-            state = services.runs.info(run_dir)["state"]
-            done = not follower.is_alive() if follower else not RunState(state).is_live
+            state = services.runs.info(run_dir).state
+            done = not follower.is_alive() if follower else not state.is_live
             if args.no_follow or done:
                 drain()  # one last read: lines written just before the state changed
                 break
@@ -149,7 +148,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if mirror is not None and mirror.state.state == "failed":
         say(f"zelda-tui: error: {mirror.state.error}")
         return 1
-    return 1 if RunState(state).is_failure else 0
+    return 1 if state.is_failure else 0
 
 
 def _metric_line(e: dict) -> str:

@@ -301,7 +301,7 @@ class LeaderboardScreen(Screen):
     @work(thread=True, group="leaderboard-runs", exit_on_error=False)
     def _list_runs(self) -> None:
         try:
-            names = [info["name"] for info in self.services.runs.list_all()]
+            names = [info.name for info in self.services.runs.list_all()]
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
             return

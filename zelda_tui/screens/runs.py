@@ -31,7 +31,7 @@ from textual.worker import Worker
 from ..core import runs
 from ..core.errors import ZeldaError
 from ..services import Services, UnknownHostKey
-from ..services.views import InstanceRow
+from ..services.views import InstanceRow, RunView
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
 from ..widgets.log_view import MAX_LINES, LogView
@@ -66,11 +66,11 @@ def fmt_num(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def row_cells(info: dict) -> tuple[str, ...]:
-    step = f"{info['step']:,}" + (f"/{info['max_steps']:,}" if info.get("max_steps") else "")
-    return (info["name"], info.get("host") or "local", info["state"], info.get("mix") or "—", step,
-            fmt_num(info.get("loss"), ".3f"),
-            fmt_num(info.get("eval_loss"), ".3f"), fmt_num(info.get("tokens_per_s"), ",.0f"), fmt_duration(info.get("eta_s")))
+def row_cells(info: RunView) -> tuple[str, ...]:
+    step = f"{info.step:,}" + (f"/{info.max_steps:,}" if info.max_steps else "")
+    return (info.name, info.host or "local", str(info.state), info.mix or "—", step,
+            fmt_num(info.loss, ".3f"),
+            fmt_num(info.eval_loss, ".3f"), fmt_num(info.tokens_per_s, ",.0f"), fmt_duration(info.eta_s))
 
 
 def instance_line(row: InstanceRow) -> str:
@@ -81,22 +81,22 @@ def instance_line(row: InstanceRow) -> str:
             f"${row.dph_total or 0:.2f}/h · ${row.spent_usd or 0:,.2f} so far{warn}")
 
 
-def summary_text(info: dict, link: str | None = None) -> str:
-    state = info["state"]
+def summary_text(info: RunView, link: str | None = None) -> str:
+    state = info.state
     colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red"}.get(state, "yellow")
     parts = [f"[b {colour}]{state}[/]"]
-    if info.get("message") and runs.RunState(state).is_failure:
-        parts.append(f"[red]{escape(info['message'])}[/]")
+    if info.message and state.is_failure:
+        parts.append(f"[red]{escape(info.message)}[/]")
     parts += [
-        f"{fmt_num(info.get('tokens_per_s'), ',.0f')} tok/s",
-        f"VRAM {fmt_num(info.get('vram_peak_gb'), '.1f')} GB",
-        f"ETA {fmt_duration(info.get('eta_s'))}",
-        f"ckpt {Path(info['last_checkpoint']).name if info.get('last_checkpoint') else '—'}",
+        f"{fmt_num(info.tokens_per_s, ',.0f')} tok/s",
+        f"VRAM {fmt_num(info.vram_peak_gb, '.1f')} GB",
+        f"ETA {fmt_duration(info.eta_s)}",
+        f"ckpt {Path(info.last_checkpoint).name if info.last_checkpoint else '—'}",
     ]
-    if info.get("spent_usd") is not None:
-        parts.append(f"${info['spent_usd']:,.2f} spent ({escape(info['instance'])})")
-    if info.get("message") and not runs.RunState(state).is_failure:
-        parts.append(escape(info["message"]))
+    if info.spent_usd is not None:
+        parts.append(f"${info.spent_usd:,.2f} spent ({escape(info.instance)})")
+    if info.message and not state.is_failure:
+        parts.append(escape(info.message))
     return " · ".join(parts) + (f"\n{link}" if link else "")  # the connection on a line of its own
 
 
@@ -144,7 +144,7 @@ class RunsScreen(Screen):
             self.gen, self.text, self.state = gen, text, state
 
     class Listed(Message):
-        def __init__(self, seq: int, infos: list[dict], instances: list[InstanceRow]) -> None:
+        def __init__(self, seq: int, infos: list[RunView], instances: list[InstanceRow]) -> None:
             super().__init__()
             self.seq, self.infos, self.instances = seq, infos, instances
 
@@ -156,7 +156,7 @@ class RunsScreen(Screen):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
-        self.infos: dict[str, dict] = {}
+        self.infos: dict[str, RunView] = {}
         self.selected: str | None = None
         self.follow: Follow | None = None
         self._gen = 0
@@ -222,8 +222,8 @@ class RunsScreen(Screen):
             return  # an older list finishing late
         self._list_applied = msg.seq
         table = self.query_one(DataTable)
-        names = [info["name"] for info in msg.infos]
-        self.infos = {info["name"]: info for info in msg.infos}
+        names = [info.name for info in msg.infos]
+        self.infos = {info.name: info for info in msg.infos}
         self.set_class(not names, "-empty")
         rows = [row_cells(info) for info in msg.infos]
         widths = table_widths(table, COLUMNS, rows, self.app.size.width)
@@ -274,18 +274,18 @@ class RunsScreen(Screen):
         summary.update(summary_text(info, self.link) if info else "")
 
     # --- the selected run's tails ------------------------------------------------------
-    def _start_follow(self, info: dict | None) -> None:
+    def _start_follow(self, info: RunView | None) -> None:
         self._gen += 1
         self._stop_mirror()
         self.link = None
-        if info and info.get("remote_dir"):
+        if info and info.remote_dir:
             self._mirror_stop = threading.Event()
-            self.link = f"[yellow]⇄ {escape(info['host'])}: connecting[/]"
-            self._run_mirror(self._gen, info["name"], self._mirror_stop)
-        self.follow = Follow.start(self._gen, Path(info["run_dir"])) if info else None
+            self.link = f"[yellow]⇄ {escape(info.host)}: connecting[/]"
+            self._run_mirror(self._gen, info.name, self._mirror_stop)
+        self.follow = Follow.start(self._gen, info.run_dir) if info else None
         self.query_one("#runs-log", LogView).reset()
         self.query_one("#runs-chart", LossChart).reset()
-        self.query_one("#runs-log", LogView).border_title = f"train.log · {info['name']}" if info else "train.log"
+        self.query_one("#runs-log", LogView).border_title = f"train.log · {info.name}" if info else "train.log"
         self._tick_tail()
 
     def _stop_mirror(self) -> None:
@@ -349,7 +349,7 @@ class RunsScreen(Screen):
             self.query_one("#runs-chart", LossChart).add_metrics(msg.metrics)
 
     # --- actions -----------------------------------------------------------------------
-    def selected_info(self) -> dict | None:
+    def selected_info(self) -> RunView | None:
         info = self.infos.get(self.selected) if self.selected else None
         if info is None:
             self.notify("no run selected", severity="warning")
@@ -359,16 +359,16 @@ class RunsScreen(Screen):
         info = self.selected_info()
         if info is None:
             return
-        if not runs.RunState(info["state"]).is_stoppable:
-            self.notify(f"{info['name']} is {info['state']}: nothing to stop", severity="warning")
+        if not info.state.is_stoppable:
+            self.notify(f"{info.name} is {info.state}: nothing to stop", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._stop(info["run_dir"], info["name"])
+                self._stop(str(info.run_dir), info.name)
 
         self.app.push_screen(
-            ConfirmDialog(f"Stop {info['name']}?", "The trainer saves a checkpoint, then exits.\n"
+            ConfirmDialog(f"Stop {info.name}?", "The trainer saves a checkpoint, then exits.\n"
                           "Resume it later with r.", yes="Stop"),
             answered,
         )
@@ -389,7 +389,7 @@ class RunsScreen(Screen):
         info = self.selected_info()
         if info is None:
             return
-        self._resume(info["run_dir"], info["name"])
+        self._resume(str(info.run_dir), info.name)
 
     @work(thread=True, group="runs-resume", exit_on_error=False)
     def _resume(self, run_dir: str, name: str) -> None:
@@ -450,10 +450,10 @@ class RunsScreen(Screen):
         info = self.selected_info()
         if info is None:
             return
-        if not info.get("remote_dir"):
-            self.notify(f"{info['name']} ran here: its adapters are already in {info['run_dir']}", severity="warning")
+        if not info.remote_dir:
+            self.notify(f"{info.name} ran here: its adapters are already in {info.run_dir}", severity="warning")
             return
-        self._fetch(info["name"])
+        self._fetch(info.name)
 
     @work(thread=True, group="runs-fetch", exit_on_error=False)
     def _fetch(self, name: str) -> None:
@@ -477,10 +477,10 @@ class RunsScreen(Screen):
         info = self.selected_info()
         if info is None:
             return
-        if not info.get("remote_dir"):
-            self.notify(f"{info['name']} ran here: back up {info['run_dir']} with your usual tools", severity="warning")
+        if not info.remote_dir:
+            self.notify(f"{info.name} ran here: back up {info.run_dir} with your usual tools", severity="warning")
             return
-        self._backup(info["name"])
+        self._backup(info.name)
 
     @work(thread=True, group="runs-backup", exit_on_error=False)
     def _backup(self, name: str) -> None:
@@ -495,17 +495,17 @@ class RunsScreen(Screen):
         info = self.selected_info()
         if info is None:
             return
-        if not info.get("instance"):
-            self.notify(f"{info['name']}: no tracked instance behind host {info.get('host')}", severity="warning")
+        if not info.instance:
+            self.notify(f"{info.name}: no tracked instance behind host {info.host}", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._destroy(info["instance"])
+                self._destroy(info.instance)
 
         self.app.push_screen(ConfirmDialog(
-            f"Destroy {info['instance']}?", f"The GPU box of {info['name']} ({info['host']}) is deleted with its disk; "
-            f"${info['spent_usd']:,.2f} spent so far.\nFetch the adapters first (g) if you need them.", yes="Destroy"),
+            f"Destroy {info.instance}?", f"The GPU box of {info.name} ({info.host}) is deleted with its disk; "
+            f"${info.spent_usd:,.2f} spent so far.\nFetch the adapters first (g) if you need them.", yes="Destroy"),
             answered)
 
     @work(thread=True, group="runs-destroy", exit_on_error=False)
@@ -531,7 +531,7 @@ class RunsScreen(Screen):
         if info is None:
             self.notify("no run selected", severity="warning")
             return
-        self.app.copy_text(info["name"] if what == "name" else str(info["run_dir"]), f"run {what}")
+        self.app.copy_text(info.name if what == "name" else str(info.run_dir), f"run {what}")
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("New run", "Runs: start a training run on a phase or a mix", self.action_new_run)

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.offers import held_hours, spent_usd
-from ..core.runs import RunState
 from ..core.store import Store
 from .hosts import Hosts
 from .instances import InstanceRegistry
@@ -55,12 +54,12 @@ class BudgetEnforcer:
             elif on_idle == "destroy":
                 mine = [r for r in remote_runs if instance_of[r["name"]] == inst["key"]]
                 infos = [self.runs.info(Path(r["run_dir"]), r) for r in mine]
-                if infos and all(not RunState(i["state"]).is_live for i in infos):
-                    ended = max((i["finished"] or i["heartbeat"] or inst["started"]) for i in infos)
+                if infos and all(not i.state.is_live for i in infos):
+                    ended = max((i.finished or i.heartbeat or inst["started"]) for i in infos)
                     if now - ended > grace_s:
-                        last = max(infos, key=lambda i: i["finished"] or i["heartbeat"] or 0)
-                        reason = (f"idle {(now - ended) / 60:.0f} min since its last run {last['name']} ended "
-                                  f"({last['state']}); budget.on_idle = \"destroy\"")
+                        last = max(infos, key=lambda i: i.finished or i.heartbeat or 0)
+                        reason = (f"idle {(now - ended) / 60:.0f} min since its last run {last.name} ended "
+                                  f"({last.state}); budget.on_idle = \"destroy\"")
             if reason is None:
                 continue
             action = EnforceAction(key=inst["key"], reason=reason, destroyed=False, state=inst["state"],

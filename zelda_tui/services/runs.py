@@ -27,6 +27,7 @@ from .box_watch import box_watch
 from .datasets import DatasetService
 from .hosts import Hosts
 from .instances import InstanceRegistry
+from .views import RunView
 
 if TYPE_CHECKING:  # paramiko (backends.ssh, remote_tail) loads when a remote step runs, not at app start
     from ..backends.remote_tail import LinesCallback, LinkState, RemoteMirror
@@ -169,9 +170,9 @@ class RunService:
         run_dir = self.dir(ref)
         if not host.is_remote:
             info = self.info(run_dir)
-            state = runs.RunState(info["state"])
+            state = info.state
             if state.has_process:
-                raise ZeldaError(f"{run_dir.name} is still {state} (pid {info['pid']})")
+                raise ZeldaError(f"{run_dir.name} is still {state} (pid {info.pid})")
             if state == runs.RunState.COMPLETED:
                 raise ZeldaError(f"{run_dir.name} already completed")
         pid, from_step = host.resume(run_dir, progress or _quiet)
@@ -184,7 +185,7 @@ class RunService:
         return Resumed(run_dir, from_step)
 
     # --- what runs there are ---------------------------------------------------------------
-    def list_all(self) -> list[dict]:
+    def list_all(self) -> list[RunView]:
         """Every known run with its live state from status.json (a dead process shows as 'died')."""
         seen = {}
         for row in self.store.run_rows():
@@ -198,8 +199,8 @@ class RunService:
                                     "remote_dir": marker["remote_dir"] if marker else None, "mix": mix, "phase": phase}
         infos = [self.info(Path(r["run_dir"]), r) for r in sorted(seen.values(), key=lambda r: r["name"], reverse=True)]
         for info in infos:
-            if info["state"] == runs.RunState.COMPLETED and not self.store.throughput_has(info["name"]):
-                self._record_throughput(Path(info["run_dir"]))
+            if info.state == runs.RunState.COMPLETED and not self.store.throughput_has(info.name):
+                self._record_throughput(info.run_dir)
         return infos
 
     def _record_throughput(self, run_dir: Path) -> None:
@@ -213,7 +214,7 @@ class RunService:
         self.store.throughput_save(run_dir.name, cfg.model.base, hw["gpu"], int(hw["gpus"]), rates[len(rates) // 2],
                                    int(hw["seq_len"]), int(hw["micro_batch"]), metrics[-1]["t"])
 
-    def info(self, run_dir: Path, row: dict | None = None) -> dict:
+    def info(self, run_dir: Path, row: dict | None = None) -> RunView:
         """A run's state and latest metrics from its (local, or locally mirrored) run dir.
 
         A local process is checked directly; a remote one is as of the last sync of the mirror
@@ -228,28 +229,27 @@ class RunService:
         metrics = runs.read_metrics(run_dir)
         last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
         last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
-        return {
-            "name": run_dir.name, "run_dir": str(run_dir), "host": row.get("host", "local"),
-            "mix": row.get("mix", ""), "phase": row.get("phase"),
-            "state": str(state), "pid": status.pid, "step": status.step, "max_steps": status.max_steps,
-            "loss": last_train.get("loss"), "eval_loss": last_eval.get("eval_loss"),
-            "tokens_per_s": last_train.get("tokens_per_s"), "vram_peak_gb": last_train.get("vram_peak_gb"),
-            "eta_s": last_train.get("eta_s") if state == runs.RunState.RUNNING else None,
-            "heartbeat": status.heartbeat, "finished": status.finished, "last_checkpoint": status.last_checkpoint,
-            "best_checkpoint": status.best_checkpoint, "message": status.message,
-            "remote_dir": row.get("remote_dir") if remote else None,
-            "synced_at": _mtime(run_dir / runs.STATUS) if remote else None,
-            **(self._instance_spend(row["host"]) if remote else {"instance": None, "spent_usd": None}),
-        }
+        instance, spent = self._instance_spend(row["host"]) if remote else (None, None)
+        return RunView(
+            name=run_dir.name, run_dir=run_dir, host=row.get("host", "local"), mix=row.get("mix", ""),
+            phase=row.get("phase"), state=runs.RunState(state), pid=status.pid, step=status.step,
+            max_steps=status.max_steps, loss=last_train.get("loss"), eval_loss=last_eval.get("eval_loss"),
+            tokens_per_s=last_train.get("tokens_per_s"), vram_peak_gb=last_train.get("vram_peak_gb"),
+            eta_s=last_train.get("eta_s") if state == runs.RunState.RUNNING else None,
+            heartbeat=status.heartbeat, finished=status.finished, last_checkpoint=status.last_checkpoint,
+            best_checkpoint=status.best_checkpoint, message=status.message,
+            remote_dir=row.get("remote_dir") if remote else None,
+            synced_at=_mtime(run_dir / runs.STATUS) if remote else None, instance=instance, spent_usd=spent,
+        )
 
-    def _instance_spend(self, host: str) -> dict:
+    def _instance_spend(self, host: str) -> tuple[str | None, float | None]:
         """The tracked instance behind a remote run's host, and what it has cost so far."""
         inst = self.instances.for_host(host)
         if inst is None:
-            return {"instance": None, "spent_usd": None}
-        return {"instance": inst.key, "spent_usd": round(inst.cost(time.time()), 2)}
+            return None, None
+        return inst.key, round(inst.cost(time.time()), 2)
 
-    def status(self, ref: str) -> dict:
+    def status(self, ref: str) -> RunView:
         """`train status`: a remote run is synced first and its process asked over SSH."""
         host = self.host(ref)
         run_dir = self.dir(ref)

@@ -6,9 +6,11 @@ Each has `to_json()`, the object `--json` prints (its keys are a contract: scrip
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.offers import spent_usd
+from ..core.runs import RunState
 
 # the instances table's columns, in order (core/store.py)
 INSTANCE_COLUMNS = ("key", "provider", "instance_id", "offer", "gpu_name", "num_gpus", "dph_total", "started",
@@ -138,3 +140,43 @@ class LaunchPlan:
     def to_json(self) -> dict[str, Any]:
         return {"offer": self.offer.to_json(), "budget": self.budget.to_json(), "over_budget": list(self.over_budget),
                 "request": self.request}
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as the Runs screen and `train list/status` show it: state, progress, latest metrics.
+
+    A remote run's fields are as of the last sync of its mirror (`synced_at`); `instance` and
+    `spent_usd` are the tracked instance behind its host, when there is one."""
+
+    name: str
+    run_dir: Path
+    host: str
+    mix: str
+    phase: int | None
+    state: RunState
+    pid: int | None = None
+    step: int = 0
+    max_steps: int | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    tokens_per_s: float | None = None
+    vram_peak_gb: float | None = None
+    eta_s: float | None = None
+    heartbeat: float | None = None
+    finished: float | None = None
+    last_checkpoint: str | None = None
+    best_checkpoint: str | None = None
+    message: str = ""
+    remote_dir: str | None = None
+    synced_at: float | None = None
+    instance: str | None = None
+    spent_usd: float | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        """Ran on a GPU box (its run dir here is a mirror)."""
+        return bool(self.remote_dir)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "run_dir": str(self.run_dir), "state": str(self.state)}
