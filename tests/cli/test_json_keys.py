@@ -70,3 +70,13 @@ def test_run_json_keeps_its_keys(small_ws: Path):
     assert listed[0]["host"] == "local" and listed[0]["remote_dir"] is None and listed[0]["message"] == ""
     status = run_json(small_ws, "train", "status", run_dir.name)
     assert list(status) == RUN_KEYS and status["state"] == "completed" and status["step"] == 3
+
+
+def test_estimate_json_keeps_its_keys(small_ws: Path):
+    from .test_estimate_cli import estimate
+
+    est = estimate(small_ws, "--gpu", "A100", "--price", "2", "--mix", "small")
+    assert list(est) == ["model", "gpu", "gpus", "mix", "phase", "train_tokens", "epochs", "seq_len", "micro_batch",
+                         "vram_gb", "verdict", "vram_breakdown_gb", "tokens_per_s_per_gpu", "tokens_per_s_source",
+                         "hours", "dollars", "gpu_note"]
+    assert est["gpu_note"].startswith("--gpu 'A100' matches") and isinstance(est["vram_breakdown_gb"], dict)

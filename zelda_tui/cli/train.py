@@ -165,17 +165,17 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         est = services.estimates.estimate(args.gpu, args.gpus, args.price, args.mix, args.phase, args.model,
                                 seq_len=args.seq_len, micro_batch=args.micro_batch)
-    if est["gpu_note"]:
-        print(f"zelda-tui: {est['gpu_note']}", file=sys.stderr)
+    if est.gpu_note:
+        print(f"zelda-tui: {est.gpu_note}", file=sys.stderr)
     if args.json:
-        emit_json(est)
+        emit_json(est.to_json())
         return 0
-    print(f"{est['model']} on {est['gpus']} x {est['gpu']}: mix {est['mix']}, {est['train_tokens']:,} train tokens "
-          f"(QA estimate) x {est['epochs']} epochs, {est['micro_batch']} x {est['seq_len']} per GPU step\n")
-    print(f"peak VRAM per GPU: {est['vram_gb']:.1f} GiB -> {est['verdict']}")
-    for part, gb in est["vram_breakdown_gb"].items():
+    print(f"{est.model} on {est.gpus} x {est.gpu}: mix {est.mix}, {est.train_tokens:,} train tokens "
+          f"(QA estimate) x {est.epochs} epochs, {est.micro_batch} x {est.seq_len} per GPU step\n")
+    print(f"peak VRAM per GPU: {est.vram_gb:.1f} GiB -> {est.verdict}")
+    for part, gb in est.vram_breakdown_gb.items():
         print(f"  {part:>24}: {gb:6.2f} GiB")
-    print(f"\nthroughput: {est['tokens_per_s_per_gpu']:,.0f} tokens/s per GPU ({est['tokens_per_s_source']})")
-    cost = f", ${est['dollars']:,.2f} at ${args.price:g}/h" if args.price else " (pass --price for dollars)"
-    print(f"time: {est['hours']:.1f} h{cost}")
+    print(f"\nthroughput: {est.tokens_per_s_per_gpu:,.0f} tokens/s per GPU ({est.tokens_per_s_source})")
+    cost = f", ${est.dollars:,.2f} at ${args.price:g}/h" if args.price else " (pass --price for dollars)"
+    print(f"time: {est.hours:.1f} h{cost}")
     return 0

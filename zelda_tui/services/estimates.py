@@ -8,6 +8,7 @@ from ..core import run_plan
 from ..core.config import Config
 from ..core.store import Store
 from .datasets import DatasetService
+from .views import EstimateView
 
 
 @dataclass
@@ -26,7 +27,7 @@ class EstimateService:
         return int(sum(d.train * reports[d.name].qa["length"]["mean_tokens"] for d in plan.datasets))
 
     def estimate(self, gpu: str, gpus: int = 1, dollars_per_hour: float = 0.0, mix: str | None = None,
-                 phase: int | None = None, model: str | None = None, **options) -> dict:
+                 phase: int | None = None, model: str | None = None, **options) -> EstimateView:
         """VRAM verdict, hours and dollars for training a mix/phase on a GPU (`zelda-tui estimate`)."""
         from ..core import estimate as est
 
@@ -45,11 +46,11 @@ class EstimateService:
             model or cfg.model.base, gpu, gpus, dollars_per_hour, tokens, epochs, seq, micro,
             measured=self.store.throughput_measured(), **est.vram_options(cfg), **options,
         )
-        return {
-            "model": result.model_id, "gpu": result.gpu, "gpus": gpus, "mix": cfg.data.mix, "phase": cfg.data.phase,
-            "train_tokens": tokens, "epochs": epochs, "seq_len": seq, "micro_batch": micro,
-            "vram_gb": round(result.vram.total_gb, 2), "verdict": result.verdict,
-            "vram_breakdown_gb": {k: round(v, 2) for k, v in result.vram.breakdown.items()},
-            "tokens_per_s_per_gpu": round(result.tokens_per_s, 1), "tokens_per_s_source": result.tokens_per_s_source,
-            "hours": round(result.hours, 2), "dollars": round(result.dollars, 2), "gpu_note": note,
-        }
+        return EstimateView(
+            model=result.model_id, gpu=result.gpu, gpus=gpus, mix=cfg.data.mix, phase=cfg.data.phase,
+            train_tokens=tokens, epochs=epochs, seq_len=seq, micro_batch=micro,
+            vram_gb=round(result.vram.total_gb, 2), verdict=result.verdict,
+            vram_breakdown_gb={k: round(v, 2) for k, v in result.vram.breakdown.items()},
+            tokens_per_s_per_gpu=round(result.tokens_per_s, 1), tokens_per_s_source=result.tokens_per_s_source,
+            hours=round(result.hours, 2), dollars=round(result.dollars, 2), gpu_note=note,
+        )

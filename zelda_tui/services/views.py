@@ -180,3 +180,31 @@ class RunView:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "run_dir": str(self.run_dir), "state": str(self.state)}
+
+
+@dataclass(frozen=True)
+class EstimateView:
+    """VRAM verdict, time and cost of training a mix/phase on a GPU (`zelda-tui estimate`).
+
+    `gpu_note` says which card an ambiguous --gpu was taken as ("" when it was not ambiguous)."""
+
+    model: str
+    gpu: str
+    gpus: int
+    mix: str
+    phase: int | None
+    train_tokens: int
+    epochs: float
+    seq_len: int
+    micro_batch: int
+    vram_gb: float
+    verdict: str
+    vram_breakdown_gb: dict[str, float]
+    tokens_per_s_per_gpu: float
+    tokens_per_s_source: str
+    hours: float
+    dollars: float
+    gpu_note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
