@@ -46,7 +46,7 @@ def test_backup_rsyncs_adapters_from_the_box(sshd, small_ws: Path, tmp_path: Pat
                                   "completed", str(box / "models" / "zelda_run1"))
         out = services.runs.backup("zelda_run1")
         target = backup / "zelda_run1" / "lora_adapters"
-        assert out["target"] == f"gpu-box:{target}" and out["bytes"] == 50_004
+        assert out.target == f"gpu-box:{target}" and out.bytes == 50_004
         assert (target / "adapter_model.safetensors").read_bytes() == b"\x01" * 50_000
         assert (target / "README.md").read_text() == "card"
         with pytest.raises(ZeldaError, match="local run"):

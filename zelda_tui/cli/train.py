@@ -74,10 +74,10 @@ def cmd_train_fetch(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         result = services.runs.fetch(args.run, args.checkpoint, say)
     if args.json:
-        emit_json(result)
+        emit_json(result.to_json())
     else:
-        print(f"fetched {', '.join(result['fetched'])} of {result['run']} into {result['into']} "
-              f"({result['bytes'] / 1e6:.1f} MB transferred, the rest was already here)")
+        print(f"fetched {', '.join(result.fetched)} of {result.run} into {result.into} "
+              f"({result.bytes / 1e6:.1f} MB transferred, the rest was already here)")
     return 0
 
 
@@ -85,9 +85,9 @@ def cmd_train_backup(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         result = services.runs.backup(args.run)
     if args.json:
-        emit_json(result)
+        emit_json(result.to_json())
     else:
-        print(f"backed up {result['run']} lora_adapters/ to {result['target']}")
+        print(f"backed up {result.run} lora_adapters/ to {result.target}")
     return 0
 
 

@@ -470,8 +470,8 @@ class RunsScreen(Screen):
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "fetch failed")
             return
-        self.app.call_from_thread(self.notify, f"{', '.join(got['fetched'])} → {got['into']} "
-                                  f"({got['bytes'] / 1e6:.1f} MB moved)", title="Fetched")
+        self.app.call_from_thread(self.notify, f"{', '.join(got.fetched)} → {got.into} "
+                                  f"({got.bytes / 1e6:.1f} MB moved)", title="Fetched")
 
     def action_backup(self) -> None:
         info = self.selected_info()
@@ -489,7 +489,7 @@ class RunsScreen(Screen):
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "backup failed")
             return
-        self.app.call_from_thread(self.notify, f"lora_adapters/ of {name} → {done['target']}", title="Backed up")
+        self.app.call_from_thread(self.notify, f"lora_adapters/ of {name} → {done.target}", title="Backed up")
 
     def action_destroy(self) -> None:
         info = self.selected_info()

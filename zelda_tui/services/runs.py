@@ -27,7 +27,7 @@ from .box_watch import box_watch
 from .datasets import DatasetService
 from .hosts import Hosts
 from .instances import InstanceRegistry
-from .views import RunView
+from .views import BackupView, FetchView, RunView
 
 if TYPE_CHECKING:  # paramiko (backends.ssh, remote_tail) loads when a remote step runs, not at app start
     from ..backends.remote_tail import LinesCallback, LinkState, RemoteMirror
@@ -275,21 +275,21 @@ class RunService:
                        if on_alert else (None, 60.0))
         return host.mirror(Path(row["run_dir"]), on_lines, on_state, poll_s, tick, every)
 
-    def fetch(self, ref: str, checkpoints: str = "none", progress: Progress | None = None) -> dict:
+    def fetch(self, ref: str, checkpoints: str = "none", progress: Progress | None = None) -> FetchView:
         """lora_adapters/ (and chosen checkpoints: "none", "all", "latest" or "N,M") into the local run dir."""
         host, row = self._remote(ref)
         run_dir = Path(row["run_dir"])
         got = host.fetch(run_dir, checkpoints, progress or _quiet)
-        return {"run": row["name"], "fetched": got.fetched, "bytes": got.bytes, "into": str(run_dir)}
+        return FetchView(run=row["name"], fetched=got.fetched, bytes=got.bytes, into=str(run_dir))
 
-    def backup(self, ref: str) -> dict:
+    def backup(self, ref: str) -> BackupView:
         """rsync lora_adapters/ from the GPU box to [backup] host:path/<run>/ (the box needs access there)."""
         host, row = self._remote(ref)
         b = self.config.backup
         if not b.host or not b.path:
             raise ConfigError(f"{self.config.path} [backup]: set host (an ssh alias the GPU box can reach) and path")
         target = f"{b.host}:{posixpath.join(b.path, row['name'], runs.ADAPTERS)}"
-        return {"run": row["name"], "target": target, "bytes": host.backup(target, b.rsync_ssh)}
+        return BackupView(run=row["name"], target=target, bytes=host.backup(target, b.rsync_ssh))
 
 
 def _mix_phase(run_dir: Path) -> tuple[str, int | None]:

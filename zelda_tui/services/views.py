@@ -208,3 +208,28 @@ class EstimateView:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FetchView:
+    """A remote run's files brought home: which (relative paths), how many bytes moved, where to."""
+
+    run: str
+    fetched: list[str]
+    bytes: int
+    into: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BackupView:
+    """lora_adapters/ of a remote run rsynced from its box to the [backup] target."""
+
+    run: str
+    target: str
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
