@@ -115,6 +115,9 @@ def test_remote_stop_and_resume(tmp_path: Path, tiny_model: Path, sshd):
     assert stopped.last_checkpoint
     status = json.loads(run_cli("train", "status", name, "--json", "--config", str(cfg)).stdout)
     assert status["state"] == "stopped" and status["synced_at"] and status["step"] == stopped.step
+    said = run_cli("train", "status", name, "--config", str(cfg)).stdout  # what the start probe found on the box
+    box_line = next(line.strip() for line in said.splitlines() if line.strip().startswith("box: "))
+    assert "no GPU" in box_line and "python" in box_line, box_line  # this box has no GPU; the env it runs with
     assert run_cli("train", "stop", name, "--config", str(cfg)).returncode == 1  # nothing to stop
 
     # resume re-sends nothing that is already there (every file's sha256 matches) and goes on from the checkpoint

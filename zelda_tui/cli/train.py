@@ -48,11 +48,14 @@ def cmd_train_list(args: argparse.Namespace) -> int:
 def cmd_train_status(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         info = services.runs.status(args.run)
+        box = services.runs.box(info)
     if args.json:
         emit_json(info.to_json())
     else:
         for key, value in info.to_json().items():
             print(f"{key:>16}: {value if value is not None else '-'}")
+        if box:
+            print(f"{'box':>16}: {box}")
     return 1 if info.state.is_failure else 0
 
 

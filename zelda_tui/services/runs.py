@@ -249,6 +249,12 @@ class RunService:
             return None, None
         return inst.key, round(inst.cost(time.time()), 2)
 
+    def box(self, view: RunView) -> str | None:
+        """What the start probe found on a remote run's box (its box.json): GPUs, driver, the environment."""
+        from ..backends import box_env
+
+        return box_env.summary(view.run_dir)
+
     def status(self, ref: str) -> RunView:
         """`train status`: a remote run is synced first and its process asked over SSH."""
         host = self.host(ref)
