@@ -131,3 +131,18 @@ def test_box_json_in_the_run_dir_is_summed_up_for_train_status(sshd, tmp_path: P
     (run / box_env.BOX_JSON).write_text(json.dumps(env.to_json()))
     assert box_env.summary(run) == (f"2× NVIDIA H100 80GB HBM3, 81559 MiB; driver 550.54.15 (CUDA ≤ 12.4); "
                                     f"image {env.python} (torch 2.6.0+cu124); CUDA check ok")
+
+
+def test_a_python_named_in_config_needs_the_trainer_stack_not_the_apps_ui(sshd, tmp_path: Path):
+    """`remote.python` with torch and the [train] extra but no textual is used as it is (the trainer
+    never imports the UI); without transformers it is refused, naming what is missing."""
+    log = tmp_path / "pip.log"
+    stack = {"transformers": "5.25.0", "peft": "0.19.1", "bitsandbytes": "0.50.2"}
+    ready = image_python(tmp_path / "img" / "ready", log, packages=stack)
+    s = settings(tmp_path, nvidia_smi(tmp_path / "smi", H100), python=ready)
+    s = remote_runs.RemoteSettings(**{**s.__dict__, "trainer_stack": REQS[1:]})
+    env, _ = start_env(sshd, s)
+    assert env.kind == "configured" and env.python == ready and not pip_installs(log)
+    lacking = image_python(tmp_path / "img" / "lacking", log, packages={"peft": "0.19.1", "bitsandbytes": "0.50.2"})
+    with pytest.raises(RemoteError, match="missing transformers$"):
+        start_env(sshd, remote_runs.RemoteSettings(**{**s.__dict__, "python": lacking}))

@@ -345,7 +345,8 @@ def ensure(session: SshSession, settings: RemoteSettings, device: str, progress:
     record = read_record(session, settings, env.key) or {}
     if env.kind == "configured":
         p = pythons[0]
-        lacking = [n for n in names if n not in p.packages]
+        needed = {requirement_name(r) for r in settings.trainer_stack} or set(names)
+        lacking = [n for n in names if n in needed and n not in p.packages]
         if not p.torch or lacking:
             raise RemoteError(f"{label}: check python: {env.python} cannot import the trainer stack: "
                               f"missing {', '.join(lacking) or 'torch'}")

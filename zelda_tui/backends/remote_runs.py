@@ -41,6 +41,7 @@ class RemoteSettings:
     python: str = ""  # an interpreter with the [train] extra; empty: an environment under training_dir/envs
     disk_warning_percent: float = 85.0
     train_requirements: tuple[str, ...] = ()
+    trainer_stack: tuple[str, ...] = ()  # the [train] extra alone: what a `python` named in config must have
     nvidia_smi: str = "nvidia-smi"
     python_candidates: tuple[str, ...] = ("python3", "/opt/conda/bin/python")  # the image's pythons, probed in order
 

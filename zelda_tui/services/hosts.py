@@ -20,9 +20,11 @@ if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
     from ..backends.ssh import SshSession
 
 
-def _train_requirements() -> tuple[str, ...]:
+def _train_requirements(extra_only: bool = False) -> tuple[str, ...]:
     """What a venv on the box needs to run the uploaded code: the base requirements and the
-    [train] extra's pins (the same versions this install asks for)."""
+    [train] extra's ranges (the same versions this install asks for); `extra_only`: the [train]
+    extra alone (what a python the user names must bring: the trainer's own imports are checked
+    after the upload, and it needs none of the UI's packages)."""
     try:
         reqs = metadata.requires("zelda-tui") or []
     except metadata.PackageNotFoundError:
@@ -30,7 +32,8 @@ def _train_requirements() -> tuple[str, ...]:
     out = []
     for req in reqs:
         spec, _, marker = req.partition(";")
-        if not marker.strip() or re.search(r"extra\s*==\s*['\"]train['\"]", marker):
+        train = bool(re.search(r"extra\s*==\s*['\"]train['\"]", marker))
+        if train or (not marker.strip() and not extra_only):
             out.append(spec.strip())
     return tuple(out)
 
@@ -53,7 +56,8 @@ class Hosts:
                                           python=r.python,
                                           disk_warning_percent=self.config.monitoring.disk_warning_percent,
                                           nvidia_smi=self.config.monitoring.nvidia_smi,
-                                          train_requirements=_train_requirements())
+                                          train_requirements=_train_requirements(),
+                                          trainer_stack=_train_requirements(extra_only=True))
 
     def configured(self) -> list[str]:
         """`[remote] hosts`: the SSH aliases a run may go to."""
