@@ -40,8 +40,8 @@ def test_importing_the_app_does_not_import_torch():
     assert out.stdout.strip() == "False", out.stderr
 
 
-# What a path to a sibling of the repo looks like in our sources: a parent-relative "shared" folder, `<repo>.parent / "shared"`,
-# `parents[2].parent`, or an absolute path into the machine we develop on.
+# What a path to a sibling of the repo looks like in our sources: a parent-relative shared folder, the repo root
+# path's parent joined with one, `parents[2].parent`, or an absolute path into the machine we develop on.
 OUTSIDE_REPO = re.compile(
     r"\.\./shared|[\"']shared[\"']\s*/|(REPO|ROOT|parents\[\d\])\.parent\b|/work/|\.library/"
 )
