@@ -77,17 +77,13 @@ class InstanceRegistry:
                     row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
                     extra["ready"] = info.ready
                 except ZeldaError as exc:
-                    if gone(exc):
-                        row.update(self._mark_gone(row, now))
+                    if gone(exc):  # the provider no longer knows it: it stops costing from now
+                        self.store.instance_update(row["key"], ended=now, state="gone")
+                        row.update(ended=now, state="gone")
                     extra["warning"] = str(exc)
             out.append(InstanceRow.from_record(row, **extra, hours=round(held_hours(row, now), 3),
                                                spent_usd=round(spent_usd(row, now), 2)))
         return out
-
-    def _mark_gone(self, row: dict, now: float) -> dict:
-        """The provider says the instance no longer exists: it stops costing from now."""
-        self.store.instance_update(row["key"], ended=now, state="gone")
-        return {"ended": now, "state": "gone"}
 
     def destroy(self, key: str) -> InstanceRow:
         """Destroy a tracked instance (by key or id); also a `provider:id` that was rented but never
@@ -104,10 +100,7 @@ class InstanceRegistry:
             unnamed = [r for r in self.store.instance_rows()
                        if r["provider"] == provider and not r["instance_id"] and r["ended"] is None]
             if len(unnamed) == 1:  # the reservation of the launch that could not record this id
-                self.store.instance_update(unnamed[0]["key"], key=key, instance_id=instance_id, ended=ended,
-                                           state="destroyed")
-                done = {**unnamed[0], "key": key, "instance_id": instance_id, "ended": ended, "state": "destroyed"}
-                return InstanceRow.from_record(done, spent_usd=round(spent_usd(done, ended), 2))
+                return self._ended(unnamed[0], ended, "destroyed", key=key, instance_id=instance_id)
             return InstanceRow(key=key, provider=provider, instance_id=instance_id, state="destroyed", ended=ended,
                                tracked=False)
         if row["ended"] is not None:
@@ -122,7 +115,10 @@ class InstanceRegistry:
             if not gone(exc):
                 raise
             state = "gone"
-        ended = time.time()
-        self.store.instance_update(row["key"], ended=ended, state=state)
-        done = {**row, "ended": ended, "state": state}
+        return self._ended(row, time.time(), state)
+
+    def _ended(self, row: dict, ended: float, state: str, **changes: str) -> InstanceRow:
+        """Record the end of an instance (`changes`: columns a reservation learns only now) and its final spend."""
+        self.store.instance_update(row["key"], ended=ended, state=state, **changes)
+        done = {**row, **changes, "ended": ended, "state": state}
         return InstanceRow.from_record(done, spent_usd=round(spent_usd(done, ended), 2))

@@ -12,13 +12,20 @@ from typing import Any
 from ..core.offers import spent_usd
 from ..core.runs import RunState
 
+class View:
+    """Base of the views whose `--json` object is simply their fields (nested views included)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+
+
 # the instances table's columns, in order (core/store.py)
 INSTANCE_COLUMNS = ("key", "provider", "instance_id", "offer", "gpu_name", "num_gpus", "dph_total", "started",
                     "ended", "state", "ssh_host", "ssh_port")
 
 
 @dataclass(frozen=True)
-class InstanceRow:
+class InstanceRow(View):
     """A rented GPU instance as state.sqlite records it, with what we learnt about it since.
 
     `ready` / `warning` are set only when the provider was asked (answered / failed); `hours` only
@@ -74,7 +81,7 @@ class InstanceRow:
 
 
 @dataclass(frozen=True)
-class Spend:
+class Spend(View):
     """[budget] limits and what tracked instances have cost so far ($/h x time held)."""
 
     max_total_usd: float | None
@@ -83,12 +90,9 @@ class Spend:
     left_usd: float | None
     max_runtime_hours: float | None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class EnforceAction:
+class EnforceAction(View):
     """One instance the budget rules destroyed (or, in a dry run, would); `error` when the destroy failed."""
 
     key: str
@@ -98,12 +102,9 @@ class EnforceAction:
     spent_usd: float
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class OfferRow:
+class OfferRow(View):
     """One GPU offer, with fit / hours / dollars for the planned mix (None: cannot be estimated)."""
 
     key: str
@@ -124,12 +125,9 @@ class OfferRow:
     dollars: float | None = None
     tokens_per_s_source: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class LaunchPlan:
+class LaunchPlan(View):
     """What a launch would rent and cost, and why the budget guard refuses it (empty: it allows)."""
 
     offer: OfferRow
@@ -137,13 +135,9 @@ class LaunchPlan:
     over_budget: list[str]
     request: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"offer": self.offer.to_json(), "budget": self.budget.to_json(), "over_budget": list(self.over_budget),
-                "request": self.request}
-
 
 @dataclass(frozen=True)
-class RunView:
+class RunView(View):
     """A run as the Runs screen and `train list/status` show it: state, progress, latest metrics.
 
     A remote run's fields are as of the last sync of its mirror (`synced_at`); `instance` and
@@ -183,7 +177,7 @@ class RunView:
 
 
 @dataclass(frozen=True)
-class EstimateView:
+class EstimateView(View):
     """VRAM verdict, time and cost of training a mix/phase on a GPU (`zelda-tui estimate`).
 
     `gpu_note` says which card an ambiguous --gpu was taken as ("" when it was not ambiguous)."""
@@ -206,12 +200,9 @@ class EstimateView:
     dollars: float
     gpu_note: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class FetchView:
+class FetchView(View):
     """A remote run's files brought home: which (relative paths), how many bytes moved, where to."""
 
     run: str
@@ -219,17 +210,12 @@ class FetchView:
     bytes: int
     into: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class BackupView:
+class BackupView(View):
     """lora_adapters/ of a remote run rsynced from its box to the [backup] target."""
 
     run: str
     target: str
     bytes: int
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
