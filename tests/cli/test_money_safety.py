@@ -5,6 +5,8 @@ real SQLite lock held by another process."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -79,7 +81,7 @@ def test_a_rent_that_cannot_be_recorded_names_the_instance_and_how_to_destroy_it
         serve(server, create=Reply(200, json.dumps(fixture_json("vast/create_instance.json")).encode(), delay=2.0))
         cfg = workspace(small_ws, f"{server.url}/api/v0")
         launch = subprocess.Popen([sys.executable, "-m", "zelda_tui", "offers", "launch", OFFER, "--yes",
-                                   "--config", str(cfg)], env={**__import__("os").environ, **ENV},
+                                   "--config", str(cfg)], env={**os.environ, **ENV},
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not server.received("PUT") and time.monotonic() < deadline:
@@ -175,3 +177,23 @@ def test_an_instance_the_provider_no_longer_knows_stops_counting(small_ws: Path)
         spent = listed["budget"]["spent_usd"]
         time.sleep(0.2)
         assert json.loads(cli(cfg, "instances", "list", "--json").stdout)["budget"]["spent_usd"] == pytest.approx(spent)
+
+
+def test_a_launch_interrupted_mid_request_stays_on_the_books(small_ws: Path):
+    """ctrl+c while the provider is creating the instance: the rent may have gone through, so the
+    reservation is kept as "unconfirmed" (counted against the budget), never deleted."""
+    with ReplayServer() as server:
+        serve(server, create=Reply(200, json.dumps(fixture_json("vast/create_instance.json")).encode(), delay=3.0))
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        launch = subprocess.Popen([sys.executable, "-m", "zelda_tui", "offers", "launch", OFFER, "--yes",
+                                   "--config", str(cfg)], env={**os.environ, **ENV},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not server.received("PUT") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.received("PUT")
+        launch.send_signal(signal.SIGINT)
+        launch.communicate(timeout=60)
+        assert launch.returncode != 0
+        kept = [r for r in instances(cfg).values() if r["offer"] == OFFER]
+        assert len(kept) == 1 and kept[0]["state"] == "unconfirmed" and kept[0]["ended"] is None

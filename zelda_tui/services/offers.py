@@ -137,8 +137,11 @@ class OfferService:
                                  f"kept as {tracked.key} (unconfirmed) in `zelda-tui instances list`") from None
             self.store.instance_delete(tracked.key)
             raise
-        except BaseException:
+        except ZeldaError:  # refused before any request was sent (no API key, no SSH key id): nothing rented
             self.store.instance_delete(tracked.key)
+            raise
+        except BaseException:  # interrupted (ctrl+c) or broken mid-request: the rent may have gone through
+            self.store.instance_update(tracked.key, state="unconfirmed")
             raise
         new_key = f"{row.provider}:{instance_id}"
         try:
