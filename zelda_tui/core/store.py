@@ -30,22 +30,29 @@ class StateError(ZeldaError):
     """state.sqlite cannot be used as asked (locked, read-only, not a database, damaged)."""
 
 
+def _code(exc: sqlite3.Error) -> str:
+    """SQLite's primary result code name (`SQLITE_BUSY`, `SQLITE_READONLY`, ...; extended codes cut back)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return "_".join(name.split("_")[:2])
+
+
 def state_error(path: Path, exc: sqlite3.Error, waited_s: float = BUSY_TIMEOUT_S) -> StateError:
-    """The one line a user reads for a SQLite failure on the state database."""
-    text = str(exc).lower()
-    if "locked" in text or "busy" in text:
+    """The one line a user reads for a SQLite failure on the state database (by SQLite's result code)."""
+    code = _code(exc)
+    if code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
         why = (f"locked by another process for more than {waited_s:g} s (another zelda-tui or a sqlite3 shell "
                "writing to it) — close it or try again")
-    elif "readonly" in text or "read-only" in text:
+    elif code == "SQLITE_READONLY":
         why = "is read-only — this command needs to write it: check its permissions (chmod u+w) or copy the workspace"
-    elif "not a database" in text or "malformed" in text or "corrupt" in text or "disk image" in text:
+    elif code in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
         why = (f"is damaged or not a SQLite database ({exc}) — move it aside (mv {path.name} {path.name}.bad); "
                "a new one is created, runs are re-read from their run dirs")
-    elif "unable to open" in text:
+    elif code == "SQLITE_CANTOPEN":
         why = "cannot be opened — check that its folder exists and is writable"
     else:
         why = f"failed: {exc}"
     return StateError(f"{path}: state database {why}")
+
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -173,7 +180,7 @@ class Store:
                 self._db = self._connect(read_only=False)
                 self._db.execute("PRAGMA journal_mode=WAL")
             except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc).lower() or not self.path.exists():
+                if _code(exc) != "SQLITE_READONLY" or not self.path.exists():
                     raise
                 self._db.close()
                 self._db, self.read_only = self._connect(read_only=True), True
@@ -219,7 +226,8 @@ class Store:
         with self._use():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version < len(MIGRATIONS) and self.read_only:
-                raise sqlite3.OperationalError("attempt to write a readonly database (schema upgrade)")
+                raise StateError(f"{self.path}: state database is read-only and older than this zelda-tui "
+                                 "(its schema needs an upgrade): make it writable (chmod u+w) and run again")
             for i, sql in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
