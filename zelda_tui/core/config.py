@@ -447,7 +447,7 @@ def _unknown_keys(table: dict, known: tuple[str, ...], locate: "_Locator", ctx: 
 
 def _budget(table: dict, locate: "_Locator") -> BudgetSpec:
     ctx = ("budget",)
-    _unknown_keys(table, tuple(f.name for f in BudgetSpec.__dataclass_fields__.values()), locate, ctx)
+    _unknown_keys(table, tuple(BudgetSpec.__dataclass_fields__), locate, ctx)
     on_idle = _get(table, "on_idle", str, locate, ctx, default=BudgetSpec.on_idle)
     if on_idle not in ON_IDLE:
         raise ConfigError(f"{locate(*ctx, key='on_idle')}: `on_idle` must be \"alert\" or \"destroy\", got {on_idle!r}")
