@@ -90,6 +90,8 @@ def test_defines_are_substituted_and_sized_by_value():
     assert precheck("!n = 2\n!n #= !n+1\nLDA #!n\n").verdict == "assembles"
     v = precheck("LDA !nowhere\n")
     assert v.verdict == "unresolved_label" and "Define 'nowhere' wasn't found" in v.errors[0]
+    # a define whose value starts with spaces (Asar assembles it; the check once crashed on it)
+    assert precheck('!op = " lda"\n!op #1\n').verdict == "assembles"
 
 
 def test_macro_arguments_and_bodies():

@@ -280,8 +280,8 @@ class _Checker:
             self.defines[name] = value
             return
         if "!" in s:
-            s = self.substitute(s, line, s)
-            if not s.strip():
+            s = self.substitute(s, line, s).strip()  # a define's value may start with spaces: Asar skips them
+            if not s:
                 return
         # leading label definitions
         while True:
@@ -328,6 +328,7 @@ class _Checker:
                 continue
             break
         m = _WORD.match(s)
+        assert m is not None, s  # s is one stripped, non-empty line here
         word, rest = m.group(1), (m.group(2) or "").strip()
         low = word.lower()
         if low in _DIRECTIVES:
@@ -499,7 +500,7 @@ class _Checker:
         stack: list[str] = []  # "(" for grouping, "f" for a function call's argument list
         seen = False
         while True:
-            i = _SPACE.match(text, i).end()
+            i = _space_end(text, i)
             if i >= n:
                 break
             c = text[i]
@@ -528,13 +529,13 @@ class _Checker:
                 m = _NAME.match(text, i)
                 if m:
                     name = m.group(0)
-                    j = _SPACE.match(text, m.end()).end()
+                    j = _space_end(text, m.end())
                     if j < n and text[j] == "(" and not name.startswith((".", "?")):
                         if name.lower() not in BUILTIN_FUNCTIONS and name not in self.functions:
                             self.error(line, "Efunction_not_found", f"Function '{name}' wasn't found.", stmt)
                         stack.append("f")
                         i = j + 1
-                        j2 = _SPACE.match(text, i).end()
+                        j2 = _space_end(text, i)
                         if j2 < n and text[j2] == ")":  # no arguments: pc(), ...
                             stack.pop()
                             i = j2 + 1
@@ -899,6 +900,12 @@ def _split_top(text: str, sep: str) -> list[str]:
     return out
 
 
+def _space_end(text: str, i: int) -> int:
+    """Where the whitespace run at `i` ends (`_SPACE` matches everywhere, possibly empty)."""
+    m = _SPACE.match(text, i)
+    return m.end() if m else i
+
+
 def _matching(text: str, open_at: int) -> int:
     """Index of the bracket closing the one at `open_at`, or -1."""
     pairs = {"(": ")", "[": "]"}
@@ -938,13 +945,13 @@ def _shape(op: str) -> tuple[str | None, str]:
         m = _INDEX.match(inner)
         idx = m.group(2).lower() if m else ""
         if not after:
-            if idx == "x":
+            if m and idx == "x":
                 return "(a,x)", m.group(1)
             if idx:
                 return None, op
             return "(a)", inner
         if _REG_Y.match(after):
-            if idx == "s":
+            if m and idx == "s":
                 return "(a,s),y", m.group(1)
             if idx:
                 return None, op

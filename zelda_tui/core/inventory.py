@@ -143,7 +143,7 @@ class Inventory:
             left[t] -= 1
             if left[t] == 0:  # every chunk of this file is in: merge in file order and finish
                 mine = [j for j in range(len(jobs)) if owner[j] == t]
-                self._finish(todo[t], params, [parts[j] for j in mine])
+                self._finish(todo[t], params, [p for j in mine if (p := parts[j]) is not None])  # all in
                 for j in mine:
                     parts[j] = None
 

@@ -136,6 +136,7 @@ def make_pool(workers: int | None = None) -> "Executor":
     from concurrent.futures import ProcessPoolExecutor
 
     methods = multiprocessing.get_all_start_methods()
+    ctx: multiprocessing.context.BaseContext
     if threading.active_count() == 1 and "fork" in methods:
         ctx = multiprocessing.get_context("fork")
     elif "forkserver" in methods:

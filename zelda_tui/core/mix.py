@@ -198,7 +198,9 @@ def _repeats_a_key(m: re.Match[bytes]) -> bool:
         return len(set(m.groups()[:n])) != n
     raw = m.string  # maybe more keys than groups: list them all. A ", " inside a value can add
     keys = _NEXT_KEYS.findall(raw)  # a false key here (never hide one): that only costs time.
-    keys.append(_FIRST_KEY.match(raw).group(1))
+    first = _FIRST_KEY.match(raw)  # always matches: `m` matched the same line
+    if first:
+        keys.append(first.group(1))
     return len(keys) != len(set(keys))
 
 
@@ -242,7 +244,7 @@ def _records(lines: list[bytes], fixes: Fixes) -> list[bytes]:
     """The output lines of a chunk: its lines with the fixes applied."""
     if not fixes:
         return lines
-    out: list[bytes | None] = lines.copy()
+    out: list[bytes | None] = list(lines)
     for i, fixed in fixes:
         out[i] = fixed
     return [line for line in out if line is not None]
@@ -312,9 +314,11 @@ def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | Non
         for i in range(len(jobs)):
             if owner[i] != d:
                 continue
-            _, errs, fixes = results[i]
+            result, lines = results[i], lines_of[i]
+            assert result is not None and lines is not None  # split only once every chunk of d is in
+            _, errs, fixes = result
             errors += errs
-            records.extend(_records(lines_of[i], fixes))
+            records.extend(_records(lines, fixes))
             lines_of[i] = results[i] = None
         rng.shuffle(records)
         n_eval = n_eval_for(len(records), mix)
@@ -327,8 +331,8 @@ def _build(config: Config, mix: MixSpec, out_dir: Path, progress: Progress | Non
         nonlocal done
         results[i] = result
         if lines_of[i] is None:  # a worker checked it: read the lines to write now, not at the end
-            lines_of[i] = split_lines(read_chunk(jobs[i]))
-            if len(lines_of[i]) != result[0]:
+            lines = lines_of[i] = split_lines(read_chunk(jobs[i]))
+            if len(lines) != result[0]:
                 raise ZeldaError(f"{jobs[i].path}: file changed while the mix was being built")
         done += jobs[i].end - jobs[i].start
         if progress:
@@ -567,7 +571,9 @@ def bundle_drift(config: Config, mix: MixSpec, bundle: Path, digest: SourceDiges
     for key in ("eval_fraction", "min_eval_samples", "seed"):
         if meta.get(key) != getattr(mix, key):
             drift.append(f"{key} {meta.get(key)} instead of {getattr(mix, key)}")
-    sources = meta.get("sources") if isinstance(meta.get("sources"), dict) else {}
+    sources = meta.get("sources")
+    if not isinstance(sources, dict):
+        sources = {}
     for name in mix.datasets:
         recorded = sources.get(name)
         if not isinstance(recorded, dict) or name not in config.datasets:

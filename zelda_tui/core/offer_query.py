@@ -68,7 +68,8 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -158,7 +159,7 @@ class Condition:
     field: str
     op: str
     value: Any
-    text: str = field(default="", compare=False, repr=False)  # the value as typed, `_` -> space (a list: inside [])
+    text: str = dataclasses.field(default="", compare=False, repr=False)  # the value as typed, `_` -> space (a list: inside [])
     quoted: bool = False
 
 
@@ -274,7 +275,7 @@ def parse(text: str) -> Query:
                 k = skip_ws(i)
                 m2 = _IDENT.match(text, k)
                 nxt = m2.group().lower() if m2 else ""
-                if nxt not in ("eq", "in"):
+                if m2 is None or nxt not in ("eq", "in"):
                     raise fail(op_pos, "unknown operator 'not' (use 'not eq', 'not in', '!=' or 'notin')")
                 op, i = ("neq" if nxt == "eq" else "notin"), m2.end()
             else:
@@ -690,7 +691,8 @@ def sort_offers(offers: Iterable[Offer], spec: str) -> list[Offer]:
     items = list(offers)
     for name, desc in reversed(keys):  # least significant key first; every pass is stable
         get = _getter(name)
-        present, missing = [], []
+        present: list[Offer] = []
+        missing: list[Offer] = []
         for o in items:
             (missing if get(o) is None else present).append(o)
         if any(isinstance(get(o), str) for o in present):  # strings (case-insensitive) or mixed types

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from . import atomic
 from .errors import ZeldaError
@@ -26,7 +27,7 @@ def index(inventory: Inventory, pool: Executor | None = None, out: Path | None =
     if broken:
         raise ZeldaError(f"registry: {broken[0].error}" + (f" (+{len(broken) - 1} more)" if len(broken) > 1 else ""))
     now = time.time()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in reports:
         spec = inventory.config.dataset(r.name)
         rows.append(
