@@ -79,17 +79,3 @@ def table(headers: list[str], rows: list[list[Any]], align: str = "") -> str:
 
     sep = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|"
     return "\n".join([line(headers), sep] + [line(r) for r in cells])
-
-
-# --- commands --------------------------------------------------------------------------
-
-
-def fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def fmt_num(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..widgets.format import human_bytes, short_time
+from ..core.format import human_bytes, short_time
 from .common import emit_json, open_services, progress_bar, table
 
 

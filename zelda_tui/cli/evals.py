@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 from ..core import evals
 from ..core.evals import GenerateOptions
+from ..core.format import num, percent
 from ..services.evals import EvalReport
-from .common import emit_json, fmt_num, open_services, table
+from .common import emit_json, open_services, table
+
+_pct = partial(percent, missing="-")  # the CLI's tables are plain ASCII
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -141,17 +145,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
           r["step"] if r["step"] is not None else "-", _pct(r["assemble_rate"]), _pct(r["rates"].get("syntax_error", 0.0)),
           _pct(r["rates"].get("unresolved_label", 0.0)), _pct(r["pass_at_1"]),
           _pct(r["pass_at_k"]) + (f" (k={r['samples']})" if r["pass_at_k"] is not None else ""),
-          _pct(r["match_rate"]), fmt_num(r["eval_loss"])] for r in rows],
+          _pct(r["match_rate"]), num(r["eval_loss"], ".4f", missing="-")] for r in rows],
         "rllrrrrrrrr",
     ))
     per_ds = sorted({d for r in rows for d in r["eval_loss_by_dataset"]})
     if per_ds:
         print("\neval loss per dataset (at the checkpoint's step):\n")
         print(table(["#", "checkpoint", *per_ds],
-                    [[r["rank"], r["checkpoint"], *[fmt_num(r["eval_loss_by_dataset"].get(d)) for d in per_ds]]
+                    [[r["rank"], r["checkpoint"],
+                      *[num(r["eval_loss_by_dataset"].get(d), ".4f", missing="-") for d in per_ds]]
                      for r in rows if not r["is_base"]], "rl" + "r" * len(per_ds)))
     return 0
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"

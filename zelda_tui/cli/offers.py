@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import emit_json, fmt_num, open_services, table
+from ..core.format import num
+from .common import emit_json, open_services, table
 
 
 def cmd_offers_search(args: argparse.Namespace) -> int:
@@ -23,7 +24,7 @@ def cmd_offers_search(args: argparse.Namespace) -> int:
     print(table(
         ["offer", "gpu", "n", "VRAM", "$/h", "region", "fit", "hours", "total $", "price date"],
         [[r.key, r.gpu_name, r.num_gpus, f"{r.gpu_ram:g}", f"{r.dph_total:.3f}", r.region,
-          r.fit or "-", fmt_num(r.hours, 1), fmt_num(r.dollars, 2), r.price_date] for r in shown],
+          r.fit or "-", num(r.hours, ".1f", missing="-"), num(r.dollars, ".2f", missing="-"), r.price_date] for r in shown],
         "llrrrllrrl",
     ) if rows else "no offers match")
     if len(rows) > len(shown):

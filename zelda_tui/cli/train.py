@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from .common import emit_json, fmt_eta, fmt_num, open_services, table
+from ..core.format import duration, num
+from .common import emit_json, open_services, table
 
 
 def say(text: str) -> None:
@@ -38,8 +39,9 @@ def cmd_train_list(args: argparse.Namespace) -> int:
         print(table(
             ["run", "host", "state", "mix", "step", "loss", "eval loss", "tok/s", "ETA"],
             [[r.name, r.host, r.state + (" (as of last sync)" if r.is_remote and r.state.is_live else ""),
-              r.mix or "-", f"{r.step}/{r.max_steps or '?'}", fmt_num(r.loss),
-              fmt_num(r.eval_loss), fmt_num(r.tokens_per_s, 0), fmt_eta(r.eta_s)] for r in rows],
+              r.mix or "-", f"{r.step}/{r.max_steps or '?'}", num(r.loss, ".4f", missing="-"),
+              num(r.eval_loss, ".4f", missing="-"), num(r.tokens_per_s, ".0f", missing="-"),
+              duration(r.eta_s, missing="-")] for r in rows],
             "lllllrrrr",
         ) if rows else "no runs yet: zelda-tui train start --phase 0")
     return 0
@@ -156,11 +158,12 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def _metric_line(e: dict) -> str:
     if e.get("event") == "train":
-        return (f"[metrics] step {e.get('step')} loss {fmt_num(e.get('loss'))} lr {e.get('lr')} "
-                f"{fmt_num(e.get('tokens_per_s'), 0)} tok/s vram {e.get('vram_peak_gb')} GB eta {fmt_eta(e.get('eta_s'))}")
+        return (f"[metrics] step {e.get('step')} loss {num(e.get('loss'), '.4f', missing='-')} lr {e.get('lr')} "
+                f"{num(e.get('tokens_per_s'), '.0f', missing='-')} tok/s vram {e.get('vram_peak_gb')} GB "
+                f"eta {duration(e.get('eta_s'), missing='-')}")
     if e.get("event") == "eval":
         per = " ".join(f"{k.split('/', 1)[1]}={v:.4f}" for k, v in e.items() if k.startswith("eval_loss/"))
-        return f"[metrics] step {e.get('step')} eval_loss {fmt_num(e.get('eval_loss'))} {per}"
+        return f"[metrics] step {e.get('step')} eval_loss {num(e.get('eval_loss'), '.4f', missing='-')} {per}"
     return f"[metrics] {e.get('event')}: " + ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("t", "event"))
 
 

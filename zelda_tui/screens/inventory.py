@@ -20,7 +20,7 @@ from ..core.qa import CHARS_PER_TOKEN
 from ..core.report import dataset_markdown
 from ..services import Services
 from ..widgets.columns import Column, fill_table
-from ..widgets.format import human_bytes, short_time
+from ..core.format import human_bytes, short_time
 
 # Widths follow the cells and the terminal (widgets.columns): numbers are never cut; at 80 columns
 # the modified time and input % go first, then the dataset name is cut in the middle.

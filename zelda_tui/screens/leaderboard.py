@@ -22,6 +22,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ..core.evals import GenerateOptions
+from ..core.format import percent as pct
 from ..services import Services
 from ..services.evals import EvalReport
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
@@ -43,10 +44,6 @@ SORTS = (("assemble", "assembles ↓"), ("pass1", "pass@1 ↓"), ("passk", "pass
          ("eval_loss", "eval loss ↑"), ("step", "step ↓"), ("run", "run ↑"))
 EMPTY_HINT = ("No eval results yet. Press [b]e[/b] to evaluate a run's checkpoints (base model included), "
               "or from a shell:\n  [b]zelda-tui eval run --run RUN[/b]   (runs: [b]zelda-tui train list[/b])")
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
 
 
 def row_cells(row: dict, marked: bool) -> tuple[Text | str, ...]:

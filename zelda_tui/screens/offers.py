@@ -22,6 +22,7 @@ from rich.text import Text
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Static
 
 from ..core import offer_query
+from ..core.format import num
 from ..core.offer_query import QueryError
 from ..services import Services
 from ..services.views import LaunchPlan, OfferRow
@@ -49,16 +50,12 @@ ROW_SORTS = ("hours", "dollars")
 RENTABLE = ("vast", "vultr")  # launch.py rents these; GCP is browse-only (create the VM with gcloud)
 
 
-def _num(value: float | None, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
-
-
 def row_cells(row: OfferRow) -> tuple[Text, ...]:
     fit = row.fit
     values = {
         "key": row.key, "gpu": row.gpu_name.removeprefix("NVIDIA "), "n": str(row.num_gpus),
-        "vram": _num(row.gpu_ram, "g"), "dph": _num(row.dph_total, ".3f"), "fit": fit or "—",
-        "hours": _num(row.hours, ",.2f"), "dollars": _num(row.dollars, ",.2f"),
+        "vram": num(row.gpu_ram, "g"), "dph": num(row.dph_total, ".3f"), "fit": fit or "—",
+        "hours": num(row.hours, ",.2f"), "dollars": num(row.dollars, ",.2f"),
         "region": row.region or "—", "date": row.price_date or "—",
     }
     styles = {"fit": f"bold {FIT_COLOURS[fit]}" if fit in FIT_COLOURS else "dim"}

@@ -30,6 +30,7 @@ from textual.worker import Worker
 
 from ..core import runs
 from ..core.errors import ZeldaError
+from ..core.format import duration, num
 from ..services import Services, UnknownHostKey
 from ..services.views import InstanceRow, RunView
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
@@ -51,26 +52,11 @@ EMPTY_HINT = ("No runs yet. Press [b]n[/b] to start one, or from a shell:  [b]ze
               "(it trains on the phase's mix; build or edit mixes on the Mix screen, key 2)")
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-def fmt_num(value: float | None, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
-
-
 def row_cells(info: RunView) -> tuple[str, ...]:
     step = f"{info.step:,}" + (f"/{info.max_steps:,}" if info.max_steps else "")
     return (info.name, info.host or "local", str(info.state), info.mix or "—", step,
-            fmt_num(info.loss, ".3f"),
-            fmt_num(info.eval_loss, ".3f"), fmt_num(info.tokens_per_s, ",.0f"), fmt_duration(info.eta_s))
+            num(info.loss, ".3f"),
+            num(info.eval_loss, ".3f"), num(info.tokens_per_s, ",.0f"), duration(info.eta_s))
 
 
 def instance_line(row: InstanceRow) -> str:
@@ -88,9 +74,9 @@ def summary_text(info: RunView, link: str | None = None) -> str:
     if info.message and state.is_failure:
         parts.append(f"[red]{escape(info.message)}[/]")
     parts += [
-        f"{fmt_num(info.tokens_per_s, ',.0f')} tok/s",
-        f"VRAM {fmt_num(info.vram_peak_gb, '.1f')} GB",
-        f"ETA {fmt_duration(info.eta_s)}",
+        f"{num(info.tokens_per_s, ',.0f')} tok/s",
+        f"VRAM {num(info.vram_peak_gb, '.1f')} GB",
+        f"ETA {duration(info.eta_s)}",
         f"ckpt {Path(info.last_checkpoint).name if info.last_checkpoint else '—'}",
     ]
     if info.spent_usd is not None:

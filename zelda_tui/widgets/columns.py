@@ -14,7 +14,7 @@ from typing import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
-from .format import cut_middle
+from ..core.format import cut_middle
 
 SCROLLBAR = 2  # kept free so a vertical scrollbar never pushes the last column out
 MIN_FLEX = 12

@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
+from ..core.format import num
 from ..services.views import OfferRow
 
 FIT_COLOURS = {"fits": "green", "tight": "yellow", "does-not-fit": "red"}
@@ -21,27 +22,23 @@ def fit_markup(fit: str | None) -> str:
     return f"[b {FIT_COLOURS.get(fit, 'white')}]{fit}[/]"
 
 
-def _num(value: float | None, spec: str, suffix: str = "") -> str:
-    return "—" if value is None else format(value, spec) + suffix
-
-
 def detail_text(row: OfferRow, launch: str | None = None) -> str:
     """Markup lines `label  value`: the offer, its price (and where the price came from), fit and estimate.
 
     `launch` is why `l` cannot rent it (None: it can)."""
     fields = [
         ("offer", f"[b]{escape(row.key)}[/]"),
-        ("GPU", f"{row.num_gpus} × {escape(row.gpu_name)} · {_num(row.gpu_ram, 'g', ' GB')} each"),
-        ("$/h", _num(row.dph_total, ".4f")),
-        ("fit", f"{fit_markup(row.fit)} · needs {_num(row.vram_gb, '.1f', ' GB')} per GPU"),
-        ("hours", _num(row.hours, ",.2f")),
-        ("total $", _num(row.dollars, ",.2f")),
+        ("GPU", f"{row.num_gpus} × {escape(row.gpu_name)} · {num(row.gpu_ram, 'g', suffix=' GB')} each"),
+        ("$/h", num(row.dph_total, ".4f")),
+        ("fit", f"{fit_markup(row.fit)} · needs {num(row.vram_gb, '.1f', suffix=' GB')} per GPU"),
+        ("hours", num(row.hours, ",.2f")),
+        ("total $", num(row.dollars, ",.2f")),
         ("tokens/s source", escape(row.tokens_per_s_source or "—")),
         ("price date", escape(row.price_date or "—")),
         ("price source", escape(row.price_source or "—")),
         ("region", escape(row.region or "—")),
         ("provider · id", f"{escape(row.provider)} · {escape(str(row.id))}"),
-        ("reliability", _num(row.reliability, ".3f")),
+        ("reliability", num(row.reliability, ".3f")),
         ("available", "yes" if row.available else "no"),
         ("launch", "l rents it (asks first)" if launch is None else f"[yellow]{escape(launch)}[/]"),
     ]
