@@ -79,3 +79,26 @@ def test_fetch_through_the_filter_still_works_for_honest_names(hostile_sshd, sma
     assert (run_dir / "lora_adapters" / "adapter_model.safetensors").read_bytes() == b"\x02" * 1000
     assert (run_dir / "lora_adapters" / "sub" / "tokenizer.json").read_text() == "{}"
     assert not (run_dir / "lora_adapters" / "etc").exists()
+
+
+def test_a_refusal_is_not_mistaken_for_missing_adapters_by_its_wording(hostile_sshd, small_ws: Path, tmp_path: Path):
+    """The training dir's own name holds the words "does not exist": the refusal of a hostile listing must
+    still read as a refusal, not as "lora_adapters/ does not exist yet" (told apart by type, not by text)."""
+    box = tmp_path / "what does not exist"
+    adapters = box / "models" / "r3" / "lora_adapters"
+    adapters.mkdir(parents=True)
+    (adapters / "HOSTILE-..%2F..%2Fescape.txt").write_text("planted\n")
+    (box / "models" / "escape.txt").write_text("planted\n")
+    cfg = remote_workspace(small_ws, hostile_sshd, box)
+    services = build_services(cfg)
+    try:
+        services.store.run_upsert("r3", str(small_ws.parent / "runs" / "r3"), "gpu-box", "m", 0, 1, "completed",
+                                  str(box / "models" / "r3"))
+    finally:
+        services.close()
+
+    res = run_cli("--config", str(cfg), "train", "fetch", "r3")
+
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "outside the run dir" in res.stderr and "does not exist yet" not in res.stderr
+    assert not (small_ws.parent / "runs" / "escape.txt").exists()

@@ -12,6 +12,7 @@ import pytest
 
 from zelda_tui.backends import remote_runs
 from zelda_tui.backends.ssh import RemoteError, SshSession
+from zelda_tui.backends.ssh_base import RemoteMissing
 
 
 def blob(path: Path, n: int, seed: int = 1) -> Path:
@@ -66,8 +67,9 @@ def test_download_tree_verifies_resumes_and_skips(sshd, tmp_path: Path):
         (local / "adapter_model.safetensors.part").write_bytes(a.read_bytes()[:2_000_000])
         assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 500_000
         assert (local / "adapter_model.safetensors").read_bytes() == a.read_bytes()
-        with pytest.raises(Exception, match="does not exist"):
+        with pytest.raises(RemoteMissing, match=r"gpu-box.*/box/nope does not exist$") as missing:
             remote_runs.download_tree(s, str(tmp_path / "box" / "nope"), local, "fetch", quiet)
+        assert missing.value.path == str(tmp_path / "box" / "nope")  # a type the caller catches, not a wording
 
 
 def test_probe_refusals_name_host_and_step(sshd, tmp_path: Path):

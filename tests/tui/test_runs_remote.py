@@ -191,3 +191,31 @@ async def test_stop_of_a_remote_run_keeps_the_screen_responsive(small_ws: Path, 
             assert "gpu-box" in note.message and "cannot connect" in note.message
     finally:
         silent.close()
+
+
+async def test_g_fetches_the_adapters_alone_when_the_box_has_no_checkpoint(small_ws: Path, sshd, app_for,
+                                                                             tmp_path: Path):
+    """`g` asks for the latest checkpoint with the adapters; a run that saved none yet still gets its adapters."""
+    from tests.remote.test_backup import remote_run
+
+    box = tmp_path / "box"
+    remote = box / "models" / "zelda_20260107T000000Z"
+    (remote / "lora_adapters").mkdir(parents=True)
+    (remote / "lora_adapters" / "adapter_model.safetensors").write_bytes(b"\x03" * 1000)
+    (remote / "status.json").write_text(json.dumps({"state": "completed", "pid": 1, "step": 3}))
+    cfg = remote_run(small_ws, sshd, box, tmp_path / "backup", backup_table=False)
+    local = small_ws.parent / "runs" / remote.name
+    local.mkdir(parents=True)
+    app = app_for(cfg)
+    app.services.store.run_upsert(remote.name, str(local), "gpu-box", "small", 0, 1, "completed", str(remote))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        await select(pilot, app.screen, remote.name)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: any(n.title in ("Fetched", "Error") or "failed" in str(n.message)
+                                          for n in app._notifications), "the fetch notice", 30)
+        notes = [n for n in app._notifications if n.title == "Fetched"]
+        assert notes and "lora_adapters" in str(notes[0].message), [str(n.message) for n in app._notifications]
+    assert (local / "lora_adapters" / "adapter_model.safetensors").read_bytes() == b"\x03" * 1000

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from ..core import runs
 from ..core.atomic import atomic_open
-from ..core.errors import ZeldaError
+from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.mix import EVAL_SOURCES
 from ..core.train_config import load_run_config
 from . import box_env, remote_runs, runners
-from .ssh_base import SshSettings
+from .ssh_base import RemoteMissing, SshSettings
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
     from .remote_tail import LinesCallback, LinkState, RemoteMirror
@@ -245,11 +245,11 @@ class SshHost:
                 src = f"{remote_dir}/{rel}"
                 try:
                     total += remote_runs.download_tree(session, src, Path(run_dir) / rel, f"fetch {rel}", progress)
-                except ZeldaError as exc:
-                    if rel == runs.ADAPTERS and "does not exist" in str(exc):
-                        raise ZeldaError(f"{self.name}: {src} does not exist yet (the run writes it when it ends; "
-                                         "fetch a checkpoint with --checkpoint latest)") from None
-                    raise
+                except RemoteMissing:
+                    if rel != runs.ADAPTERS:
+                        raise
+                    raise ZeldaError(f"{self.name}: {src} does not exist yet (the run writes it when it ends; "
+                                     "fetch a checkpoint with --checkpoint latest)") from None
                 fetched.append(rel)
         return Fetched(fetched, total)
 
@@ -276,5 +276,5 @@ def _remote_checkpoints(session: SshSession, remote_dir: str, which: str) -> lis
         if missing:
             raise ZeldaError(f"{session.host.label}: no checkpoint {missing[0]} (there: {steps or 'none'})")
     if not chosen and which != "all":
-        raise ZeldaError(f"{session.host.label}: no checkpoints in {remote_dir} yet")
+        raise NoCheckpoints(f"{session.host.label}: no checkpoints in {remote_dir} yet")
     return [f"{runs.CHECKPOINTS}/checkpoint-{s}" for s in chosen]

@@ -27,7 +27,7 @@ from ..core import runs
 from ..core.errors import ZeldaError
 from . import box_env
 from .runners import trainer_command
-from .ssh_base import RemoteError
+from .ssh_base import RemoteError, RemoteMissing
 
 if TYPE_CHECKING:  # the session comes from the caller; importing it here would load paramiko at app start
     from .ssh import SshSession
@@ -317,7 +317,7 @@ def remote_tree(session: SshSession, root: str) -> list[tuple[str, int]]:
     try:
         sftp.stat(root)
     except FileNotFoundError:
-        raise ZeldaError(f"{session.host.label}: {root} does not exist") from None
+        raise RemoteMissing(session.host.label, root) from None
     out: list[tuple[str, int]] = []
     stack = [""]
     while stack:

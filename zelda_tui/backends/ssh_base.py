@@ -62,3 +62,12 @@ class HostKeyRevoked(ZeldaError):
 
 class RemoteError(ZeldaError):
     """A step on a remote host failed; the message names the host and the step."""
+
+
+class RemoteMissing(ZeldaError):
+    """A path on the box does not exist (SFTP said ENOENT): callers that expect it may be missing catch
+    this type (a run's lora_adapters/ before the run ends), never the message's wording."""
+
+    def __init__(self, label: str, path: str) -> None:
+        super().__init__(f"{label}: {path} does not exist")
+        self.path = path

@@ -31,6 +31,11 @@ def where(path: Path | str, line: int | None = None, key: str | None = None) -> 
     return text
 
 
+class NoCheckpoints(ZeldaError):
+    """A run has no checkpoint yet (asked for the latest): a caller that can do without one (the Runs
+    screen's fetch then takes the adapters alone) catches this type, never the message's wording."""
+
+
 class ConfigError(ZeldaError):
     """A problem in config.toml (broken TOML, wrong type, unknown reference)."""
 

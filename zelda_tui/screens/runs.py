@@ -29,7 +29,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker
 
 from ..core import runs
-from ..core.errors import ZeldaError
+from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.format import duration, num
 from ..services import Services, UnknownHostKey
 from ..services.views import InstanceRow, RunView
@@ -449,9 +449,7 @@ class RunsScreen(Screen):
         try:
             try:
                 got = self.services.runs.fetch(name, "latest", progress)
-            except ZeldaError as exc:
-                if "no checkpoints" not in str(exc):
-                    raise
+            except NoCheckpoints:
                 got = self.services.runs.fetch(name, "none", progress)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "fetch failed")

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...core.errors import ZeldaError
-from .http import REDACTED, one_line
+from .http import REDACTED, caused_by, one_line
 
 ADC_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
@@ -296,8 +296,8 @@ class AccessTokens:
                 f"gcp: get access token: token endpoint {host} answered {status}({_token_error_detail(exc)}) "
                 f"— check {adc.hint}", 300))) from None
         except ga.exceptions.TransportError as exc:
-            reason = "timed out" if "timeout" in str(exc).lower() or "timed out" in str(exc).lower() else (
-                "connection refused" if "refused" in str(exc).lower() else "network error")
+            reason = "timed out" if caused_by(exc, TimeoutError) else (
+                "connection refused" if caused_by(exc, ConnectionRefusedError) else "network error")
             raise ZeldaError(adc.scrub(one_line(
                 f"gcp: get access token: cannot reach token endpoint {host} ({reason}) — check your network", 300))) from None
         except (ValueError, TypeError, KeyError, ga.exceptions.GoogleAuthError) as exc:  # e.g. a malformed answer

@@ -88,6 +88,19 @@ def one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` (the OS's ConnectionRefusedError, TimeoutError) is in `exc`'s chain of causes: what
+    went wrong under a library's wrapper (httpx, requests), told by its type, not by the wrapper's wording."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kind):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def _server_detail(body: bytes) -> str:
     """The human part of an error body: vast `msg`/`error`, vast 429 `detail`, vultr `error`."""
     try:
@@ -269,7 +282,8 @@ class ApiClient:
         except httpx.TimeoutException:
             raise self._error(step, f"no answer from {self._host(url)} within {self.read_timeout:g}s (read timeout) — try again later") from None
         except httpx.ConnectError as exc:
-            reason = "connection refused" if "refused" in str(exc).lower() or "111" in str(exc) else one_line(str(exc), 80) or "cannot connect"
+            reason = ("connection refused" if caused_by(exc, ConnectionRefusedError)
+                      else one_line(str(exc), 80) or "cannot connect")
             raise self._error(step, f"cannot connect to {self._host(url)} ({reason}) — check your network") from None
         except httpx.HTTPError as exc:
             raise self._error(step, f"network error talking to {self._host(url)}: {type(exc).__name__} {one_line(str(exc), 80)}") from None
