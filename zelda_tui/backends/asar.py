@@ -157,7 +157,7 @@ def run_asar(code: str, binary: AsarBinary, symbols: Sequence[Path] = (), timeou
         return empty_verdict("asar")
     text, offset = wrap_patch(code, [Path(s).absolute() for s in symbols])
     own = workdir is None
-    work = Path(tempfile.mkdtemp(prefix="zelda-asar-")) if own else workdir
+    work = Path(tempfile.mkdtemp(prefix="zelda-asar-")) if workdir is None else workdir
     try:
         (work / PATCH_NAME).write_text(text, encoding="utf-8")
         rom = work / ROM_NAME

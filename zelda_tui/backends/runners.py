@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..core import runs
 from ..core.errors import ZeldaError
@@ -21,7 +21,7 @@ from ..core.errors import ZeldaError
 TRAINER_MODULE = "zelda_tui.backends.trainer"
 
 
-def trainer_command(run_dir: Path, gpus: int | str, python: str | None = None) -> list[str]:
+def trainer_command(run_dir: PurePath, gpus: int | str, python: str | None = None) -> list[str]:
     """One process for one GPU; torchrun (DDP, one 4-bit copy per GPU) for N or "all"."""
     python = python or sys.executable
     program = ["-m", TRAINER_MODULE, str(run_dir)]
@@ -83,7 +83,7 @@ def stop_local(run_dir: Path) -> int:
     if status.host != socket.gethostname():
         raise ZeldaError(f"{run_dir.name} was started on {status.host!r}, not on this machine "
                          f"({socket.gethostname()!r}): not signalling local pid {status.pid}")
-    if not runs.pid_alive(status.pid):
+    if status.pid is None or not runs.pid_alive(status.pid):
         raise ZeldaError(f"{run_dir}: process {status.pid} is gone (state says {status.state})")
     if not is_trainer_of(status.pid, run_dir):
         raise ZeldaError(f"{run_dir.name}: pid {status.pid} is another program now (not the trainer of this run "

@@ -197,7 +197,8 @@ class SshSession:
                 raise RemoteError(f"{h.label}: cannot reach it through jump host {h.proxy_jump}: {exc}") from None
         try:
             client.connect(
-                h.hostname, port=h.port, username=h.user, key_filename=list(h.identity_files) or None,
+                # paramiko takes one key file or a list of them; its stubs say only `str`
+                h.hostname, port=h.port, username=h.user, key_filename=list(h.identity_files) or None,  # type: ignore[arg-type]
                 allow_agent=True, look_for_keys=True, timeout=s.connect_timeout_s, banner_timeout=s.connect_timeout_s,
                 auth_timeout=s.connect_timeout_s, sock=sock,
             )
@@ -217,11 +218,13 @@ class SshSession:
             if isinstance(exc, ZeldaError):
                 raise
             raise RemoteError(f"{h.label}: cannot connect: {_one_line(exc)}") from None
-        key = client.get_transport().get_remote_server_key()
+        transport = client.get_transport()
+        assert transport is not None  # connect() returned: the transport is up
+        key = transport.get_remote_server_key()
         if (key.get_name(), key.get_base64()) in revoked:  # listed both as known and as @revoked: revoked wins
             client.close()
             raise HostKeyRevoked(h, fingerprint(key), s.known_hosts)
-        client.get_transport().set_keepalive(s.keepalive_s)
+        transport.set_keepalive(s.keepalive_s)
         self._client = client
         return self
 
@@ -229,10 +232,14 @@ class SshSession:
     def transport(self) -> paramiko.Transport:
         if self._client is None:
             raise RemoteError(f"{self.host.label}: not connected")
-        return self._client.get_transport()
+        transport = self._client.get_transport()
+        if transport is None:  # closed
+            raise RemoteError(f"{self.host.label}: not connected")
+        return transport
 
     def is_alive(self) -> bool:
-        return self._client is not None and self._client.get_transport() is not None and self._client.get_transport().is_active()
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active()
 
     def close(self) -> None:
         for thing in (self._sftp, self._client, self._jump):
@@ -330,7 +337,9 @@ class SshSession:
                 raise RemoteError(f"{self.host.label}: cannot open SFTP: {_one_line(exc)}") from None
             if self._sftp is None:
                 raise RemoteError(f"{self.host.label}: not connected")
-            self._sftp.get_channel().settimeout(self.settings.command_timeout_s)
+            channel = self._sftp.get_channel()
+            if channel is not None:  # always, for an SFTP client opened on a connection
+                channel.settimeout(self.settings.command_timeout_s)
         return self._sftp
 
 

@@ -96,7 +96,8 @@ def apply_lora(model: torch.nn.Module, lora: LoraSection, plan: LoraPlan):
 
 def adapted_modules(peft_model) -> dict[str, set[str]]:
     """Module names (without the peft prefix) that carry a LoRA A matrix, and adapted parameters."""
-    modules, params = set(), set()
+    modules: set[str] = set()
+    params: set[str] = set()
     for name, module in peft_model.named_modules():
         if hasattr(module, "lora_A") and len(module.lora_A):
             clean = name.removeprefix("base_model.model.")

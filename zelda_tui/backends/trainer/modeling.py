@@ -20,10 +20,10 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
 
 from ...core.errors import ZeldaError
 from ...core.train_config import RunConfig
@@ -127,7 +127,7 @@ def _expert_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]
     return [(n, m) for n, m in model.named_modules() if any(_is_fused_expert(m, p) for p in EXPERT_PARAMS)]
 
 
-def load_model(cfg: RunConfig, device: str, local_rank: int = 0) -> tuple[torch.nn.Module, QuantReport]:
+def load_model(cfg: RunConfig, device: str, local_rank: int = 0) -> tuple[PreTrainedModel, QuantReport]:
     """The model on this process's device (one full 4-bit copy per GPU under DDP)."""
     q = cfg.quant
     compute = getattr(torch, q.compute_dtype)
@@ -219,6 +219,15 @@ def experts_quantised_while_loading(quant_type: str, double_quant: bool, done: l
         quantizer_registry.AUTO_QUANTIZER_MAPPING[key] = original
 
 
+def _bnb_quant_type(name: str) -> Literal["nf4", "fp4"]:
+    """[quant] quant_type as one of bitsandbytes' two 4-bit formats."""
+    if name == "nf4":
+        return "nf4"
+    if name == "fp4":
+        return "fp4"
+    raise ZeldaError(f"[quant] quant_type must be nf4 or fp4, got {name!r}")
+
+
 def quantise_experts(model: torch.nn.Module, device: str, quant_type: str, double_quant: bool,
                      local_rank: int = 0) -> QuantReport:
     from bitsandbytes.nn.parametrize import replace_parameter_4bit
@@ -234,7 +243,7 @@ def quantise_experts(model: torch.nn.Module, device: str, quant_type: str, doubl
             tensors += 1
             if param.device != target:
                 setattr(module, name, torch.nn.Parameter(param.data.to(target), requires_grad=False))
-            replace_parameter_4bit(module, name, compress_statistics=double_quant, quant_type=quant_type)
+            replace_parameter_4bit(module, name, compress_statistics=double_quant, quant_type=_bnb_quant_type(quant_type))
         if device == "cuda":
             torch.cuda.empty_cache()
     return QuantReport(0, 0, done, tensors)
@@ -253,8 +262,9 @@ def count_quantised(model: torch.nn.Module, expert_params_4bit: int) -> QuantRep
             seen.add(id(w))
             shape = getattr(getattr(w, "quant_state", None), "shape", None)
             four_bit += int(torch.Size(shape).numel()) if shape is not None else w.numel() * 2
-    parametrized = {id(p) for m in model.modules() if hasattr(m, "parametrizations")
-                    for plist in m.parametrizations.values() for p in plist.parameters()}
+    parametrized = {id(p) for m in model.modules()
+                    if isinstance(plists := getattr(m, "parametrizations", None), torch.nn.ModuleDict)
+                    for plist in plists.values() for p in plist.parameters()}
     for p in model.parameters():
         if id(p) in seen or id(p) in parametrized:
             continue
