@@ -281,6 +281,11 @@ def test_locked_mix_is_never_rewritten(small_ws: Path):
         ("[eval]\nsymbols = [1]\n", r":28 \[eval\.symbols\]: `symbols` must be a list of strings"),
         ('[eval]\nasr = "x"\n', r":28 \[eval\.asr\]: unknown key `asr` \(known: asar, symbols, timeout_s, jobs\)"),
         ('[keys]\n"mix.build" = 5\n', r":28 \[keys\.mix\.build\]: key bindings are strings"),
+        ('[recovery]\nauto = "yes"\n', r":28 \[recovery\.auto\]: `auto` must be true/false, got str 'yes'"),
+        ("[recovery]\nlost_after_minutes = 0\n", r":28 \[recovery\.lost_after_minutes\]: .*must be a number > 0, got 0"),
+        ("[recovery]\nmax_recoveries = -1\n", r":28 \[recovery\.max_recoveries\]: `max_recoveries` must be >= 0, got -1"),
+        ("[recovery]\nlost_after = 5\n", r":28 \[recovery\.lost_after\]: unknown key `lost_after` \(known: sync_checkpoints, "
+                                          r"lost_after_minutes, auto, max_recoveries\)"),
     ],
 )
 def test_remote_backup_eval_values_are_checked_at_load(small_ws: Path, extra: str, pattern: str):
@@ -309,3 +314,12 @@ def test_remote_backup_eval_typed_with_paths_resolved_against_the_workspace(smal
                                            known_hosts=Path("~/kh").expanduser(), connect_timeout_s=5.0)
     assert cfg.backup == config.BackupSpec(host="nas", path="/srv/backup", rsync_ssh="")
     assert cfg.eval == config.EvalSpec(asar=ws / "tools" / "asar", symbols=(ws / "hack" / "labels.asm",), timeout_s=20.0, jobs=2)
+
+
+def test_recovery_defaults_and_values(small_ws: Path):
+    """[recovery] (#17): one default per key, typed at load."""
+    assert config.load(small_ws).recovery == config.RecoverySpec(sync_checkpoints=True, lost_after_minutes=10.0,
+                                                                 auto=False, max_recoveries=3)
+    small_ws.write_text(small_ws.read_text() + "\n[recovery]\nsync_checkpoints = false\nlost_after_minutes = 2.5\n"
+                                               "auto = true\nmax_recoveries = 0\n")
+    assert config.load(small_ws).recovery == config.RecoverySpec(False, 2.5, True, 0)

@@ -26,7 +26,7 @@ def run_dir_in(tmp_path: Path, state: str | None, pid: int | None = None) -> Pat
 def test_every_state_has_its_questions_answered():
     assert [s for s in RunState if s.is_live] == ["created", "starting", "running", "stopping"]
     assert [s for s in RunState if s.is_stoppable] == ["starting", "running"]
-    assert [s for s in RunState if s.is_failure] == ["failed", "died"]
+    assert [s for s in RunState if s.is_failure] == ["failed", "died", "lost"]
     assert RunState.of("no such state") is RunState.UNKNOWN and RunState.of(None) is RunState.UNKNOWN
 
 
@@ -72,3 +72,20 @@ def test_died_is_decided_from_the_process_only_while_one_should_run(tmp_path: Pa
     assert len(asked) == 2
     assert runs.observed_state(None, alive) is RunState.UNKNOWN
     assert runs.observed_state(runs.RunStatus(state="running"), lambda: True) is RunState.RUNNING
+
+
+def test_a_run_whose_box_is_gone_is_lost_never_silently_died(tmp_path: Path):
+    """#17.2: lost is observed like died, and wins over it: the process is gone because its box is."""
+    asked = []
+
+    def alive() -> bool:
+        asked.append(1)
+        return False
+
+    for state in ("created", "starting", "running", "stopping"):
+        assert runs.observed_state(runs.RunStatus(state=state), alive, box_lost=True) is RunState.LOST
+    assert not asked  # the box is gone: nobody asks it about the process
+    for state in ("stopped", "completed", "failed"):  # ended before the box went: they stay what they were
+        assert runs.observed_state(runs.RunStatus(state=state), alive, box_lost=True) == state
+    assert runs.observed_state(runs.RunStatus(state="running"), alive) is RunState.DIED
+    assert RunState.LOST.is_failure and not RunState.LOST.is_live

@@ -27,6 +27,7 @@ from . import box_env, remote_runs, runners
 from .ssh_base import RemoteMissing, SshSettings
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
+    from .checkpoint_sync import CheckpointSync
     from .remote_tail import LinesCallback, LinkState, RemoteMirror
     from .ssh import SshSession
 
@@ -225,6 +226,14 @@ class SshHost:
         runs.write_remote_marker(Path(run_dir), self.name, self._dir())  # runs started before markers
         return RemoteMirror(self.connect, self._dir(), Path(run_dir), on_lines, on_state, poll_s, on_tick, tick_s,
                             host=self.name)
+
+    def checkpoint_sync(self, run_dir: Path, keep: int = 2, backup: tuple[str, str] | None = None,
+                        say: Callable[[str], None] = _quiet, warn: Callable[[str], None] | None = None
+                        ) -> CheckpointSync:
+        """The background copier of the run's checkpoints into `run_dir` (#17: they come home as they land)."""
+        from .checkpoint_sync import CheckpointSync
+
+        return CheckpointSync(self.connect, self._dir(), Path(run_dir), keep, backup, say, warn)
 
     def sync(self, run_dir: Path) -> None:
         mirror = self.mirror(run_dir)

@@ -335,8 +335,10 @@ def remote_tree(session: SshSession, root: str) -> list[tuple[str, int]]:
     return sorted(out)
 
 
-def download_tree(session: SshSession, root: str, local_root: Path, step: str, progress: Progress) -> int:
-    """Fetch a remote dir, sha256-verified and resumable; files already here and equal are skipped."""
+def download_tree(session: SshSession, root: str, local_root: Path, step: str, progress: Progress,
+                  digests_out: dict[str, str] | None = None) -> int:
+    """Fetch a remote dir, sha256-verified and resumable; files already here and equal are skipped.
+    `digests_out` gets each file's sha256 as the box computed it (relative path -> digest)."""
     files = remote_tree(session, root)
     digests = remote_digests(session, [posixpath.join(root, rel) for rel, _ in files])
     got_bytes = 0
@@ -345,6 +347,8 @@ def download_tree(session: SshSession, root: str, local_root: Path, step: str, p
         want = digests.get(remote)
         if want is None:
             raise RemoteError(f"{session.host.label}: {step}: cannot checksum {remote}")
+        if digests_out is not None:
+            digests_out[rel] = want
         local = local_root / rel
         if not local.resolve().is_relative_to(local_root.resolve()):  # also through a symlink already here
             raise RemoteError(f"{session.host.label}: {step}: {rel!r} would be written outside {local_root}: refusing")

@@ -127,6 +127,18 @@ class BackupSpec:
 
 
 @dataclass(frozen=True)
+class RecoverySpec:
+    """[recovery]: a remote run's checkpoints come home as they land (`sync_checkpoints`); its box
+    counts as lost after `lost_after_minutes` without SSH; `auto` recovers a lost run without asking,
+    at most `max_recoveries` times (each within [budget])."""
+
+    sync_checkpoints: bool = True
+    lost_after_minutes: float = 10.0
+    auto: bool = False
+    max_recoveries: int = 3
+
+
+@dataclass(frozen=True)
 class EvalSpec:
     """[eval]: where Asar is (None: discover it), the ROM hack's symbol files (incsrc'd before
     every snippet), the per-sample timeout and the worker count (None: all cores)."""
@@ -159,6 +171,7 @@ class Config:
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     remote: RemoteSpec = field(default_factory=RemoteSpec)
     backup: BackupSpec = field(default_factory=BackupSpec)
+    recovery: RecoverySpec = field(default_factory=RecoverySpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     providers: dict[str, ProviderSpec] = field(default_factory=lambda: {n: ProviderSpec() for n in PROVIDER_KEYS})
 
@@ -313,6 +326,7 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
                     monitoring=_monitoring(_table(data, "monitoring", locate), locate),
                     remote=_remote(_table(data, "remote", locate), locate, path.parent),
                     backup=_backup(_table(data, "backup", locate), locate),
+                    recovery=_recovery(_table(data, "recovery", locate), locate),
                     eval=_eval(_table(data, "eval", locate), locate, path.parent),
                     providers=_providers(_table(data, "providers", locate), locate))
 
@@ -519,6 +533,19 @@ def _backup(table: dict, locate: "_Locator") -> BackupSpec:
     ctx = ("backup",)
     _unknown_keys(table, tuple(BackupSpec.__dataclass_fields__), locate, ctx)
     return BackupSpec(**{key: _get(table, key, str, locate, ctx, default="") for key in BackupSpec.__dataclass_fields__})
+
+
+def _recovery(table: dict, locate: "_Locator") -> RecoverySpec:
+    ctx, d = ("recovery",), RecoverySpec()
+    _unknown_keys(table, tuple(RecoverySpec.__dataclass_fields__), locate, ctx)
+    most = _get(table, "max_recoveries", int, locate, ctx, default=d.max_recoveries)
+    if most < 0:
+        raise ConfigError(f"{locate(*ctx, key='max_recoveries')}: `max_recoveries` must be >= 0, got {most}")
+    lost_after = _number(table, "lost_after_minutes", locate, ctx, d.lost_after_minutes, low_inclusive=False)
+    assert lost_after is not None  # it has a default
+    return RecoverySpec(sync_checkpoints=_get(table, "sync_checkpoints", bool, locate, ctx, default=d.sync_checkpoints),
+                        lost_after_minutes=lost_after, auto=_get(table, "auto", bool, locate, ctx, default=d.auto),
+                        max_recoveries=most)
 
 
 def _eval(table: dict, locate: "_Locator", workspace: Path) -> EvalSpec:

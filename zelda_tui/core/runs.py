@@ -82,8 +82,8 @@ class RunState(StrEnum):
 
     @property
     def is_failure(self) -> bool:
-        """Ended without finishing: `train status` and `tail` exit 1."""
-        return self in (RunState.FAILED, RunState.DIED)
+        """Ended without finishing, or cannot go on where it was (`lost`): `train status` and `tail` exit 1."""
+        return self in (RunState.FAILED, RunState.DIED, RunState.LOST)
 
     @classmethod
     def of(cls, value: str | None) -> "RunState":
@@ -193,13 +193,16 @@ def set_state(run_dir: Path, state: RunState, **changes: Any) -> RunStatus:
     return status
 
 
-def observed_state(status: RunStatus | None, process_alive: Callable[[], bool]) -> RunState:
-    """The one place a run is declared "died": status.json says a trainer process runs
-    (starting, running, stopping) and `process_alive` (asked only then) says it is gone.
-    No status.json is `unknown`."""
+def observed_state(status: RunStatus | None, process_alive: Callable[[], bool], box_lost: bool = False) -> RunState:
+    """The one place a run is declared "died" or "lost": status.json says a trainer process runs
+    (starting, running, stopping) and `process_alive` (asked only then) says it is gone: died; a run
+    not finished whose box is gone (`box_lost`: SSH unreachable for [recovery] lost_after_minutes,
+    or the provider says the instance is gone or stopped): lost. No status.json is `unknown`."""
     if status is None:
-        return RunState.UNKNOWN
+        return RunState.LOST if box_lost else RunState.UNKNOWN
     state = RunState.of(status.state)
+    if box_lost and state.is_live:
+        return RunState.LOST
     if state.has_process and not process_alive():
         return RunState.DIED
     return state

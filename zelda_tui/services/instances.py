@@ -18,6 +18,12 @@ def provider_urls(config: Config) -> dict[str, str]:
     return {n: p.base_url for n, p in config.providers.items() if p.base_url}
 
 
+# A provider's word for an instance that exists but no longer runs (Vast `exited`/`offline`, GCP
+# TERMINATED after a preemption, Vultr `stopped`/`suspended`): its runs are lost; it may still bill
+# (its disk), so its spend keeps counting until it is destroyed or the provider no longer knows it.
+NOT_RUNNING = frozenset({"exited", "offline", "stopped", "terminated", "preempted", "suspended", "gone", "destroyed"})
+
+
 def gone(exc: ZeldaError) -> bool:
     """A provider answer that means the instance no longer exists (404 / 410)."""
     return getattr(exc, "status", None) in (404, 410)
@@ -66,24 +72,57 @@ class InstanceRegistry:
         now = time.time()
         out = []
         for row in self.store.instance_rows():
-            extra: dict = {}
-            if refresh and row["ended"] is None and row["instance_id"]:
-                from ..backends.providers.launch import show  # only to ask a provider: httpx stays out of start-up
-
-                try:
-                    info = show(row["provider"], row["instance_id"], provider_urls(self.config))
-                    self.store.instance_update(row["key"], state=info.status or "pending", ssh_host=info.ssh_host,
-                                               ssh_port=info.ssh_port)
-                    row.update(state=info.status or "pending", ssh_host=info.ssh_host, ssh_port=info.ssh_port)
-                    extra["ready"] = info.ready
-                except ZeldaError as exc:
-                    if gone(exc):  # the provider no longer knows it: it stops costing from now
-                        self.store.instance_update(row["key"], ended=now, state="gone")
-                        row.update(ended=now, state="gone")
-                    extra["warning"] = str(exc)
+            extra = self._refresh(row, now) if refresh else {}
             out.append(InstanceRow.from_record(row, **extra, hours=round(held_hours(row, now), 3),
                                                spent_usd=round(spent_usd(row, now), 2)))
         return out
+
+    def _refresh(self, row: dict, now: float) -> dict:
+        """Ask the provider about one still-held instance; `row` is updated in place (and in state.sqlite).
+        Returns the extra fields learnt (ready, or the warning of a failed call)."""
+        extra: dict = {}
+        if row["ended"] is not None or not row["instance_id"]:
+            return extra
+        from ..backends.providers.launch import show  # only to ask a provider: httpx stays out of start-up
+
+        try:
+            info = show(row["provider"], row["instance_id"], provider_urls(self.config))
+            state = info.status or "pending"
+            ssh_host, ssh_port = info.ssh_host, info.ssh_port
+            if ssh_host is None and state.lower() in NOT_RUNNING:  # keep where it was: its runs are found by it
+                ssh_host, ssh_port = row["ssh_host"], row["ssh_port"]
+            self.store.instance_update(row["key"], state=state, ssh_host=ssh_host, ssh_port=ssh_port)
+            row.update(state=state, ssh_host=ssh_host, ssh_port=ssh_port)
+            extra["ready"] = info.ready
+        except ZeldaError as exc:
+            if gone(exc):  # the provider no longer knows it: it stops costing from now
+                self.store.instance_update(row["key"], ended=now, state="gone")
+                row.update(ended=now, state="gone")
+            extra["warning"] = str(exc)
+        return extra
+
+    def box_gone(self, host: str, ask: bool = False) -> InstanceRow | None:
+        """The tracked instance behind `host` when the provider said it is gone or no longer running
+        (destroyed, exited, preempted...); None while it runs, or when no tracked instance is behind
+        the host. `ask`: ask the provider now (else as the last answer recorded it)."""
+        row = self._newest_at(host)
+        if row is None:
+            return None
+        if ask:
+            self._refresh(row, time.time())
+        if row["ended"] is not None or str(row["state"]).lower() in NOT_RUNNING:
+            return InstanceRow.from_record(row, spent_usd=round(spent_usd(row, time.time()), 2))
+        return None
+
+    def _newest_at(self, host: str) -> dict | None:
+        """The most recently rented tracked instance whose SSH endpoint is `host` (ended or not)."""
+        try:
+            spec = self.hosts.resolve(host)
+        except ZeldaError:
+            return None
+        found = [r for r in self.store.instance_rows()
+                 if r["ssh_host"] == spec.hostname and (r["ssh_port"] or 22) == spec.port]
+        return max(found, key=lambda r: r["started"] or 0.0) if found else None
 
     def destroy(self, key: str) -> InstanceRow:
         """Destroy a tracked instance (by key or id); also a `provider:id` that was rented but never

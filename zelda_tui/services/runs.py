@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends import remote_runs
+from ..backends.checkpoint_sync import last_synced
 from ..backends.hosts import BUNDLE_FILES, RunHost, SshHost
+from ..backends.ssh_base import RemoteError
 from ..core import run_plan, runs
 from ..core.config import Config
 from ..core.errors import ConfigError, ZeldaError
@@ -27,6 +29,7 @@ from .box_watch import box_watch
 from .datasets import DatasetService
 from .hosts import Hosts
 from .instances import InstanceRegistry
+from .run_watch import index_state, run_watch
 from .views import BackupView, FetchView, RunView
 
 if TYPE_CHECKING:  # paramiko (backends.ssh, remote_tail) loads when a remote step runs, not at app start
@@ -225,7 +228,8 @@ class RunService:
         host = self.hosts.for_run(row.get("host"), row.get("remote_dir"))
         found = runs.read_status(run_dir)
         status = found or runs.RunStatus(state=runs.RunState.UNKNOWN)
-        state = runs.observed_state(found, lambda: host.alive(status, row.get("state")))
+        state = runs.observed_state(found, lambda: host.alive(status, row.get("state")),
+                                    box_lost=remote and self._box_lost(row, found))
         metrics = runs.read_metrics(run_dir)
         last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
         last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
@@ -240,11 +244,19 @@ class RunService:
             best_checkpoint=status.best_checkpoint, message=status.message,
             remote_dir=row.get("remote_dir") if remote else None,
             synced_at=_mtime(run_dir / runs.STATUS) if remote else None, instance=instance, spent_usd=spent,
+            home_checkpoint=last_synced(run_dir) if remote else None,
         )
+
+    def _box_lost(self, row: dict, status: runs.RunStatus | None) -> bool:
+        """A run not finished whose box a mirror found unreachable for [recovery] lost_after_minutes, or
+        whose tracked instance the provider said is gone or stopped (#17.2)."""
+        if status is not None and not runs.RunState.of(status.state).is_live:
+            return False
+        return row.get("state") == runs.RunState.LOST or self.instances.box_gone(row["host"]) is not None
 
     def _instance_spend(self, host: str) -> tuple[str | None, float | None]:
         """The tracked instance behind a remote run's host, and what it has cost so far."""
-        inst = self.instances.for_host(host)
+        inst = self.instances.for_host(host) or self.instances.box_gone(host)  # a gone one: its final spend
         if inst is None:
             return None, None
         return inst.key, round(inst.cost(time.time()), 2)
@@ -261,14 +273,35 @@ class RunService:
         run_dir = self.dir(ref)
         if not host.is_remote:
             return self.info(run_dir)
-        host.sync(run_dir)
+        try:
+            host.sync(run_dir)
+        except RemoteError as exc:  # the box does not answer: lost, once long enough or the provider says so
+            return self._unreachable(run_dir, exc)
         row = self.store.run_row(run_dir.name) or {}
         status = runs.read_status(run_dir)
+        if row.get("state") == runs.RunState.LOST:  # it answers again
+            index_state(self.store, row["name"], runs.RunState.of(status.state) if status else runs.RunState.UNKNOWN)
         if status and runs.RunState.of(status.state).has_process:
             pid = status.pid or row["pid"]
             asked = runs.RunStatus(state=status.state, pid=pid)
             self.store.run_upsert(row["name"], row["run_dir"], row["host"], row["mix"], row["phase"], pid,
                                   runs.observed_state(status, lambda: host.alive(asked, ask=True)), row["remote_dir"])
+        return self.info(run_dir, self.store.run_row(run_dir.name))
+
+    def _unreachable(self, run_dir: Path, exc: RemoteError) -> RunView:
+        """`train status` of a run whose box does not answer: `lost` when the provider says its instance
+        is gone or the last sync is older than [recovery] lost_after_minutes (a live run's status.json
+        changes with every heartbeat); otherwise the connection error, as before."""
+        row = self.store.run_row(run_dir.name) or {}
+        status = runs.read_status(run_dir)
+        if status is not None and not runs.RunState.of(status.state).is_live:
+            raise exc
+        synced = _mtime(run_dir / runs.STATUS)
+        quiet_s = time.time() - synced if synced is not None else float("inf")
+        gone = self.instances.box_gone(row.get("host", ""), ask=True)
+        if gone is None and quiet_s < self.config.recovery.lost_after_minutes * 60:
+            raise exc
+        index_state(self.store, run_dir.name, runs.RunState.LOST)
         return self.info(run_dir, self.store.run_row(run_dir.name))
 
     # --- a remote run's files ----------------------------------------------------------------
@@ -279,7 +312,8 @@ class RunService:
         host, row = self._remote(ref)
         tick, every = (box_watch(self.config, self.instances, self.hosts.remote_settings(), row["host"], on_alert)
                        if on_alert else (None, 60.0))
-        return host.mirror(Path(row["run_dir"]), on_lines, on_state, poll_s, tick, every)
+        watch = run_watch(self.config, self.store, self.instances, host, row, on_lines, on_state, on_alert)  # #17
+        return host.mirror(Path(row["run_dir"]), watch.lines, watch.state, poll_s, tick, every)
 
     def fetch(self, ref: str, checkpoints: str = "none", progress: Progress | None = None) -> FetchView:
         """lora_adapters/ (and chosen checkpoints: "none", "all", "latest" or "N,M") into the local run dir."""

@@ -166,6 +166,7 @@ class RunView(View):
     synced_at: float | None = None
     instance: str | None = None
     spent_usd: float | None = None
+    home_checkpoint: str | None = None  # a remote run's newest checkpoint copied here whole and verified (#17)
 
     @property
     def is_remote(self) -> bool:
