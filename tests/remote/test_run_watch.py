@@ -18,6 +18,7 @@ from tests.conftest import run_cli
 from zelda_tui.core import runs
 from zelda_tui.core.errors import ZeldaError
 from zelda_tui.core.train_config import RunConfig
+from zelda_tui.screens.runs import summary_text
 from zelda_tui.services import build_services
 from zelda_tui.services.views import InstanceRow
 
@@ -139,7 +140,12 @@ def test_checkpoints_come_home_then_the_box_dies_and_the_run_is_lost(box: Sshd, 
         row = next(r for r in json.loads(listed.stdout) if r["name"] == RUN)
         assert row["state"] == "lost" and row["home_checkpoint"] == "checkpoints/checkpoint-3"
         status = run_cli("train", "status", RUN, "--config", str(cfg), env={"VAST_API_KEY": KEY})
-        assert status.returncode == 1 and "lost" in status.stdout, status.stderr  # a lost run is not a success
+        assert status.returncode == 1, status.stderr  # a lost run is not a success
+        said = next(line.strip() for line in status.stdout.splitlines() if line.strip().startswith("lost: "))
+        assert said == (f"lost: its box gpu-box is gone; safe here: checkpoints/checkpoint-3; "
+                        f"`zelda-tui train recover {RUN}` goes on elsewhere")
+        shown = summary_text(lost)  # the Runs screen's line for the selected run
+        assert "[b red]lost[/]" in shown and "safe here checkpoint-3" in shown and "train recover" in shown
         assert not (local / runs.CHECKPOINTS / "checkpoint-6").exists()
         # the box answers again (a network outage, not a dead box): no longer lost
         box.start()

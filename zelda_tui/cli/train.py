@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..core.format import duration, num
+from ..core.runs import RunState
 from .common import emit_json, open_services, table
 
 
@@ -58,6 +59,9 @@ def cmd_train_status(args: argparse.Namespace) -> int:
             print(f"{key:>16}: {value if value is not None else '-'}")
         if box:
             print(f"{'box':>16}: {box}")
+        if info.state == RunState.LOST:  # #17: what its box left here, and the way on
+            print(f"{'lost':>16}: its box {info.host} is gone; safe here: {info.home_checkpoint or 'no checkpoint'}; "
+                  f"`zelda-tui train recover {info.name}` goes on elsewhere")
     return 1 if info.state.is_failure else 0
 
 

@@ -69,7 +69,8 @@ def instance_line(row: InstanceRow) -> str:
 
 def summary_text(info: RunView, link: str | None = None) -> str:
     state = info.state
-    colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red"}.get(state, "yellow")
+    colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red",
+              "lost": "red"}.get(state, "yellow")
     parts = [f"[b {colour}]{state}[/]"]
     if info.message and state.is_failure:
         parts.append(f"[red]{escape(info.message)}[/]")
@@ -79,6 +80,10 @@ def summary_text(info: RunView, link: str | None = None) -> str:
         f"ETA {duration(info.eta_s)}",
         f"ckpt {Path(info.last_checkpoint).name if info.last_checkpoint else '—'}",
     ]
+    if info.is_remote:  # the newest checkpoint copied here whole and verified: what a lost box leaves (#17)
+        parts.append(f"safe here {Path(info.home_checkpoint).name if info.home_checkpoint else '—'}")
+    if state == runs.RunState.LOST:
+        parts.append(f"[red]its box is gone: `zelda-tui train recover {escape(info.name)}`[/]")
     if info.spent_usd is not None:
         parts.append(f"${info.spent_usd:,.2f} spent ({escape(info.instance)})")
     if info.message and not state.is_failure:
