@@ -17,6 +17,7 @@ from textual import work
 from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
@@ -40,6 +41,17 @@ SCREENS_BY_MODE = {
     "runs": ("4", "Runs", RunsScreen),
     "leaderboard": ("5", "Leaderboard", LeaderboardScreen),
 }
+
+
+def binding_ids() -> set[str]:
+    """Every binding id of the app, its screens and dialogs (their `Binding(id=...)`): what [keys] may name."""
+    ids: set[str] = set()
+    todo: list[type] = [DOMNode]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        ids.update(b.id for b in vars(cls).get("BINDINGS", ()) if isinstance(b, Binding) and b.id)
+    return ids
 
 
 class ZeldaApp(App):
@@ -69,8 +81,10 @@ class ZeldaApp(App):
         services.prepare_for_ui()
         for mode, (_, _, screen_cls) in SCREENS_BY_MODE.items():
             self.add_mode(mode, lambda cls=screen_cls: cls(self.services))
-        if services.config.keymap:
-            self.set_keymap(services.config.keymap)
+        keys = services.config.keys
+        keys.check_ids(binding_ids())  # a ConfigError naming the [keys] line, before the screen opens
+        if keys.bindings:
+            self.set_keymap(keys.keymap)
 
     def on_mount(self) -> None:
         path = self.services.config.path

@@ -161,7 +161,7 @@ def test_save_through_symlink_updates_target(small_ws: Path, tmp_path: Path):
 
 def test_keymap_from_config(small_ws: Path):
     small_ws.write_text(small_ws.read_text() + '\n[keys]\n"mix.build" = "f5"\n')
-    assert config.load(small_ws).keymap == {"mix.build": "f5"}
+    assert config.load(small_ws).keys.keymap == {"mix.build": "f5"}
 
 
 # --- [budget], [monitoring], [providers]: typed at load (issue 12, item 6) ----------------

@@ -179,6 +179,9 @@ def _run_tui(args: argparse.Namespace) -> int:
         return exc.exit_code
     try:
         ZeldaApp(services).run()
+    except ZeldaError as exc:  # from before the screen opens: a [keys] id that none of the bindings has
+        print_error(str(exc), args.json)
+        return exc.exit_code
     finally:
         services.close()
     return 0

@@ -7,6 +7,7 @@ order survive) and `Config.save` writes it atomically.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import math
@@ -98,6 +99,37 @@ class ProviderSpec:
 
 
 @dataclass(frozen=True)
+class KeyBinding:
+    """One `[keys]` line: a binding id as `?` shows it ("mix.build") and its keys ("f5", "f5,ctrl+b")."""
+
+    binding_id: str
+    keys: str
+    where: str  # file:line [keys.ID]: the app names it when the id is none of its bindings
+
+
+@dataclass(frozen=True)
+class KeysSpec:
+    """[keys]: the TUI's remapped keys. Key names are checked at load; the ids by the app, which owns its
+    bindings (`check_ids`), so the list of ids lives in one place: the screens' Binding(id=...)."""
+
+    bindings: tuple[KeyBinding, ...] = ()
+
+    @property
+    def keymap(self) -> dict[str, str]:
+        """binding id -> keys, as Textual's App.set_keymap takes it."""
+        return {b.binding_id: b.keys for b in self.bindings}
+
+    def check_ids(self, known: set[str]) -> None:
+        """A ConfigError at the first id that is none of `known` (a typo would otherwise do nothing)."""
+        for b in self.bindings:
+            if b.binding_id not in known:
+                close = difflib.get_close_matches(b.binding_id, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"{b.where}: unknown binding id {b.binding_id!r}: {hint}"
+                                  "press ? in the app to see every key with its id")
+
+
+@dataclass(frozen=True)
 class UiSpec:
     """[ui]: terminal comfort. `mouse = false` leaves selection to the terminal (SSH); `theme` is the last one chosen."""
 
@@ -165,7 +197,7 @@ class Config:
     mixes: dict[str, MixSpec] = field(default_factory=dict)
     phases: dict[int, str] = field(default_factory=dict)
     model: ModelSpec = field(default_factory=ModelSpec)
-    keymap: dict[str, str] = field(default_factory=dict)  # [keys] binding id -> keys (TUI remapping)
+    keys: KeysSpec = field(default_factory=KeysSpec)
     ui: UiSpec = field(default_factory=UiSpec)
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
@@ -367,10 +399,7 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
         validate_mix_values(config, mix, locate)
         config.mixes[name] = mix
 
-    for binding_id, keys in _table(data, "keys", locate).items():
-        if not isinstance(keys, str):
-            raise ConfigError(f"{locate('keys', key=binding_id)}: key bindings are strings like \"f1\" or \"ctrl+b\"")
-        config.keymap[binding_id] = keys
+    config.keys = _keys(_table(data, "keys", locate), locate)
 
     ui = _table(data, "ui", locate)
     _unknown_keys(ui, tuple(UiSpec.__dataclass_fields__), locate, ("ui",))
@@ -625,6 +654,35 @@ def _get_list(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...]) -
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{locate(*ctx, key=key)}: `{key}` must be a list of strings")
     return value
+
+
+_KEY_NAME = re.compile(r"((ctrl|shift|alt|meta|super|hyper)\+)*[A-Za-z0-9_]+")
+
+
+def _keys(table: dict, locate: "_Locator") -> KeysSpec:
+    """[keys]: `"mix.build" = "f5"` (or `mix.build = "f5"`, which TOML nests): ids `scope.name`, values
+    comma-separated Textual key names. Textual would take a bad one silently and the key would do nothing."""
+    out: list[KeyBinding] = []
+    for scope, value in table.items():
+        entries = value.items() if isinstance(value, dict) else [(None, value)]
+        for name, keys in entries:
+            binding_id = f"{scope}.{name}" if name is not None else scope
+            # `"runs.stop" = ` and `runs.stop = ` are lines of [keys]; `stop = ` one of a [keys.runs] table
+            nested = name is not None and locate.line(("keys", scope), name) is not None
+            ctx, key = (("keys", scope), name) if nested else (("keys",), binding_id)
+            if not isinstance(keys, str):
+                raise ConfigError(f"{locate(*ctx, key=key)}: key bindings are strings like \"f1\" or \"ctrl+b\", "
+                                  f"got {type(keys).__name__}")
+            if not re.fullmatch(r"[a-z_]+\.[a-z_.-]+", binding_id):
+                raise ConfigError(f"{locate(*ctx, key=key)}: {binding_id!r} is not a binding id: ids look like "
+                                  "\"mix.build\" (press ? in the app to see them)")
+            parts = [k.strip() for k in keys.split(",")]
+            bad = next((k for k in parts if not _KEY_NAME.fullmatch(k)), None)
+            if bad is not None:
+                raise ConfigError(f"{locate(*ctx, key=key)}: {bad!r} is not a key name: use names like \"f5\", "
+                                  "\"ctrl+b\" or \"question_mark\", several joined by commas")
+            out.append(KeyBinding(binding_id, ",".join(parts), locate(*ctx, key=key)))
+    return KeysSpec(tuple(out))
 
 
 def _table(data: dict, key: str, locate: "_Locator") -> dict:
