@@ -11,7 +11,7 @@ messages screen (`N`), since toasts vanish after seconds.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from textual import work
 from textual.actions import SkipAction
@@ -34,7 +34,7 @@ from .widgets.notifications import Note, NotificationsScreen
 
 ENFORCE_EVERY_S = 60.0  # the budget rules (max runtime, idle after the last run) while the app is open
 
-SCREENS_BY_MODE = {
+SCREENS_BY_MODE: dict[str, tuple[str, str, Callable[[Services], Screen]]] = {
     "inventory": ("1", "Inventory", InventoryScreen),
     "mix": ("2", "Mix", MixScreen),
     "offers": ("3", "Offers", OffersScreen),
@@ -80,11 +80,15 @@ class ZeldaApp(App):
         self.mouse_enabled = services.config.ui.mouse
         services.prepare_for_ui()
         for mode, (_, _, screen_cls) in SCREENS_BY_MODE.items():
-            self.add_mode(mode, lambda cls=screen_cls: cls(self.services))
+            self.add_mode(mode, self._opener(screen_cls))
         keys = services.config.keys
         keys.check_ids(binding_ids())  # a ConfigError naming the [keys] line, before the screen opens
         if keys.bindings:
             self.set_keymap(keys.keymap)
+
+    def _opener(self, screen_cls: Callable[[Services], Screen]) -> Callable[[], Screen]:
+        """A mode's screen, built with the app's services when the mode first opens."""
+        return lambda: screen_cls(self.services)
 
     def on_mount(self) -> None:
         path = self.services.config.path

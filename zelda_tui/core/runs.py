@@ -89,7 +89,7 @@ class RunState(StrEnum):
     def of(cls, value: str | None) -> "RunState":
         """The state a string names; anything else (an older or hand-edited file) is `unknown`."""
         try:
-            return cls(value)
+            return cls(value) if value is not None else cls.UNKNOWN
         except ValueError:
             return cls.UNKNOWN
 

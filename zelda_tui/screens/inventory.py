@@ -19,6 +19,7 @@ from ..core.inventory import DatasetReport
 from ..core.qa import CHARS_PER_TOKEN
 from ..core.report import dataset_markdown
 from ..services import Services
+from .app_api import report_from_thread
 from ..widgets.columns import Column, fill_table
 from ..core.format import human_bytes, short_time
 
@@ -104,7 +105,7 @@ class InventoryScreen(Screen):
         try:
             reports = self.services.datasets.scan(force=force, progress=progress)
         except Exception as exc:  # shown to the user by the app's one error handler
-            self.app.call_from_thread(self.app.report_error, exc, "scan failed")
+            report_from_thread(self, exc, "scan failed")
             return
         self.post_message(self.ScanDone(reports, time.perf_counter() - started))
 
@@ -130,7 +131,7 @@ class InventoryScreen(Screen):
             f"max len {max_len:,} tok ({f'est. {CHARS_PER_TOKEN} ch/tok' if method.startswith('estimate') else method})"
         )
         if broken:
-            text += f"\n[b red]{len(broken)} missing/unreadable:[/] {escape(broken[0].error)}"
+            text += f"\n[b red]{len(broken)} missing/unreadable:[/] {escape(broken[0].error or '')}"
         self.query_one("#inventory-summary", Static).update(text)
         self.ready = True
 
@@ -139,7 +140,7 @@ class InventoryScreen(Screen):
         try:
             rows, path = self.services.datasets.registry_index()
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "registry index failed")
+            report_from_thread(self, exc, "registry index failed")
             return
         self.app.call_from_thread(self.notify, f"{len(rows)} datasets indexed → {path}", title="Registry")
 

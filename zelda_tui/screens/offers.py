@@ -25,6 +25,7 @@ from ..core import offer_query
 from ..core.format import num
 from ..core.offer_query import QueryError
 from ..services import Services
+from .app_api import report_from_thread
 from ..services.views import LaunchPlan, OfferRow
 from ..widgets.columns import Column, fill_table
 from ..widgets.confirm import ConfirmDialog
@@ -209,7 +210,7 @@ class OffersScreen(Screen):
             self.post_message(self.Failed(seq, exc))
             return
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "offer search failed")
+            report_from_thread(self, exc, "offer search failed")
             self.post_message(self.Failed(seq, exc))
             return
         self.post_message(self.Results(seq, sort_rows(rows, sort), warnings))
@@ -346,7 +347,7 @@ class OffersScreen(Screen):
         try:
             plan = self.services.offers.launch_plan(key)
         except Exception as exc:  # offer gone, no key, provider down: one line, nothing rented
-            self.app.call_from_thread(self.app.report_error, exc, "launch")
+            report_from_thread(self, exc, "launch")
             return
         self.post_message(self.LaunchPlan(plan))
 
@@ -374,7 +375,7 @@ class OffersScreen(Screen):
         try:
             tracked = self.services.offers.launch(key)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "launch failed")
+            report_from_thread(self, exc, "launch failed")
             return
         self.app.call_from_thread(self.notify, f"{tracked.key} is starting (tracked; `zelda-tui instances list`)",
                                   title="Launched")

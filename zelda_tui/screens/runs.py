@@ -32,6 +32,7 @@ from ..core import runs
 from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.format import duration, num
 from ..services import Services, UnknownHostKey
+from .app_api import report_from_thread, zelda_app
 from ..services.views import InstanceRow, RunView
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
@@ -85,7 +86,7 @@ def summary_text(info: RunView, link: str | None = None) -> str:
     if state == runs.RunState.LOST:
         parts.append(f"[red]its box is gone: `zelda-tui train recover {escape(info.name)}`[/]")
     if info.spent_usd is not None:
-        parts.append(f"${info.spent_usd:,.2f} spent ({escape(info.instance)})")
+        parts.append(f"${info.spent_usd:,.2f} spent ({escape(info.instance or '—')})")
     if info.message and not state.is_failure:
         parts.append(escape(info.message))
     return " · ".join(parts) + (f"\n{link}" if link else "")  # the connection on a line of its own
@@ -202,7 +203,7 @@ class RunsScreen(Screen):
         except Exception as exc:  # shown once by the app's one error handler, not every 2 s
             if not self._list_failed:
                 self._list_failed = True
-                self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
+                report_from_thread(self, exc, "listing runs failed")
             return
         self._list_failed = False
         self.post_message(self.Listed(seq, infos, instances))
@@ -300,7 +301,7 @@ class RunsScreen(Screen):
             mirror = self.services.runs.mirror(name, on_state=on_state, on_alert=on_alert)
             mirror.follow(stop)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, f"following {name} failed")
+            report_from_thread(self, exc, f"following {name} failed")
 
     @on(Link)
     def _link(self, msg: Link) -> None:
@@ -323,7 +324,7 @@ class RunsScreen(Screen):
             lines = follow.log.read_new()
             metrics = runs.parse_metrics(follow.metrics.read_new())
         except OSError as exc:
-            self.app.call_from_thread(self.app.report_error, exc, f"reading {follow.run_dir.name} failed")
+            report_from_thread(self, exc, f"reading {follow.run_dir.name} failed")
             return
         if follow.skip_first and lines:
             lines, follow.skip_first = lines[1:], False
@@ -370,7 +371,7 @@ class RunsScreen(Screen):
         try:
             pid = self.services.runs.stop(run_dir)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "stop failed")
+            report_from_thread(self, exc, "stop failed")
             return
         self.app.call_from_thread(self.notify, f"SIGTERM sent to pid {pid}: it saves a checkpoint, then exits",
                                   title=f"Stopping {name}")
@@ -387,7 +388,7 @@ class RunsScreen(Screen):
         try:
             resumed = self.services.runs.resume(run_dir)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "resume failed")
+            report_from_thread(self, exc, "resume failed")
             return
         self.app.call_from_thread(self.notify, resumed.line(), title="Resumed")
         self.app.call_from_thread(self.refresh_list)
@@ -402,7 +403,7 @@ class RunsScreen(Screen):
         try:
             hosts = self.services.runs.remote_hosts()
         except ZeldaError as exc:
-            self.app.report_error(exc, "reading [remote] failed")
+            zelda_app(self).report_error(exc, "reading [remote] failed")
             hosts = []
         self.app.push_screen(StartRunDialog(cfg.phases, list(cfg.mixes), hosts), chosen)
 
@@ -420,7 +421,7 @@ class RunsScreen(Screen):
             self.app.call_from_thread(self._ask_host_key, exc, mix, phase, host)
             return
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "start failed")
+            report_from_thread(self, exc, "start failed")
             return
         self.app.call_from_thread(self.notify, f"{run_dir.name} started" + (f" on {host}" if host else ""),
                                   title="Run started")
@@ -457,7 +458,7 @@ class RunsScreen(Screen):
             except NoCheckpoints:
                 got = self.services.runs.fetch(name, "none", progress)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "fetch failed")
+            report_from_thread(self, exc, "fetch failed")
             return
         self.app.call_from_thread(self.notify, f"{', '.join(got.fetched)} → {got.into} "
                                   f"({got.bytes / 1e6:.1f} MB moved)", title="Fetched")
@@ -476,7 +477,7 @@ class RunsScreen(Screen):
         try:
             done = self.services.runs.backup(name)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "backup failed")
+            report_from_thread(self, exc, "backup failed")
             return
         self.app.call_from_thread(self.notify, f"lora_adapters/ of {name} → {done.target}", title="Backed up")
 
@@ -502,7 +503,7 @@ class RunsScreen(Screen):
         try:
             done = self.services.instances.destroy(key)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "destroy failed")
+            report_from_thread(self, exc, "destroy failed")
             return
         self.app.call_from_thread(self.notify, f"{key} destroyed (${done.spent_usd or 0:,.2f} in all)", title="Destroyed")
         self.app.call_from_thread(self.refresh_list)
@@ -520,7 +521,7 @@ class RunsScreen(Screen):
         if info is None:
             self.notify("no run selected", severity="warning")
             return
-        self.app.copy_text(info.name if what == "name" else str(info.run_dir), f"run {what}")
+        zelda_app(self).copy_text(info.name if what == "name" else str(info.run_dir), f"run {what}")
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("New run", "Runs: start a training run on a phase or a mix", self.action_new_run)

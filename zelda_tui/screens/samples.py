@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from rich.text import Text
 
 from ..services import Services
+from .app_api import report_from_thread
 
 VERDICT_STYLES = {
     "assembles": "bold green", "syntax_error": "bold red", "unresolved_label": "bold yellow",
@@ -162,7 +163,7 @@ class SampleViewer(Screen):
         try:
             rows = self.services.evals.samples(self.entry["run"], self.entry["checkpoint"], self.prompt_set)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "reading samples failed")
+            report_from_thread(self, exc, "reading samples failed")
             rows = []
         self.post_message(self.Loaded(rows))
 
@@ -287,7 +288,7 @@ class CompareScreen(Screen):
             left = self.services.evals.samples(self.left["run"], self.left["checkpoint"], self.prompt_set)
             right = self.services.evals.samples(self.right["run"], self.right["checkpoint"], self.prompt_set)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "reading samples failed")
+            report_from_thread(self, exc, "reading samples failed")
             left, right = [], []
         self.post_message(self.Loaded(left, right))
 

@@ -131,9 +131,9 @@ class InstanceRegistry:
 
         row = next((r for r in self.store.instance_rows() if r["key"] == key or r["instance_id"] == key), None)
         if row is None:
-            provider, instance_id = split_key(key) if ":" in key else (None, None)
-            if provider is None:
+            if ":" not in key:
                 raise ZeldaError(f"no tracked instance '{key}' (see `zelda-tui instances list`)", exit_code=2)
+            provider, instance_id = split_key(key)
             destroy(provider, instance_id, provider_urls(self.config))
             ended = time.time()
             unnamed = [r for r in self.store.instance_rows()

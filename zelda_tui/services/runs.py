@@ -231,8 +231,8 @@ class RunService:
         state = runs.observed_state(found, lambda: host.alive(status, row.get("state")),
                                     box_lost=remote and self._box_lost(row, found))
         metrics = runs.read_metrics(run_dir)
-        last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
-        last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
+        last_train: dict = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
+        last_eval: dict = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
         instance, spent = self._instance_spend(row["host"]) if remote else (None, None)
         return RunView(
             name=run_dir.name, run_dir=run_dir, host=row.get("host", "local"), mix=row.get("mix", ""),
