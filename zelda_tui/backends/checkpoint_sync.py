@@ -94,7 +94,7 @@ def verify(ckpt: Path) -> str | None:
 def newest_good(run_dir: Path) -> Good:
     """The checkpoint a recovery resumes from: the newest synced one that verifies (older ones are
     tried in turn, each failure said)."""
-    skipped = []
+    skipped: list[str] = []
     for step, path in reversed(synced(run_dir)):
         problem = verify(path)
         if problem is None:
