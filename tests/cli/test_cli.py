@@ -53,7 +53,12 @@ def test_mix_preview_build_and_refusal(small_ws: Path):
 
     built = run_cli("mix", "build", "small", "--json", "--config", str(small_ws))
     assert built.returncode == 0, built.stderr
-    out = Path(json.loads(built.stdout)["out"])
+    built_json = json.loads(built.stdout)
+    assert list(built_json) == ["out", "metadata"] and list(built_json["metadata"]) == [
+        "name", "created_at", "seed", "eval_fraction", "min_eval_samples", "datasets_root", "datasets", "total_train",
+        "total_eval", "total_records", "parse_errors_total", "outputs", "notes", "sha256", "sources"]
+    out = Path(built_json["out"])
+    assert built_json["metadata"] == json.loads((out / "metadata.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == ["eval.jsonl", "eval_sources.txt", "metadata.json", "train.jsonl", "val.jsonl"]
     before = (out / "train.jsonl").read_bytes()
 

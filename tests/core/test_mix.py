@@ -30,11 +30,14 @@ def assert_bundle_matches(out: Path, expected: dict[str, bytes]) -> None:
 def test_small_mix_is_byte_identical_and_metadata_complete(small_services):
     cfg = small_services.config
     spec = cfg.mix("small")
-    meta = small_services.datasets.mix_build("small")
+    built = small_services.datasets.mix_build("small")
+    meta = built.metadata
     out = cfg.mix_dir("small")
+    assert (built.out, built.name, built.total_train, built.total_eval) == (out, "small", 47, 6)
     assert_bundle_matches(out, reference(cfg, spec))
     on_disk = json.loads((out / "metadata.json").read_text())
     assert on_disk == meta
+    assert built.to_json() == {"out": str(out), "metadata": on_disk}  # `mix build --json`
     assert set(meta) >= {"name", "created_at", "seed", "eval_fraction", "min_eval_samples", "datasets_root", "datasets",
                          "total_train", "total_eval", "total_records", "parse_errors_total", "outputs", "notes", "sha256"}
     # 40 -> round(4.0)=4 eval; 12 -> round(1.2)=1; 1 -> round(0.1)=0 raised to min 1, capped at 1
@@ -67,7 +70,7 @@ def test_parse_errors_blank_lines_unicode_key_order(tmp_path: Path, small_ws: Pa
     spec = cfg.mix("small")
     services = build_services(small_ws)
     try:
-        meta = services.datasets.mix_build("small")
+        meta = services.datasets.mix_build("small").metadata
     finally:
         services.close()
     out = cfg.mix_dir("small")
@@ -102,7 +105,7 @@ def test_preview_matches_build_and_writes_nothing(small_services):
     cfg = small_services.config
     plan = small_services.datasets.mix_preview("small").to_json()
     assert not cfg.mix_dir("small").exists()
-    meta = small_services.datasets.mix_build("small")
+    meta = small_services.datasets.mix_build("small").metadata
     for key in ("total_train", "total_eval", "total_records", "parse_errors_total"):
         assert plan[key] == meta[key]
     assert [(d["name"], d["train"], d["eval"], d["ratio_percent"]) for d in plan["datasets"]] == [
@@ -165,7 +168,7 @@ def test_demo_locked_mix_reference_numbers(demo_ws: Path):
     services = build_services(demo_ws)
     try:
         plan = services.datasets.mix_preview("zelda_16b_mix_v1")
-        meta = services.datasets.mix_build("zelda_16b_mix_v1")
+        meta = services.datasets.mix_build("zelda_16b_mix_v1").metadata
     finally:
         services.close()
     for result in (plan.to_json(), meta):

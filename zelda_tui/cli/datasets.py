@@ -123,16 +123,15 @@ def cmd_mix_preview(args: argparse.Namespace) -> int:
 def cmd_mix_build(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         with progress_bar(args, "building mix") as progress:
-            meta = services.datasets.mix_build(
+            built = services.datasets.mix_build(
                 args.name, args.out, args.overwrite,
                 progress=(lambda phase, done, total: progress(done, total)) if progress else None,
             )
-        out = args.out or services.config.mix_dir(args.name)
     if args.json:
-        emit_json({"out": str(out), "metadata": meta})
+        emit_json(built.to_json())
     else:
-        print(_plan_rows(meta))
-        print(f"\nbuilt {out}: train {meta['total_train']:,}, eval {meta['total_eval']:,}")
+        print(_plan_rows(built.metadata))
+        print(f"\nbuilt {built.out}: train {built.total_train:,}, eval {built.total_eval:,}")
     return 0
 
 

@@ -22,6 +22,7 @@ from ..core.config import MixSpec, name_problem
 from ..core.errors import ZeldaError
 from ..core.mix import MixPlan, plan
 from ..services import Services
+from ..services.views import MixBuildView
 from ..widgets.confirm import ConfirmDialog
 
 
@@ -45,9 +46,9 @@ class MixScreen(Screen):
             self.phase, self.done, self.total = phase, done, total
 
     class Built(Message):
-        def __init__(self, metadata: dict) -> None:
+        def __init__(self, built: MixBuildView) -> None:
             super().__init__()
-            self.metadata = metadata
+            self.built = built
 
     def __init__(self, services: Services) -> None:
         super().__init__()
@@ -215,12 +216,12 @@ class MixScreen(Screen):
             self.post_message(self.BuildProgress(phase, done, total))
 
         try:
-            metadata = self.services.datasets.mix_build(spec, overwrite=overwrite, progress=progress)
+            built = self.services.datasets.mix_build(spec, overwrite=overwrite, progress=progress)
         except Exception as exc:
             self.app.call_from_thread(self.app.report_error, exc, "build failed")
             self.app.call_from_thread(self.query_one(ProgressBar).add_class, "-hidden")
             return
-        self.post_message(self.Built(metadata))
+        self.post_message(self.Built(built))
 
     @on(BuildProgress)
     def _build_progress(self, msg: BuildProgress) -> None:
@@ -232,12 +233,11 @@ class MixScreen(Screen):
     @on(Built)
     def _built(self, msg: Built) -> None:
         self.query_one(ProgressBar).add_class("-hidden")
-        meta = msg.metadata
-        out = self.services.config.mix_dir(meta["name"])
+        built = msg.built
         self.query_one("#mix-status", Static).update(
-            f"[b green]built[/] {out}: train {meta['total_train']:,} · eval {meta['total_eval']:,}"
+            f"[b green]built[/] {built.out}: train {built.total_train:,} · eval {built.total_eval:,}"
         )
-        self.notify(f"{meta['name']}: train {meta['total_train']:,}, eval {meta['total_eval']:,}", title="Mix built")
+        self.notify(f"{built.name}: train {built.total_train:,}, eval {built.total_eval:,}", title="Mix built")
 
     # --- actions -----------------------------------------------------------------------
     def action_build(self) -> None:

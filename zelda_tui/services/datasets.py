@@ -11,6 +11,7 @@ from ..core import registry as registry_mod
 from ..core.config import Config, MixSpec
 from ..core.errors import ZeldaError
 from ..core.inventory import DatasetReport, Inventory, Progress
+from .views import MixBuildView
 
 
 @dataclass
@@ -32,9 +33,11 @@ class DatasetService:
         return mix_mod.preview(self.config, self.inventory, spec)
 
     def mix_build(self, mix: MixSpec | str, out: Path | None = None, overwrite: bool = False,
-                  progress: mix_mod.Progress | None = None) -> dict:
+                  progress: mix_mod.Progress | None = None) -> MixBuildView:
         spec = self.config.mix(mix) if isinstance(mix, str) else mix
-        return mix_mod.build(self.config, spec, out, overwrite, progress, digest=self.inventory.sha256)
+        meta = mix_mod.build(self.config, spec, out, overwrite, progress, digest=self.inventory.sha256)
+        return MixBuildView(out=out or self.config.mix_dir(spec.name), name=meta["name"],
+                            total_train=meta["total_train"], total_eval=meta["total_eval"], metadata=meta)
 
     def mix_ensure(self, name: str, say: Callable[[str], None] | None = None) -> Path:
         """The bundle a run trains on, as config.toml says the mix is (DESIGN: a build matches a saved config).

@@ -220,3 +220,18 @@ class BackupView(View):
     target: str
     bytes: int
 
+
+
+@dataclass(frozen=True)
+class MixBuildView(View):
+    """A built mix: its bundle dir, the counts a reader shows, and metadata.json as written (the bundle's
+    contract, DESIGN). `mix build --json` prints {"out", "metadata"}."""
+
+    out: Path
+    name: str
+    total_train: int
+    total_eval: int
+    metadata: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out": str(self.out), "metadata": self.metadata}
