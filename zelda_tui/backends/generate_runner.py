@@ -1,6 +1,6 @@
 """Running the eval generator (`python -m zelda_tui.backends.trainer.generate`) on this machine.
 
-The generator is a child process (torch never enters the app); its stdout is one JSON event
+The generator (and the exporter) is a child process (torch never enters the app); its stdout is one JSON event
 a line, handed to `on_event` as it arrives, its stderr goes to a log file. A set `cancel`
 event terminates it (a TUI leaving, Ctrl+C in the CLI).
 """
@@ -36,11 +36,18 @@ class GenerateRequest:
 def run_generate(request: GenerateRequest, log_path: Path, on_event: Callable[[dict], None],
                  cancel: threading.Event | None = None) -> int:
     """Run the generator to the end (or until `cancel`); returns its exit code."""
+    return run_child(request.command(), request.run_dir, log_path, on_event, cancel)
+
+
+def run_child(command: list[str], cwd: Path, log_path: Path, on_event: Callable[[dict], None],
+              cancel: threading.Event | None = None) -> int:
+    """Run a torch child program (the generator, the exporter) to the end (or until `cancel`): each
+    JSON line of its stdout goes to `on_event`, its stderr to `log_path`; returns its exit code."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(request.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                cwd=request.run_dir, env=env, text=True, encoding="utf-8", errors="replace")
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                cwd=cwd, env=env, text=True, encoding="utf-8", errors="replace")
     done = threading.Event()
 
     def watch() -> None:
@@ -49,7 +56,7 @@ def run_generate(request: GenerateRequest, log_path: Path, on_event: Callable[[d
                 proc.terminate()
                 return
 
-    watcher = threading.Thread(target=watch, name=f"generate-{proc.pid}", daemon=True)
+    watcher = threading.Thread(target=watch, name=f"child-{proc.pid}", daemon=True)
     watcher.start()
     try:
         assert proc.stdout is not None

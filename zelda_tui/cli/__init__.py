@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..core.errors import ZeldaError
 from ..services import build_services
-from . import asm, datasets, evals, offers, train
+from . import asm, datasets, evals, export, offers, train
 from .common import print_error, stdout_gone
 
 
@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     ie.add_argument("--dry-run", action="store_true", help="say what would be destroyed, destroy nothing")
 
     evals.add_parsers(sub, common)
+    export.add_parser(sub, common)
 
     cfg = sub.add_parser("config", help="config.toml").add_subparsers(dest="action", required=True, metavar="ACTION")
     cfg.add_parser("check", help="validate and summarise the config", parents=[common])
@@ -213,6 +214,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("eval", "prompts"): evals.cmd_eval_prompts,
     ("eval", "show"): evals.cmd_eval_show,
     ("leaderboard", None): evals.cmd_leaderboard,
+    ("export", None): export.cmd_export,
     ("offers", "search"): offers.cmd_offers_search,
     ("offers", "launch"): offers.cmd_offers_launch,
     ("instances", "list"): offers.cmd_instances_list,

@@ -12,6 +12,7 @@ offers, ...); each takes what it needs in its constructor and none reaches anoth
     runs(config, store, datasets, instances, hosts)
     evals(config, store, asm, datasets, runs)
     enforcer(config, store, instances, runs)
+    export(config, store, runs, evals)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .datasets import DatasetService
 from .enforce import BudgetEnforcer
 from .estimates import EstimateService
 from .evals import EvalService
+from .export import ExportService
 from .hosts import Hosts
 from .instances import InstanceRegistry
 from .offers import OfferService
@@ -50,6 +52,7 @@ class Services:
     runs: RunService
     evals: EvalService
     enforcer: BudgetEnforcer
+    export: ExportService
 
     def prepare_for_ui(self) -> None:
         """Start multiprocessing's helper processes now, before a UI swaps out sys.stderr.
@@ -84,9 +87,10 @@ def build_services(config_path: str | Path | None = None) -> Services:
     runs = RunService(cfg, store, datasets, instances, hosts)
     evals = EvalService(cfg, store, asm, datasets, runs)
     enforcer = BudgetEnforcer(cfg, store, instances, runs)
+    export = ExportService(cfg, store, runs, evals)
     return Services(config=cfg, store=store, inventory=inventory, datasets=datasets, asm=asm, hosts=hosts,
                     estimates=estimates, instances=instances, offers=offers, runs=runs, evals=evals,
-                    enforcer=enforcer)
+                    enforcer=enforcer, export=export)
 
 
 __all__ = ["Services", "UnknownHostKey", "build_services"]
