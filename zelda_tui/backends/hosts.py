@@ -50,8 +50,11 @@ class Fetched:
 class RunHost(Protocol):
     """What can be done to a run where it runs."""
 
-    name: str  # "local", or the SSH alias / user@host:port
-    remote_dir: str | None  # the run dir on the box (None: here)
+    @property
+    def name(self) -> str: ...  # "local", or the SSH alias / user@host:port
+
+    @property
+    def remote_dir(self) -> str | None: ...  # the run dir on the box (None: here)
 
     @property
     def is_remote(self) -> bool: ...
@@ -205,7 +208,7 @@ class SshHost:
             status = remote_runs.read_remote_status(session, remote_dir)
             if status is None:
                 raise ZeldaError(f"{self.name}: {remote_dir}/status.json is missing (run dir deleted?)")
-            if not runs.RunState.of(status.state).is_live or not remote_runs.alive(session, status.pid):
+            if status.pid is None or not runs.RunState.of(status.state).is_live or not remote_runs.alive(session, status.pid):
                 raise ZeldaError(f"{Path(run_dir).name}: not running on {self.name} (state {status.state})")
             remote_runs.stop(session, status.pid)
         return int(status.pid or 0)

@@ -175,7 +175,7 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
     for n, item in enumerate(todo, 1):
         part = item.remote + ".part"
         try:
-            start = sftp.stat(part).st_size
+            start = sftp.stat(part).st_size or 0
         except FileNotFoundError:
             start = 0
         if start > item.size:
@@ -197,7 +197,7 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
             full = " (the remote disk is full)" if free < (item.size - start) else ""
             raise RemoteError(f"{session.host.label}: {step}: writing {part} failed{full}: {exc}; "
                               "run the command again to resume") from None
-        arrived = sftp.stat(part).st_size  # pipelined writes report a full disk late or not at all
+        arrived = sftp.stat(part).st_size or 0  # pipelined writes report a full disk late or not at all
         if arrived != item.size:
             free, _ = disk_usage(session, posixpath.dirname(item.remote))
             full = "the remote disk is full" if free < item.size - arrived + (1 << 20) else "the copy stopped short"
@@ -283,7 +283,9 @@ def checkpoint_steps(session: SshSession, run_dir: str) -> list[int]:
 
 
 def alive(session: SshSession, pid: int | None) -> bool:
-    return bool(pid) and session.run(f"kill -0 {int(pid)} 2>/dev/null").rc == 0
+    if not pid:
+        return False
+    return session.run(f"kill -0 {int(pid)} 2>/dev/null").rc == 0
 
 
 def stop(session: SshSession, pid: int) -> None:
@@ -328,10 +330,10 @@ def remote_tree(session: SshSession, root: str) -> list[tuple[str, int]]:
                                   f"{entry.filename!r}, which would land outside the run dir: refusing to fetch "
                                   "anything from it")
             path = posixpath.join(rel, entry.filename) if rel else entry.filename
-            if stat.S_ISDIR(entry.st_mode):
+            if stat.S_ISDIR(entry.st_mode or 0):  # (SFTP attributes may be left out: then neither)
                 stack.append(path)
-            elif stat.S_ISREG(entry.st_mode) and not path.endswith(".part"):
-                out.append((path, entry.st_size))
+            elif stat.S_ISREG(entry.st_mode or 0) and not path.endswith(".part"):
+                out.append((path, entry.st_size or 0))
     return sorted(out)
 
 

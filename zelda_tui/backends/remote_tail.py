@@ -120,9 +120,11 @@ class RemoteMirror:
         if self.session is None:
             self.session = self.connect()
             self.host = self.session.host.label
-            self.session.sftp.get_channel().settimeout(READ_TIMEOUT_S)
+            channel = self.session.sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(READ_TIMEOUT_S)
             try:
-                if not stat.S_ISDIR(self.session.sftp.stat(self.remote_dir).st_mode):
+                if not stat.S_ISDIR(self.session.sftp.stat(self.remote_dir).st_mode or 0):
                     raise RemoteRunGone(f"{self.host}: {self.remote_dir} is not a directory")
             except FileNotFoundError:
                 raise RemoteRunGone(f"{self.host}: remote run dir {self.remote_dir} is gone (deleted?); "
@@ -134,7 +136,7 @@ class RemoteMirror:
         offset = local.stat().st_size if local.exists() else 0
         remote = f"{self.remote_dir}/{name}"
         try:
-            size = sftp.stat(remote).st_size
+            size = sftp.stat(remote).st_size or 0
         except FileNotFoundError:
             return 0
         if size < offset:
@@ -162,6 +164,7 @@ class RemoteMirror:
         """A few new lines: one SFTP read (~1 ms). A backlog: an exec stream (an exec costs ~0.2 s
         to start, SFTP reads crawl at ~5 MB/s)."""
         if length > BULK_BYTES:
+            assert self.session is not None  # _sftp() connected it
             yield from self.session.read_range(path, offset, length, READ_TIMEOUT_S)
             return
         with sftp.open(path, "rb") as fh:
@@ -212,7 +215,7 @@ class RemoteMirror:
                     attempt = 0
                     self._set(LinkState("connected", self.host))
                 new = self.sync_once()
-                if self.on_tick and time.monotonic() >= next_tick:
+                if self.on_tick and self.session is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_s
                     self.on_tick(self.session)
                 if until_inactive and not new and not self._active():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, NoReturn
 
 from ..core.errors import ZeldaError
 from ..services import build_services
@@ -24,17 +24,17 @@ class _Parser(argparse.ArgumentParser):
 
     json_errors = False
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         if not self.json_errors:
             super().error(message)
         print_error(f"{self.prog}: {message}", as_json=True)
         raise SystemExit(2)
 
 
-def _common(top: bool) -> argparse.ArgumentParser:
+def _common(top: bool) -> _Parser:
     """--config/--json accepted before or after the command (SUPPRESS keeps the top value)."""
     common = _Parser(add_help=False)
-    default = {} if top else {"default": argparse.SUPPRESS}
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     common.add_argument("--config", metavar="PATH", help="config.toml (else $ZELDA_TUI_CONFIG, else ./config.toml)", **default)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout", **default)
     return common

@@ -138,12 +138,13 @@ def cmd_mix_build(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         cfg = services.config
+    missing = [n for n, d in cfg.datasets.items() if not d.path.is_file()]
     summary = {
         "config": str(cfg.path),
         "workspace": str(cfg.workspace),
         "datasets_dir": str(cfg.datasets_dir),
         "datasets": {n: str(d.path) for n, d in cfg.datasets.items()},
-        "missing_files": [n for n, d in cfg.datasets.items() if not d.path.is_file()],
+        "missing_files": missing,
         "mixes": list(cfg.mixes),
         "phases": cfg.phases,
         "model": cfg.model.__dict__,
@@ -152,6 +153,6 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         emit_json(summary)
     else:
         print(f"{cfg.path}: ok — {len(cfg.datasets)} datasets, {len(cfg.mixes)} mixes, model {cfg.model.base}")
-        for name in summary["missing_files"]:
+        for name in missing:
             print(f"  warning: dataset '{name}' file not found: {cfg.datasets[name].path}")
     return 0

@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import tomlkit
@@ -467,6 +467,12 @@ def _check_name(kind: str, name: str, ctx: tuple[str, ...], locate: "_Locator") 
 
 
 # --- [budget], [monitoring], [providers] -----------------------------------------------
+@overload
+def _number(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...], default: float,
+            low: float = ..., high: float | None = ..., low_inclusive: bool = ...) -> float: ...
+@overload
+def _number(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...], default: None,
+            low: float = ..., high: float | None = ..., low_inclusive: bool = ...) -> float | None: ...
 def _number(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...], default: float | None,
             low: float = 0.0, high: float | None = None, low_inclusive: bool = True) -> float | None:
     """A finite number in [low, high] (or (low, high] without low_inclusive); None/default when absent."""

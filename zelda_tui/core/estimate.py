@@ -249,12 +249,12 @@ class ModelArch:
                 Linear("kv_b_proj", self.kv_lora_rank, self.heads * (self.qk_nope_head_dim + self.v_head_dim), "attention"),
                 Linear("o_proj", self.heads * self.v_head_dim, h, "attention"),
             ]
-        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        q_out, kv_out = self.heads * self.head_dim, self.kv_heads * self.head_dim
         return [
-            Linear("q_proj", h, q, "attention", bias=self.qkv_bias),
-            Linear("k_proj", h, kv, "attention", bias=self.qkv_bias),
-            Linear("v_proj", h, kv, "attention", bias=self.qkv_bias),
-            Linear("o_proj", q, h, "attention"),
+            Linear("q_proj", h, q_out, "attention", bias=self.qkv_bias),
+            Linear("k_proj", h, kv_out, "attention", bias=self.qkv_bias),
+            Linear("v_proj", h, kv_out, "attention", bias=self.qkv_bias),
+            Linear("o_proj", q_out, h, "attention"),
         ]
 
     def mlp_linears(self, moe: bool) -> list[Linear]:
@@ -524,7 +524,7 @@ def estimate_vram(
     dequant = _dequant_transient_bytes(arch, dense_bits, expert_bits, b)
     loss = tokens * arch.vocab * (b + 4 * LOSS_FP32_FRACTION)
     if gradient_checkpointing:
-        saved = arch.layers * tokens * arch.hidden * b
+        saved: float = arch.layers * tokens * arch.hidden * b
         layer = max(layer_ws(moe) for moe, _ in arch.layer_kinds()) + grads + dequant
     else:
         saved = sum(n * layer_ws(moe) for moe, n in arch.layer_kinds())

@@ -434,6 +434,7 @@ def prompts_from_records(records: Iterable[tuple[dict, str]]) -> list[dict]:
     """
     out = []
     for i, (rec, dataset) in enumerate(records, 1):
+        instruction: object  # a str, or whatever a hand-written record holds (checked below)
         if isinstance(rec.get("messages"), list):
             msgs = [m for m in rec["messages"] if isinstance(m, dict)]
             user = next((j for j, m in enumerate(msgs) if m.get("role") == "user"), None)

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ..core.evals import GenerateOptions
 from ..core.format import percent as pct
 from ..services import Services
+from .app_api import report_from_thread, zelda_app
 from ..services.evals import EvalReport
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
 from ..widgets.columns import Column, fill_table
@@ -171,7 +172,7 @@ class LeaderboardScreen(Screen):
         try:
             board = self.services.evals.leaderboard(prompt_set, sort)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "reading eval results failed")
+            report_from_thread(self, exc, "reading eval results failed")
             board = {"prompt_set": None, "prompt_sets": [], "sort": sort, "rows": []}
         self.post_message(self.Loaded(seq, board))
 
@@ -226,7 +227,7 @@ class LeaderboardScreen(Screen):
 
     @on(DataTable.HeaderSelected)
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        sort = SORT_BY_COLUMN.get(event.column_key.value)
+        sort = SORT_BY_COLUMN.get(event.column_key.value or "")
         names = [name for name, _ in SORTS]
         if sort in names:
             self.sort_index = names.index(sort)
@@ -245,7 +246,7 @@ class LeaderboardScreen(Screen):
         if row is None:
             self.notify("no checkpoint selected", severity="warning", timeout=3)
             return
-        self.app.copy_text(row["model"] if row["is_base"] else row["run"], "run name")
+        zelda_app(self).copy_text(row["model"] if row["is_base"] else row["run"], "run name")
 
     def action_next_prompt_set(self) -> None:
         if len(self.prompt_sets) < 2 or self.prompt_set not in self.prompt_sets:
@@ -300,7 +301,7 @@ class LeaderboardScreen(Screen):
         try:
             names = [info.name for info in self.services.runs.list_all()]
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "listing runs failed")
+            report_from_thread(self, exc, "listing runs failed")
             return
         self.post_message(self.RunsListed(names))
 
@@ -333,7 +334,7 @@ class LeaderboardScreen(Screen):
                 progress=lambda name, done, total: self.post_message(self.EvalProgress(choice.run, name, done, total)),
                 cancel=self._cancel)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "eval failed")
+            report_from_thread(self, exc, "eval failed")
         self.post_message(self.EvalDone(report))
 
     @on(EvalProgress)

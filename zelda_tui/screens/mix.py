@@ -22,6 +22,7 @@ from ..core.config import MixSpec, name_problem
 from ..core.errors import ZeldaError
 from ..core.mix import MixPlan, plan
 from ..services import Services
+from .app_api import report_from_thread, zelda_app
 from ..services.views import MixBuildView
 from ..widgets.confirm import ConfirmDialog
 
@@ -196,7 +197,7 @@ class MixScreen(Screen):
         try:
             reports = self.services.datasets.scan()
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "counting records failed")
+            report_from_thread(self, exc, "counting records failed")
             return
         counts = {
             r.name: (r.qa["records"], r.qa["parse_errors"]["count"] + r.qa["not_object"]["count"])
@@ -218,7 +219,7 @@ class MixScreen(Screen):
         try:
             built = self.services.datasets.mix_build(spec, overwrite=overwrite, progress=progress)
         except Exception as exc:
-            self.app.call_from_thread(self.app.report_error, exc, "build failed")
+            report_from_thread(self, exc, "build failed")
             self.app.call_from_thread(self.query_one(ProgressBar).add_class, "-hidden")
             return
         self.post_message(self.Built(built))
@@ -252,7 +253,7 @@ class MixScreen(Screen):
             return
 
         def answered(yes: bool | None) -> None:
-            if yes and self._save(self.current):
+            if yes and self.current is not None and self._save(self.current):
                 self._build_saved()
             elif not yes:
                 self.notify("nothing built: b builds the mix as saved in config.toml (ctrl+s saves, n saves as new)",
@@ -298,7 +299,7 @@ class MixScreen(Screen):
         try:
             self.services.datasets.save_mix(spec)
         except ZeldaError as exc:
-            self.app.report_error(exc, "save failed")
+            zelda_app(self).report_error(exc, "save failed")
             return False
         return True
 

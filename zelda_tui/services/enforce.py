@@ -67,7 +67,8 @@ class BudgetEnforcer:
             if not dry_run:
                 try:
                     done = self.instances.destroy(inst["key"])
-                    action = replace(action, destroyed=True, state=done.state, spent_usd=done.spent_usd)
+                    spent = done.spent_usd if done.spent_usd is not None else action.spent_usd
+                    action = replace(action, destroyed=True, state=done.state, spent_usd=spent)
                 except ZeldaError as exc:
                     action = replace(action, error=str(exc))
             acted.append(action)

@@ -29,7 +29,7 @@ from .datasets import DatasetService
 from .runs import RunService
 
 # (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
-EvalProgress = Callable[[str, int, int], None]
+EvalProgress = Callable[[str, int, int], object]  # what it returns is ignored
 GENERATOR_STACK = ("torch", "transformers", "peft")  # what the generator program imports
 INSTALL_TRAIN = "pip install -e '.[train]'"
 
@@ -108,7 +108,8 @@ class EvalService:
         if not prompts_file.is_file() or prompts_file.read_text(encoding="utf-8") != prompt_text:
             atomic.write_text(prompts_file, prompt_text)
         by_name = {c.checkpoint: c for c in report.checkpoints}
-        done, todo = [], []
+        done: list[str] = []
+        todo: list[str] = []
         for name, _ in names:
             request = evals.generation_request(cfg.model.base, evals.checkpoint_dir(run_dir, name), prompts_sha,
                                                opts.samples, opts.max_new_tokens, opts.seed, opts.temperature, opts.top_p)

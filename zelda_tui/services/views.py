@@ -53,7 +53,8 @@ class InstanceRow(View):
     @classmethod
     def from_record(cls, record: dict[str, Any], **extra: Any) -> "InstanceRow":
         """From a row of `Store.instance_rows()` (its columns), plus `extra` fields."""
-        return cls(**{c: record.get(c) for c in INSTANCE_COLUMNS}, **extra)
+        columns: dict[str, Any] = {c: record.get(c) for c in INSTANCE_COLUMNS}
+        return cls(**columns, **extra)
 
     @property
     def running(self) -> bool:
@@ -218,7 +219,7 @@ class BackupView(View):
 
     run: str
     target: str
-    bytes: int
+    bytes: int | None  # what rsync sent, when it says
 
 
 

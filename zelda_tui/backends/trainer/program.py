@@ -137,7 +137,7 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     stack = versions.check()  # before the heavy imports: a wrong version is one line, not a traceback
     import torch
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback, TrainerCallback
 
     from .batching import ZeldaSFTTrainer, batching
     from .callbacks import RunDirCallback, install_sigterm
@@ -186,7 +186,7 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     args = sft_config(cfg, run_dir / runs.CHECKPOINTS, device, dist)
     status.max_steps = None
     callback = RunDirCallback(run_dir, status, {k: len(v) for k, v in eval_ds.items()}, writes=dist.is_main)
-    callbacks = [callback]
+    callbacks: list[TrainerCallback] = [callback]
     if early:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     trainer = ZeldaSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -283,8 +283,8 @@ def _save_adapters(run_dir: Path, cfg: RunConfig, trainer, tokenizer, callback, 
     trainer.model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     metrics = runs.read_metrics(run_dir)
-    last_eval = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
-    last_train = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
+    last_eval: dict = next((m for m in reversed(metrics) if m.get("event") == "eval"), {})
+    last_train: dict = next((m for m in reversed(metrics) if m.get("event") == "train"), {})
     card = [
         f"# {cfg.name}", "",
         f"LoRA adapters for `{cfg.model.base}` trained by zelda-tui.", "",
