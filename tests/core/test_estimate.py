@@ -255,8 +255,8 @@ def test_count_tokens_estimate_uses_the_qa_constant():
     assert estimate.count_tokens_estimate(0) == 0
 
 
-def test_plan_run_table_path():
-    run = estimate.plan_run("deepseek-coder-v2-lite-instruct", "NVIDIA H100 80GB HBM3", 1, 2.0,
+def test_estimate_run_table_path():
+    run = estimate.estimate_run("deepseek-coder-v2-lite-instruct", "NVIDIA H100 80GB HBM3", 1, 2.0,
                             train_tokens=71_496_000, epochs=1, seq_len=4096, micro_batch=4)
     assert run.model_id == DEEPSEEK and run.gpu == "H100 80GB SXM"
     assert run.tokens_per_s == 9930.0 and run.tokens_per_s_source.startswith("table measured")
@@ -265,24 +265,41 @@ def test_plan_run_table_path():
     assert run.verdict == "fits" and run.vram.total_gb < 20
 
 
-def test_plan_run_measured_override_beats_the_table():
+def test_estimate_run_measured_override_beats_the_table():
     measured = {("DeepSeek-Coder-V2-Lite-Base", "H100_SXM5"): (12_000.0, "2026-03-01"),
                 ("Qwen/Qwen2.5-Coder-32B-Instruct", "H100 SXM"): 900.0}
-    run = estimate.plan_run(DEEPSEEK, "H100 SXM", 2, 4.0, train_tokens=86_400_000, epochs=1, seq_len=4096,
+    run = estimate.estimate_run(DEEPSEEK, "H100 SXM", 2, 4.0, train_tokens=86_400_000, epochs=1, seq_len=4096,
                             micro_batch=4, measured=measured)
     assert run.tokens_per_s == 12_000.0 and run.tokens_per_s_source == "measured 2026-03-01"
     assert run.hours == pytest.approx(86_400_000 / (12_000 * 2 * 0.9) / 3600)
-    qwen = estimate.plan_run(QWEN, "H100_SXM5", 1, 2.0, 1_000_000, 1, 4096, 1, measured=measured)
+    qwen = estimate.estimate_run(QWEN, "H100_SXM5", 1, 2.0, 1_000_000, 1, 4096, 1, measured=measured)
     assert qwen.tokens_per_s == 900.0 and qwen.tokens_per_s_source == "measured (own runs)"
-    other_gpu = estimate.plan_run(DEEPSEEK, "A100 80GB", 1, 1.0, 1_000_000, 1, 4096, 4, measured=measured)
+    other_gpu = estimate.estimate_run(DEEPSEEK, "A100 80GB", 1, 1.0, 1_000_000, 1, 4096, 4, measured=measured)
     assert other_gpu.tokens_per_s == round(9930 * 0.55) and other_gpu.tokens_per_s_source.startswith("table")
 
 
-def test_plan_run_mfu_path_and_verdicts():
-    run = estimate.plan_run(CODELLAMA, "RTX_4090", 1, 0.4, 10_000_000, 1, 4096, 1)
+def test_estimate_run_mfu_path_and_verdicts():
+    run = estimate.estimate_run(CODELLAMA, "RTX_4090", 1, 0.4, 10_000_000, 1, 4096, 1)
     assert run.tokens_per_s_source.startswith("MFU assumption")
     assert run.tokens_per_s == pytest.approx(0.15 * 165e12 / (6 * estimate.lookup(CODELLAMA).params().active))
     assert run.verdict == "does-not-fit"  # ~16 GiB of NF4 weights alone plus activations on 24 GB
-    assert estimate.plan_run(CODELLAMA, "A100 80GB", 1, 1.2, 10_000_000, 1, 4096, 1).verdict == "fits"
-    with pytest.raises(ZeldaError, match="no figures for GPU"):
-        estimate.plan_run(CODELLAMA, "Tesla V100", 1, 1.0, 1, 1, 4096, 1)
+    assert estimate.estimate_run(CODELLAMA, "A100 80GB", 1, 1.2, 10_000_000, 1, 4096, 1).verdict == "fits"
+    with pytest.raises(estimate.UnknownGpu, match="no figures for GPU 'Tesla V100'; known: ") as unknown:
+        estimate.estimate_run(CODELLAMA, "Tesla V100", 1, 1.0, 1, 1, 4096, 1)
+    assert unknown.value.exit_code == 2
+
+
+def test_an_offer_is_estimated_by_the_same_function_as_the_estimate_command(deepseek):
+    """The Offers table makes one VRAM estimate and asks `estimate_on_gpu` per offer: the same figures as
+    `estimate` for that card, with the offer's memory telling an A100 40 from an 80 and judging the fit."""
+    vram = estimate.estimate_vram(deepseek, seq_len=4096, micro_batch=4)
+    whole = estimate.estimate_run(DEEPSEEK, "H100 SXM", 2, 4.0, 86_400_000, 1, 4096, 4)
+    offer = estimate.estimate_on_gpu(deepseek, vram, "H100 SXM", 2, 4.0, 86_400_000, 1, 4, gpu_ram=80)
+    assert (offer.gpu, offer.tokens_per_s, offer.hours, offer.dollars, offer.verdict) == (
+        whole.gpu, whole.tokens_per_s, whole.hours, whole.dollars, whole.verdict)
+    small = estimate.estimate_on_gpu(deepseek, vram, "A100 PCIE", 1, 1.0, 1_000_000, 1, 4, gpu_ram=40)
+    big = estimate.estimate_on_gpu(deepseek, vram, "A100 PCIE", 1, 1.0, 1_000_000, 1, 4, gpu_ram=80)
+    assert (small.gpu, big.gpu) == ("A100 40GB", "A100 80GB")
+    assert estimate.estimate_on_gpu(deepseek, vram, "RTX 4090", 1, 0.4, 1, 1, 4, gpu_ram=8).verdict == "does-not-fit"
+    with pytest.raises(estimate.UnknownGpu):
+        estimate.estimate_on_gpu(deepseek, vram, "Tesla V100", 1, 1.0, 1, 1, 4, gpu_ram=16)

@@ -60,7 +60,7 @@ experts cost over NF4. Two constants fitted on two points reproduce them by cons
 test guards the formula against drift, and only a third measurement (another batch, seq or
 model) would check its predictions. Eager attention (quadratic in seq) is modelled, uncalibrated.
 
-Time and cost (`plan_run`)
+Time and cost (`estimate_run`; the Offers table: `estimate_on_gpu` per offer)
     tokens/s, first that applies: our own finished runs (`measured`, from the app's SQLite) >
     `THROUGHPUT` (measured on H100, other GPUs derived through `GPUS[...].relative_to_h100`,
     interpolated linearly in micro batch and clamped at the ends) > MFU assumption:
@@ -793,21 +793,39 @@ def vram_options(run: Any) -> dict[str, Any]:
             "dense_bits": 4 if four_bit else 16, "expert_bits": 4 if four_bit and run.quant.quantize_experts else 16}
 
 
-def plan_run(model_id: str, gpu_name: str, num_gpus: int, dollars_per_hour: float, train_tokens: int, epochs: float,
-             seq_len: int, micro_batch: int, measured: MeasuredThroughput | None = None,
-             **vram_options: Any) -> RunEstimate:
-    """VRAM verdict, tokens/s (own runs > table > MFU), hours and dollars for one offer.
+class UnknownGpu(ZeldaError):
+    """A GPU the table has no figures for: `estimate` refuses it; the Offers table shows its fit alone."""
+
+    def __init__(self, gpu_name: str) -> None:
+        super().__init__(f"no figures for GPU {gpu_name!r}; known: {', '.join(GPUS)}", exit_code=2)
+
+
+def estimate_run(model_id: str, gpu_name: str, num_gpus: int, dollars_per_hour: float, train_tokens: int,
+                 epochs: float, seq_len: int, micro_batch: int, measured: MeasuredThroughput | None = None,
+                 **vram_options: Any) -> RunEstimate:
+    """VRAM verdict, tokens/s (own runs > table > MFU), hours and dollars for one GPU choice (`estimate`).
 
     `micro_batch` is per GPU; `measured` maps (model id, GPU) to per-GPU tokens/s of our own
     finished runs and supersedes the table; `vram_options` go to `estimate_vram`.
     """
     arch = lookup(model_id)
-    gpu = normalise_gpu_name(gpu_name)
-    if gpu is None:
-        raise ZeldaError(f"no figures for GPU {gpu_name!r}; known: {', '.join(GPUS)}", exit_code=2)
     vram = estimate_vram(arch, seq_len=seq_len, micro_batch=micro_batch, gpus=num_gpus, **vram_options)
+    return estimate_on_gpu(arch, vram, gpu_name, num_gpus, dollars_per_hour, train_tokens, epochs, micro_batch,
+                           measured)
+
+
+def estimate_on_gpu(arch: ModelArch, vram: VramEstimate, gpu_name: str, num_gpus: int, dollars_per_hour: float,
+                    train_tokens: int, epochs: float, micro_batch: int, measured: MeasuredThroughput | None = None,
+                    gpu_ram: float | None = None) -> RunEstimate:
+    """The GPU's part of an estimate, for a VRAM estimate already made (the Offers table makes one for
+    all its offers): verdict, tokens/s, hours, dollars. `gpu_ram` (an offer's GiB per GPU) tells an
+    A100 40 from an 80 by memory and is what the verdict checks; without it, the table's card. Raises
+    UnknownGpu for a card without figures."""
+    gpu = normalise_gpu_name(gpu_name, gpu_ram)
+    if gpu is None:
+        raise UnknownGpu(gpu_name)
     tps, source = tokens_per_s(arch, gpu, micro_batch, measured)
     hours = estimate_time(train_tokens, epochs, tps, gpus=num_gpus)
     return RunEstimate(model_id=arch.model_id, gpu=gpu, num_gpus=num_gpus, vram=vram,
-                       verdict=vram.fits(GPUS[gpu].vram_gb), tokens_per_s=tps, tokens_per_s_source=source,
+                       verdict=vram.fits(gpu_ram or GPUS[gpu].vram_gb), tokens_per_s=tps, tokens_per_s_source=source,
                        hours=hours, dollars=estimate_cost(hours, dollars_per_hour))

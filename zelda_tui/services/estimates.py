@@ -42,7 +42,7 @@ class EstimateService:
         epochs = cfg.train.epochs
         micro = options.pop("micro_batch", None) or cfg.train.micro_batch
         seq = options.pop("seq_len", None) or cfg.model.max_seq_len
-        result = est.plan_run(
+        result = est.estimate_run(
             model or cfg.model.base, gpu, gpus, dollars_per_hour, tokens, epochs, seq, micro,
             measured=self.store.throughput_measured(), **est.vram_options(cfg), **options,
         )

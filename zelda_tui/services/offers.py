@@ -57,13 +57,14 @@ class OfferService:
         out = []
         for row, offer in zip(rows, offers):
             row = replace(row, vram_gb=round(vram.total_gb, 1), fit=vram.fits(offer.gpu_ram) if offer.gpu_ram else None)
-            gpu = est.normalise_gpu_name(offer.gpu_name, offer.gpu_ram)
-            if gpu is not None:
-                tps, source = est.tokens_per_s(arch, gpu, cfg.train.micro_batch, measured)
-                hours = est.estimate_time(tokens, cfg.train.epochs, tps, gpus=offer.num_gpus)
-                row = replace(row, hours=round(hours, 2), dollars=round(est.estimate_cost(hours, offer.dph_total), 2),
-                              tokens_per_s_source=source)
-            out.append(row)
+            try:
+                run = est.estimate_on_gpu(arch, vram, offer.gpu_name, offer.num_gpus, offer.dph_total, tokens,
+                                          cfg.train.epochs, cfg.train.micro_batch, measured, gpu_ram=offer.gpu_ram)
+            except est.UnknownGpu:  # no figures for the card: its fit alone
+                out.append(row)
+                continue
+            out.append(replace(row, hours=round(run.hours, 2), dollars=round(run.dollars, 2),
+                               tokens_per_s_source=run.tokens_per_s_source))
         return out
 
     def _launch_spec(self):
