@@ -77,7 +77,7 @@ def remote_run(services, box: Sshd, ws: Path, pid: int = 999_999, dph: float = 2
     runs.write_remote_marker(local, "gpu-box", str(remote))
     services.store.run_upsert(RUN, str(local), "gpu-box", "small", 0, pid, "running", str(remote))
     services.store.instance_add(InstanceRow(key=f"vast:{INSTANCE}", provider="vast", instance_id=INSTANCE, offer="vast:39185351",
-                                            gpu_name="A100", num_gpus=1, dph_total=dph, started=time.time() - 3600,
+                                            gpu_name="A100 SXM4", num_gpus=1, dph_total=dph, started=time.time() - 3600,
                                             state="running", ssh_host="127.0.0.1", ssh_port=box.port).to_json())
     return remote, local
 
@@ -206,3 +206,55 @@ def test_an_exited_instance_makes_its_run_lost_but_keeps_billing_until_destroyed
                 services.runs.status(RUN)
         finally:
             services.close()
+
+
+# --- recover (#17.3): the plan, the budget and no fitting offer -----------------------------------------
+def lost_run_with_offers(small_ws: Path, box: Sshd, server: ReplayServer, budget: str) -> Path:
+    """A lost run (its box stopped) whose instance was a 1 x A100 SXM4 on Vast, and Vast's offers replayed."""
+    server.route("POST", "/api/v0/bundles/", Reply.file("vast/search_offers.json"))
+    vast_says(server, Reply.error(404, {"error": "no_such_instance"}))
+    text = small_ws.read_text().replace('base = "local/tiny"', 'base = "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"')
+    small_ws.write_text(text + f'\n[phases.0]\nmix = "small"\n\n[budget]\n{budget}\n')
+    cfg = workspace(small_ws, box, f"{server.url}/api/v0", lost_after_minutes=0.01)
+    services = build_services(cfg)
+    try:
+        remote, local = remote_run(services, box, small_ws.parent, dph=0.7)
+        checkpoint(remote, 3)
+        sync = services.hosts.ssh("gpu-box", str(remote)).checkpoint_sync(local)
+        assert sync.run_once().step == 3
+        box.stop()
+        assert services.runs.status(RUN).state == "lost"
+    finally:
+        services.close()
+    return cfg
+
+
+def test_a_recovery_that_would_pass_the_budget_is_refused_with_the_numbers(box: Sshd, small_ws: Path):
+    with ReplayServer() as server:
+        cfg = lost_run_with_offers(small_ws, box, server, "max_total_usd = 0.5")  # the lost box spent $0.70
+        res = run_cli("train", "recover", RUN, "--yes", "--config", str(cfg), env={"VAST_API_KEY": KEY})
+        assert res.returncode == 1
+        assert "resumes from checkpoints/checkpoint-3 (safe here, sha256 verified)" in res.stdout
+        assert "on vast:39185351: 1 x A100 SXM4" in res.stdout and "$0.695/h" in res.stdout  # the cheapest fitting
+        line = res.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"zelda-tui: error: {RUN} stays lost: vast:39185351 (the cheapest of ")
+        assert "no budget left: $" in line and "spent of budget.max_total_usd $0.50" in line, line
+        assert "raise budget.max_total_usd" in line
+        assert not server.received("PUT")  # nothing rented
+        listed = json.loads(run_cli("train", "list", "--json", "--config", str(cfg), env={"VAST_API_KEY": KEY}).stdout)
+        assert listed[0]["state"] == "lost"
+
+
+def test_no_offer_fits_the_run_stays_lost_with_a_clear_line(box: Sshd, small_ws: Path):
+    with ReplayServer() as server:
+        cfg = lost_run_with_offers(small_ws, box, server, "max_total_usd = 500.0")
+        plan = run_cli("train", "recover", RUN, "--dry-run", "--json", "--config", str(cfg), env={"VAST_API_KEY": KEY})
+        got = json.loads(plan.stdout)
+        assert got["query"] == 'gpu_name="A100 SXM4" num_gpus=1' and got["from_step"] == 3 and got["problems"] == []
+        assert got["offer"]["offer"]["key"] == "vast:39185351"
+        res = run_cli("train", "recover", RUN, "--yes", "--query", "gpu_name=B300 num_gpus=16", "--config", str(cfg),
+                      env={"VAST_API_KEY": KEY})
+        assert res.returncode == 1
+        assert res.stderr.strip().splitlines()[-1].startswith(
+            f"zelda-tui: error: {RUN} stays lost: no offer fits `gpu_name=B300 num_gpus=16`")
+        assert "widen it with --query" in res.stderr and not server.received("PUT")

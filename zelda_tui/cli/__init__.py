@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     tf.add_argument("--checkpoint", default="none", help="also these checkpoints: none (default), latest, all, or steps like 50,100")
     tb = train.add_parser("backup", help="rsync a remote run's lora_adapters/ from the GPU box to [backup] host:path", parents=[common])
     tb.add_argument("run", help="run name")
+    tr = train.add_parser("recover", help="a lost remote run goes on elsewhere: the cheapest fitting offer within "
+                          "[budget] (or --host), from its newest checkpoint safe here", parents=[common])
+    tr.add_argument("run", help="run name")
+    tr.add_argument("--host", help="an SSH host to go on (no offer is rented)")
+    tr.add_argument("--query", help="offer query instead of the run's own (its lost instance's GPU and count)")
+    tr.add_argument("--accept-new-host-key", action="store_true", help="trust --host's key on first use")
+    tr.add_argument("--dry-run", action="store_true", help="show the plan only")
+    tr.add_argument("--yes", action="store_true", help="rent the offer and go on (nothing is rented without it)")
     tl = sub.add_parser("tail", help="follow a run's train.log and metrics (replays a finished run)", parents=[common])
     tl.add_argument("run", help="run name (or run directory)")
     tl.add_argument("--no-follow", action="store_true", help="print what is there and exit")
@@ -208,6 +216,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("train", "resume"): train.cmd_train_resume,
     ("train", "fetch"): train.cmd_train_fetch,
     ("train", "backup"): train.cmd_train_backup,
+    ("train", "recover"): train.cmd_train_recover,
     ("tail", None): train.cmd_tail,
     ("estimate", None): train.cmd_estimate,
     ("eval", "run"): evals.cmd_eval_run,

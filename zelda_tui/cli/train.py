@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..core.format import duration, num
 from ..core.runs import RunState
@@ -59,10 +60,19 @@ def cmd_train_status(args: argparse.Namespace) -> int:
             print(f"{key:>16}: {value if value is not None else '-'}")
         if box:
             print(f"{'box':>16}: {box}")
+        if moves := _boxes(info.run_dir):
+            print(f"{'boxes':>16}: {moves}")
         if info.state == RunState.LOST:  # #17: what its box left here, and the way on
             print(f"{'lost':>16}: its box {info.host} is gone; safe here: {info.home_checkpoint or 'no checkpoint'}; "
                   f"`zelda-tui train recover {info.name}` goes on elsewhere")
     return 1 if info.state.is_failure else 0
+
+
+def _boxes(run_dir: Path) -> str | None:
+    """The boxes a recovered run has been on (its run dir's boxes.jsonl)."""
+    from ..services.recovery import RecoveryService
+
+    return RecoveryService.history_line(run_dir)
 
 
 def cmd_train_stop(args: argparse.Namespace) -> int:
@@ -76,6 +86,32 @@ def cmd_train_resume(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         resumed = services.runs.resume(args.run)
     print(resumed.line())
+    return 0
+
+
+def cmd_train_recover(args: argparse.Namespace) -> int:
+    """#17.3: the plan (checkpoint, offer, budget) is shown; an offer is rented only with --yes."""
+    with open_services(args) as services:
+        plan = services.recovery.plan(args.run, args.host, args.query)
+        if args.json and (args.dry_run or plan.problems or (not args.yes and not args.host)):
+            emit_json(plan.to_json())
+        elif not args.json:
+            print("\n".join(plan.lines()))
+        if plan.problems:
+            say(f"zelda-tui: error: {plan.run} stays lost: " + "; ".join(plan.problems))
+            return 1
+        if args.dry_run:
+            return 0
+        if not args.yes and not args.host:
+            say("nothing rented: add --yes to rent it and go on")
+            return 1
+        done = services.recovery.recover(args.run, args.host, args.query, args.accept_new_host_key, say)
+    if args.json:
+        emit_json(done.to_json())
+    else:
+        start = f"checkpoint-{done.from_step}" if done.from_step is not None else "step 0"
+        print(f"recovered {done.run} on {done.host} (pid {done.pid}) from {start}; follow it with: "
+              f"zelda-tui tail {done.run}")
     return 0
 
 

@@ -10,6 +10,7 @@ offers, ...); each takes what it needs in its constructor and none reaches anoth
     instances(config, store, hosts)
     offers(config, store, estimates, instances)
     runs(config, store, datasets, instances, hosts)
+    recovery(config, store, runs, offers, instances, hosts)
     evals(config, store, asm, datasets, runs)
     enforcer(config, store, instances, runs)
     export(config, store, runs, evals)
@@ -35,6 +36,7 @@ from .export import ExportService
 from .hosts import Hosts
 from .instances import InstanceRegistry
 from .offers import OfferService
+from .recovery import RecoveryService
 from .runs import RunService
 
 
@@ -49,6 +51,7 @@ class Services:
     estimates: EstimateService
     instances: InstanceRegistry
     offers: OfferService
+    recovery: RecoveryService
     runs: RunService
     evals: EvalService
     enforcer: BudgetEnforcer
@@ -85,10 +88,11 @@ def build_services(config_path: str | Path | None = None) -> Services:
     instances = InstanceRegistry(cfg, store, hosts)
     offers = OfferService(cfg, store, estimates, instances)
     runs = RunService(cfg, store, datasets, instances, hosts)
+    recovery = RecoveryService(cfg, store, runs, offers, instances, hosts)
     evals = EvalService(cfg, store, asm, datasets, runs)
     enforcer = BudgetEnforcer(cfg, store, instances, runs)
     export = ExportService(cfg, store, runs, evals)
-    return Services(config=cfg, store=store, inventory=inventory, datasets=datasets, asm=asm, hosts=hosts,
+    return Services(config=cfg, store=store, recovery=recovery, inventory=inventory, datasets=datasets, asm=asm, hosts=hosts,
                     estimates=estimates, instances=instances, offers=offers, runs=runs, evals=evals,
                     enforcer=enforcer, export=export)
 
