@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select, SelectionList, Static
@@ -116,3 +117,30 @@ async def test_locked_mix_builds_what_config_says(small_ws: Path, app_for):
         assert "built" in status(screen)
     meta = json.loads((small_ws.parent / "mixes" / "small" / "metadata.json").read_text())
     assert [d["name"] for d in meta["datasets"]] == ["alpha", "beta", "gamma"] and meta["eval_fraction"] == 0.1
+
+
+async def test_the_screen_checks_a_mix_with_the_rules_config_toml_gets(small_ws: Path, app_for):
+    """One set of mix checks (core.config.mix_problem): what the screen says about a typed value is what
+    loading config.toml with that value says after its file:line."""
+    app = app_for(small_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mix(pilot)
+        min_eval = screen.query_one("#mix-min-eval", Input)
+        min_eval.value = "-1"
+        await pilot.pause()
+        assert "min_eval_samples must be >= 0, got -1" in status(screen)
+        assert not screen.query_one(DataTable).row_count  # no numbers next to a bad value
+        min_eval.value = "1"
+        await pilot.pause()
+        selection = screen.query_one(SelectionList)
+        selection.deselect_all()
+        await pilot.pause()
+        assert "mix 'small' needs at least one dataset" in status(screen)
+    text = small_ws.read_text()
+    small_ws.write_text(re.sub(r"min_eval_samples = \d+", "min_eval_samples = -1", text, count=1))
+    try:
+        config_mod.load(small_ws)
+    except config_mod.ConfigError as exc:
+        assert str(exc).endswith("[mix.small.min_eval_samples]: min_eval_samples must be >= 0, got -1")
+    else:
+        raise AssertionError("config.toml with min_eval_samples = -1 loaded")

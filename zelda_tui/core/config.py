@@ -383,8 +383,6 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{locate('mix', key=name)}: [mix.{name}] must be a table")
         datasets = _get_list(table, "datasets", locate, ctx)
-        if not datasets:
-            raise ConfigError(f"{locate(*ctx, key='datasets')}: mix '{name}' needs a non-empty `datasets` list")
         description = _get(table, "description", str, locate, ctx, default="")
         mix = MixSpec(
             name=name,
@@ -418,24 +416,36 @@ def _build(path: Path, text: str, doc: TOMLDocument) -> Config:
 
 
 def validate_mix_values(config: Config, mix: MixSpec, locate: "_Locator | None" = None) -> None:
-    """Checks shared by loading and by edits from the app (so the app cannot save a bad mix)."""
+    """A ConfigError at the mix's first problem (`mix_problem`), for loading and for saves from the app."""
     locate = locate or _Locator(config.path, None)
     ctx = ("mix", mix.name)
     _check_name("mix", mix.name, ctx, locate)
+    problem = mix_problem(config, mix)
+    if problem is not None:
+        key, reason = problem
+        raise ConfigError(f"{locate(*ctx, key=key)}: {reason}")
+
+
+def mix_problem(config: Config, mix: MixSpec) -> tuple[str, str] | None:
+    """The first thing wrong with a mix's values as (key, reason), or None: the one set of checks for a
+    mix read from config.toml, saved by the app, and typed into the Mix screen (which shows the reason)."""
+    if not mix.datasets:
+        return "datasets", f"mix '{mix.name}' needs at least one dataset (`datasets` is empty)"
     if not (0 < float(mix.eval_fraction) < 1):
-        raise ConfigError(f"{locate(*ctx, key='eval_fraction')}: eval_fraction must be between 0 and 1 (exclusive), got {mix.eval_fraction}")
+        return "eval_fraction", f"eval_fraction must be between 0 and 1 (exclusive), got {mix.eval_fraction}"
     if mix.min_eval_samples < 0:
-        raise ConfigError(f"{locate(*ctx, key='min_eval_samples')}: min_eval_samples must be >= 0, got {mix.min_eval_samples}")
+        return "min_eval_samples", f"min_eval_samples must be >= 0, got {mix.min_eval_samples}"
     seen: set[str] = set()
     for ds in mix.datasets:
         if ds in seen:
-            raise ConfigError(f"{locate(*ctx, key='datasets')}: mix '{mix.name}' lists dataset '{ds}' twice")
+            return "datasets", f"mix '{mix.name}' lists dataset '{ds}' twice"
         seen.add(ds)
         if ds not in config.datasets:
-            raise ConfigError(f"{locate(*ctx, key='datasets')}: mix '{mix.name}' names unknown dataset '{ds}' (add a [datasets.{ds}] table)")
+            return "datasets", f"mix '{mix.name}' names unknown dataset '{ds}' (add a [datasets.{ds}] table)"
     for ds in mix.optional:
         if ds not in config.datasets:
-            raise ConfigError(f"{locate(*ctx, key='optional')}: mix '{mix.name}' names unknown dataset '{ds}'")
+            return "optional", f"mix '{mix.name}' names unknown dataset '{ds}'"
+    return None
 
 
 def name_problem(name: str) -> str | None:

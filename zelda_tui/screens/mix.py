@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Select, SelectionList, Static
 
-from ..core.config import MixSpec, name_problem
+from ..core.config import MixSpec, mix_problem, name_problem
 from ..core.errors import ZeldaError
 from ..core.mix import MixPlan, plan
 from ..services import Services
@@ -117,23 +117,22 @@ class MixScreen(Screen):
         try:
             eval_fraction = float(self.query_one("#mix-eval", Input).value)
         except ValueError:
-            raise ZeldaError("eval fraction must be a number between 0 and 1") from None
-        if not 0 < eval_fraction < 1:
-            raise ZeldaError(f"eval fraction must be between 0 and 1 (exclusive), got {eval_fraction}")
+            raise ZeldaError("eval_fraction must be a number between 0 and 1") from None
         try:
             min_eval = int(self.query_one("#mix-min-eval", Input).value)
             seed = int(self.query_one("#mix-seed", Input).value)
         except ValueError:
-            raise ZeldaError("min eval samples and seed must be whole numbers") from None
-        if min_eval < 0:
-            raise ZeldaError("min eval samples must be >= 0")
+            raise ZeldaError("min_eval_samples and seed must be whole numbers") from None
         selection = self.query_one(SelectionList)
         chosen = set(selection.selected)
         ordered = [selection.get_option_at_index(i).value for i in range(selection.option_count)]
         datasets = tuple(n for n in ordered if n in chosen)
-        if not datasets:
-            raise ZeldaError("select at least one dataset")
-        return dataclasses.replace(base, datasets=datasets, eval_fraction=eval_fraction, min_eval_samples=min_eval, seed=seed)
+        spec = dataclasses.replace(base, datasets=datasets, eval_fraction=eval_fraction, min_eval_samples=min_eval,
+                                   seed=seed)
+        problem = mix_problem(self.services.config, spec)  # the checks config.toml gets, as the values are typed
+        if problem is not None:
+            raise ZeldaError(problem[1])
+        return spec
 
     def refresh_preview(self) -> None:
         status = self.query_one("#mix-status", Static)
