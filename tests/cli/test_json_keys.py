@@ -49,7 +49,7 @@ def test_offer_launch_and_instance_json_keep_their_keys(small_ws: Path):
 
 RUN_KEYS = ["name", "run_dir", "host", "mix", "phase", "state", "pid", "step", "max_steps", "loss", "eval_loss",
             "tokens_per_s", "vram_peak_gb", "eta_s", "heartbeat", "finished", "last_checkpoint", "best_checkpoint",
-            "message", "remote_dir", "synced_at", "instance", "spent_usd", "home_checkpoint"]
+            "message", "remote_dir", "synced_at", "instance", "spent_usd", "home_checkpoint", "evals"]
 
 
 def test_run_json_keeps_its_keys(small_ws: Path):

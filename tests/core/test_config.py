@@ -279,7 +279,10 @@ def test_locked_mix_is_never_rewritten(small_ws: Path):
         ("[eval]\nasar = 1\n", r":28 \[eval\.asar\]: `asar` must be a string"),
         ('[eval]\nsymbols = ["missing.asm"]\n', r":28 \[eval\.symbols\]: symbols file not found: .*missing\.asm"),
         ("[eval]\nsymbols = [1]\n", r":28 \[eval\.symbols\]: `symbols` must be a list of strings"),
-        ('[eval]\nasr = "x"\n', r":28 \[eval\.asr\]: unknown key `asr` \(known: asar, symbols, timeout_s, jobs\)"),
+        ('[eval]\nasr = "x"\n', r":28 \[eval\.asr\]: unknown key `asr` \(known: asar, symbols, timeout_s, jobs, "
+                                 r"during_training, prompts, samples, max_new_tokens\)"),
+        ('[eval]\nduring_training = "sometimes"\n', r":28 \[eval\.during_training\]: `during_training` must be one "
+                                                   r"of off, after, alongside, got 'sometimes'"),
         ('[keys]\n"mix.build" = 5\n', r":28 \[keys\.mix\.build\]: key bindings are strings"),
         ('[recovery]\nauto = "yes"\n', r":28 \[recovery\.auto\]: `auto` must be true/false, got str 'yes'"),
         ("[recovery]\nlost_after_minutes = 0\n", r":28 \[recovery\.lost_after_minutes\]: .*must be a number > 0, got 0"),

@@ -183,7 +183,7 @@ async def test_evaluate_from_the_leaderboard(trained, tmp_path: Path):
             await settle(pilot)
             assert board.evaluating is None and board.prompt_set == "from_tui"
             table = board.query_one(DataTable)
-            assert sorted(str(table.get_cell(r.key, "ckpt")) for r in table.ordered_rows) == ["4", "base"]  # the step
+            assert sorted(str(table.get_cell(r.key, "ckpt")) for r in table.ordered_rows) == ["4★▼", "base"]  # the step, best of its run both ways
             assert any("2 of 2 checkpoints scored on 2 prompts" in n.message for n in app._notifications)
             assert not [n for n in app._notifications if n.severity == "error"]
             assert seen_progress  # the status line followed the generator

@@ -373,6 +373,15 @@ def ensure(session: SshSession, settings: RemoteSettings, device: str, progress:
     return env
 
 
+def recorded_python(run_dir: Path) -> str | None:
+    """The python the run's trainer ran with on its box (box.json), which the box's evals use too."""
+    try:
+        python = json.loads((Path(run_dir) / BOX_JSON).read_text()).get("python")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return python if isinstance(python, str) and python else None
+
+
 def summary(run_dir: Path) -> str | None:
     """One line from a run dir's box.json for `train status`: the GPUs and the environment; None without one."""
     try:

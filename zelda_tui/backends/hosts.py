@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
-from ..core import runs
+from ..core import evals, runs
 from ..core.atomic import atomic_open
 from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.mix import EVAL_SOURCES
@@ -179,8 +179,11 @@ class SshHost:
         app_dir, code_files = code or remote_runs.code_transfers(settings)
         remote_runs.upload(session, code_files, "upload the trainer code", progress)
         remote_runs.upload(session, data, f"upload mix {cfg.data.mix}", progress)
+        frozen = [runs.RUN_TOML, box_env.BOX_JSON]
+        if cfg.eval.prompt_set:  # the prompt set of the evals the box runs by itself
+            frozen.append(posixpath.join(evals.EVALS_DIR, cfg.eval.prompt_set, evals.PROMPTS_FILE))
         remote_runs.upload(session, [remote_runs.transfer(run_dir / f, posixpath.join(remote_dir, f))
-                                     for f in (runs.RUN_TOML, box_env.BOX_JSON)], "upload run.toml", progress)
+                                     for f in frozen], "upload run.toml", progress)
         remote_runs.link_data(session, data_dir, remote_dir, list(BUNDLE_FILES))
         remote_runs.check_trainer_imports(session, python, app_dir)
         progress(f"{session.host.label}: starting the trainer in {remote_dir}")
@@ -271,6 +274,46 @@ class SshHost:
             out = remote_runs.rsync_to_backup(session, f"{self._dir()}/{runs.ADAPTERS}", target, rsync_ssh)
         sent = re.search(r"Total transferred file size: ([\d,.]+)", out)
         return int(sent.group(1).replace(",", "").split(".")[0]) if sent else None
+
+
+class BoxEval:
+    """A run's checkpoints evaluated on its box: the generator starts detached there beside the
+    run (it outlives this connection); the mirror brings its answers and events home."""
+
+    def __init__(self, host: SshHost, run_dir: Path) -> None:
+        self.host, self.run_dir = host, Path(run_dir)
+
+    def checkpoints(self) -> list[tuple[str, int]]:
+        """(name, step) of what an `all` eval covers on the box (base, complete checkpoints, final)."""
+        with self.host._session() as session:
+            return remote_runs.eval_checkpoints(session, self.host._dir())
+
+    def start(self, prompt_set: str, checkpoints: list[str], options: list[str], progress: Progress = _quiet) -> int:
+        """Upload the prompt set (and the code, both sha256-skipped), check the run's python can
+        generate, start the generator; its pid on the box."""
+        remote_dir, settings = self.host._dir(), self.host.settings
+        rel = posixpath.join(evals.EVALS_DIR, prompt_set, evals.PROMPTS_FILE)
+        with self.host._session() as session:
+            python = box_env.recorded_python(self.run_dir)
+            if python is None:  # a run from before box.json: the box's environment, as a start would choose it
+                cfg = load_run_config(self.run_dir)
+                python = remote_runs.probe(session, settings, cfg.train.device, 0, progress).env.python
+            app_dir, code_files = remote_runs.code_transfers(settings)
+            remote_runs.upload(session, code_files, "upload the generator code", progress)
+            remote_runs.upload(session, [remote_runs.transfer(self.run_dir / rel, posixpath.join(remote_dir, rel))],
+                               f"upload prompt set {prompt_set}", progress)
+            remote_runs.check_generator_stack(session, python)
+            progress(f"{session.host.label}: starting the eval generator in {remote_dir}")
+            return remote_runs.start_generate(session, remote_dir, python, app_dir, settings.dir("hf"), prompt_set,
+                                              checkpoints, options)
+
+    def alive(self, session: SshSession, pid: int) -> bool:
+        return remote_runs.alive(session, pid)
+
+    def stop(self, pid: int) -> None:
+        with self.host._session() as session:
+            if remote_runs.alive(session, pid):
+                session.check(f"kill -TERM {int(pid)}", f"stop the eval generator (pid {pid})")
 
 
 def _remote_checkpoints(session: SshSession, remote_dir: str, which: str) -> list[str]:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
-from ..core import runs
+from ..core import evals, runs
 from ..core.errors import ZeldaError
 from . import box_env
+from .generate_runner import MODULE as GENERATE_MODULE
 from .runners import trainer_command
 from .ssh_base import RemoteError, RemoteMissing
 
@@ -129,6 +130,20 @@ def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes
     progress(f"{label}: checking python")
     env = box_env.ensure(session, settings, device, progress, gpu)
     return BoxInfo(env, free, used, warnings)
+
+
+GENERATOR_STACK = ("torch", "transformers", "peft")
+_FIND = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
+
+
+def check_generator_stack(session: SshSession, python: str) -> None:
+    """The box's python has what the eval generator imports: one line here, not a dead generator."""
+    q = shlex.quote
+    res = session.run(f"{q(python)} -c {q(_FIND)} {' '.join(GENERATOR_STACK)}", timeout=120)
+    missing = res.stdout.split() if res.rc == 0 else [(res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]]
+    if missing:
+        raise RemoteError(f"{session.host.label}: {python} cannot generate eval answers (missing: {', '.join(missing)}); "
+                          "train a run there first (it builds the environment) or set [remote] python")
 
 
 def check_trainer_imports(session: SshSession, python: str, app_dir: str) -> None:
@@ -244,22 +259,56 @@ def start(session: SshSession, run_dir: str, python: str, gpus: int | str, app_d
     box sets HF_HOME itself: a 30 GB base model must not fill a small root disk.
     """
     command = shlex.join(trainer_command(PurePosixPath(run_dir), gpus, python))
+    return _detached(session, run_dir, command, f">> {runs.TRAIN_LOG} 2>&1", runs.TRAIN_LOG, app_dir, hf_home,
+                     "the trainer")
+
+
+def start_generate(session: SshSession, run_dir: str, python: str, app_dir: str, hf_home: str, prompt_set: str,
+                   checkpoints: list[str], options: list[str]) -> int:
+    """Start the eval generator of a run on its box, detached like the trainer: JSON events
+    appended to evals/<set>/generate.events (which the mirror brings home), its log to generate.log."""
+    edir = f"{evals.EVALS_DIR}/{prompt_set}"
+    command = shlex.join([python, "-m", GENERATE_MODULE, run_dir, "--prompt-set", prompt_set,
+                          "--checkpoints", ",".join(checkpoints), *options])
+    q = shlex.quote
+    return _detached(session, run_dir, command,
+                     f">> {q(edir + '/' + evals.EVENTS_FILE)} 2>> {q(edir + '/' + evals.GENERATE_LOG)}",
+                     f"{edir}/{evals.GENERATE_LOG}", app_dir, hf_home, "the eval generator", mkdir=edir)
+
+
+def _detached(session: SshSession, run_dir: str, command: str, redirect: str, log: str, app_dir: str, hf_home: str,
+              what: str, mkdir: str = "") -> int:
     q = shlex.quote
     # a simple command backgrounded on its own (not `cd && cmd &`, whose subshell would hold the
     # channel's stdout open and make $! the subshell's pid)
-    script = (f"cd {q(run_dir)} || exit 1; [ -n \"$HF_HOME\" ] || HF_HOME={q(hf_home)}; export HF_HOME; "
+    script = (f"cd {q(run_dir)} || exit 1; " + (f"mkdir -p {q(mkdir)}; " if mkdir else "")
+              + f"[ -n \"$HF_HOME\" ] || HF_HOME={q(hf_home)}; export HF_HOME; "
               f"PYTHONPATH={q(app_dir)} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false "
-              f"setsid nohup {command} >> {runs.TRAIN_LOG} 2>&1 < /dev/null & echo $!")
-    out = session.check(script, "start the trainer").strip()
+              f"setsid nohup {command} {redirect} < /dev/null & echo $!")
+    out = session.check(script, f"start {what}").strip()
     try:
         pid = int(out.splitlines()[-1])
     except (ValueError, IndexError):
-        raise RemoteError(f"{session.host.label}: start the trainer: no pid in {out!r}") from None
-    res = session.run(f"sleep 1; kill -0 {pid} 2>/dev/null || {{ echo gone; tail -5 {q(run_dir + '/' + runs.TRAIN_LOG)}; }}")
+        raise RemoteError(f"{session.host.label}: start {what}: no pid in {out!r}") from None
+    res = session.run(f"sleep 1; kill -0 {pid} 2>/dev/null || {{ echo gone; tail -5 {q(run_dir + '/' + log)}; }}")
     if res.stdout.startswith("gone"):
         tail = " | ".join(res.stdout.splitlines()[1:][-3:])
-        raise RemoteError(f"{session.host.label}: the trainer exited at once: {tail or 'no output'}")
+        raise RemoteError(f"{session.host.label}: {what} exited at once: {tail or 'no output'}")
     return pid
+
+
+def eval_checkpoints(session: SshSession, run_dir: str) -> list[tuple[str, int]]:
+    """What an `all` eval covers on the box, by the rule of core.evals.eval_checkpoints."""
+    found = [(evals.BASE, 0)] + [(f"checkpoint-{s}", s) for s in checkpoint_steps(session, run_dir)]
+    status = read_remote_status(session, run_dir)
+    try:
+        session.sftp.stat(f"{run_dir}/{runs.ADAPTERS}/adapter_config.json")
+        final = True
+    except FileNotFoundError:
+        final = False
+    if final and status is not None and not status.best_checkpoint and status.step not in {s for _, s in found[1:]}:
+        found.append((evals.FINAL, status.step))
+    return found
 
 
 def checkpoint_steps(session: SshSession, run_dir: str) -> list[int]:

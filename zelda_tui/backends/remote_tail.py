@@ -24,13 +24,14 @@ from typing import Callable, Iterator
 
 import paramiko
 
-from ..core import atomic, runs
+from ..core import atomic, evals, runs
 from ..core.errors import ZeldaError
 from .ssh import HostKeyChanged, RemoteError, SshSession, UnknownHostKey
 
 APPEND_ONLY = (runs.TRAIN_LOG, runs.METRICS)
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 BULK_BYTES = 1 << 20
+EVALS_EVERY_S = 1.0  # how often the box's evals/ is listed (the logs are polled every poll_s)
 LOCK_FILE = ".mirror.lock"
 READ_TIMEOUT_S = 15.0  # a silently dead link (no FIN/RST) is noticed after this long
 
@@ -71,6 +72,8 @@ class RemoteMirror:
         self._lock: int | None = None
         self.host = host  # the alias until a connection names it in full
         self._status_sig: tuple[int, int] | None = None
+        self._evals_due = 0.0
+        self._copied: dict[str, tuple[int, int]] = {}  # evals/<set>/<file> -> (mtime, size) last copied
         self.state = LinkState("idle", self.host)
 
     # --- one pass ------------------------------------------------------------------------
@@ -89,6 +92,9 @@ class RemoteMirror:
             for name in APPEND_ONLY:
                 new += self._sync_append_only(sftp, name)
             self._sync_status(sftp)
+            if time.monotonic() >= self._evals_due:
+                self._evals_due = time.monotonic() + EVALS_EVERY_S
+                new += self._sync_evals(sftp)
             return new
         finally:
             if not held_before:
@@ -131,7 +137,7 @@ class RemoteMirror:
                                     f"what was copied so far is kept in {self.local_dir}") from None
         return self.session.sftp
 
-    def _sync_append_only(self, sftp: paramiko.SFTPClient, name: str) -> int:
+    def _sync_append_only(self, sftp: paramiko.SFTPClient, name: str, upto: int | None = None) -> int:
         local = self.local_dir / name
         offset = local.stat().st_size if local.exists() else 0
         remote = f"{self.remote_dir}/{name}"
@@ -139,6 +145,8 @@ class RemoteMirror:
             size = sftp.stat(remote).st_size or 0
         except FileNotFoundError:
             return 0
+        if upto is not None:
+            size = min(size, upto)
         if size < offset:
             raise RemoteRunGone(f"{self.host}: {remote} is shorter ({size} B) than the copy here ({offset} B): "
                                 "the remote run dir was replaced; not mixing two runs' logs")
@@ -192,6 +200,45 @@ class RemoteMirror:
         atomic.write_bytes(self.local_dir / runs.STATUS, data)
         self._status_sig = sig
 
+    def _sync_evals(self, sftp: paramiko.SFTPClient) -> int:
+        """The box's evals (a generator running there): events and log appended like the run's
+        logs; answers files and worker.json copied whole when they change (the generator
+        replaces them atomically, so a file that is there is complete)."""
+        root = f"{self.remote_dir}/{evals.EVALS_DIR}"
+        try:
+            sets = [a.filename for a in sftp.listdir_attr(root) if stat.S_ISDIR(a.st_mode or 0)]
+        except FileNotFoundError:
+            return 0
+        new = 0
+        for name in sets:
+            rel_dir = f"{evals.EVALS_DIR}/{name}"
+            (self.local_dir / rel_dir).mkdir(parents=True, exist_ok=True)
+            sizes = {}  # the events as they are before the listing: each one's answers are in it
+            for log_name in (evals.EVENTS_FILE, evals.GENERATE_LOG):
+                try:
+                    sizes[log_name] = sftp.stat(f"{root}/{name}/{log_name}").st_size or 0
+                except FileNotFoundError:
+                    sizes[log_name] = 0
+            for attr in sftp.listdir_attr(f"{root}/{name}"):
+                fname = attr.filename
+                if fname != evals.WORKER_FILE and (not fname.endswith(".jsonl") or fname == evals.PROMPTS_FILE):
+                    continue
+                rel = f"{rel_dir}/{fname}"
+                sig = (int(attr.st_mtime or 0), int(attr.st_size or 0))
+                if self._copied.get(rel) == sig and (self.local_dir / rel).exists():
+                    continue
+                try:
+                    with sftp.open(f"{self.remote_dir}/{rel}", "rb") as fh:
+                        data = fh.read()
+                except FileNotFoundError:
+                    continue  # replaced between the listing and the read: the next pass has it
+                atomic.write_bytes(self.local_dir / rel, data)
+                self._copied[rel] = sig
+            # after the answers: an event here ("done") means its answers file is here too
+            for log_name in (evals.EVENTS_FILE, evals.GENERATE_LOG):
+                new += self._sync_append_only(sftp, f"{rel_dir}/{log_name}", sizes[log_name])
+        return new
+
     # --- following -----------------------------------------------------------------------
     def follow(self, stop: threading.Event, until_inactive: bool = True) -> LinkState:
         """Sync every poll_s until stopped (or, by default, until the run is no longer active).
@@ -244,8 +291,11 @@ class RemoteMirror:
         return self.state
 
     def _active(self) -> bool:
+        """The run trains, or the box still evaluates its checkpoints (as last copied here)."""
         status = runs.read_status(self.local_dir)
-        return status is None or runs.RunState.of(status.state).is_live
+        if status is None or runs.RunState.of(status.state).is_live:
+            return True
+        return any(w.working for w in evals.workers(self.local_dir).values())
 
     def _set(self, state: LinkState) -> None:
         self.state = state

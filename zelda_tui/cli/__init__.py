@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="trust the box's SSH host key if known_hosts has none yet (a changed key is always refused)")
     ts.add_argument("--device", choices=["auto", "cuda", "cpu"], help="override train.device")
     ts.add_argument("--max-steps", type=int, help="override train.max_steps (e.g. a quick smoke run)")
+    ts.add_argument("--eval-during", choices=["off", "after", "alongside"],
+                    help="override [eval] during_training: the box evaluates every checkpoint once training ends "
+                         "(after) or as each lands (alongside)")
     train.add_parser("list", help="runs with state, step, loss, ETA", parents=[common])
     for action, text in (("status", "one run in detail"), ("stop", "SIGTERM: checkpoint, then exit"),
                          ("resume", "restart a stopped/died run from its latest checkpoint")):

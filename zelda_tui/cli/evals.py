@@ -62,7 +62,9 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
 
     with open_services(args) as services:
         try:
-            report = services.evals.run(args.run, args.checkpoint, args.prompts, opts, args.limit, progress, cancel)
+            report = services.evals.run(args.run, args.checkpoint, args.prompts, opts, args.limit, progress, cancel,
+                                        say=lambda text: print(("\r\033[K" if tty else "") + text, file=sys.stderr,
+                                                               flush=True))
         except KeyboardInterrupt:
             cancel.set()
             raise
@@ -141,13 +143,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
              if len(board["prompt_sets"]) > 1 else "") + "\n")
     print(table(
         ["#", "run", "checkpoint", "step", "assembles", "syntax", "unresolved", "pass@1", "pass@k", "match", "eval loss"],
-        [[r["rank"], ("(base) " + r["model"].rsplit("/", 1)[-1]) if r["is_base"] else r["run"], r["checkpoint"],
+        [[r["rank"], ("(base) " + r["model"].rsplit("/", 1)[-1]) if r["is_base"] else r["run"],
+          r["checkpoint"] + "".join(" " + evals.BEST_MARKS[m] for m in r["best"]),
           r["step"] if r["step"] is not None else "-", _pct(r["assemble_rate"]), _pct(r["rates"].get("syntax_error", 0.0)),
           _pct(r["rates"].get("unresolved_label", 0.0)), _pct(r["pass_at_1"]),
           _pct(r["pass_at_k"]) + (f" (k={r['samples']})" if r["pass_at_k"] is not None else ""),
           _pct(r["match_rate"]), num(r["eval_loss"], ".4f", missing="-")] for r in rows],
         "rllrrrrrrrr",
     ))
+    if any(r["best"] for r in rows):
+        print(f"\n{evals.BEST_MARKS[evals.BEST_ASSEMBLES]} assembles best in its run   "
+              f"{evals.BEST_MARKS[evals.BEST_LOSS]} lowest eval loss (early stopping's pick where it ran)")
     per_ds = sorted({d for r in rows for d in r["eval_loss_by_dataset"]})
     if per_ds:
         print("\neval loss per dataset (at the checkpoint's step):\n")

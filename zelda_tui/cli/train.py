@@ -20,9 +20,11 @@ def cmd_train_start(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         if args.remote:
             run_dir = services.runs.start_remote(args.remote, args.mix, args.phase, args.accept_new_host_key, say,
-                                                  device=args.device, max_steps=args.max_steps)
+                                                  during_training=args.eval_during, device=args.device,
+                                                  max_steps=args.max_steps)
         else:
-            run_dir = services.runs.start(args.mix, args.phase, say, device=args.device, max_steps=args.max_steps)
+            run_dir = services.runs.start(args.mix, args.phase, say, during_training=args.eval_during,
+                                          device=args.device, max_steps=args.max_steps)
         info = services.runs.info(run_dir)
     if args.json:
         emit_json(info.to_json())

@@ -24,6 +24,7 @@ from tomlkit.toml_document import TOMLDocument
 
 from . import atomic
 from .errors import ConfigError, where
+from .train_config import DURING_TRAINING
 
 ENV_VAR = "ZELDA_TUI_CONFIG"
 DEFAULT_NAME = "config.toml"
@@ -179,6 +180,10 @@ class EvalSpec:
     symbols: tuple[Path, ...] = ()  # resolved against the workspace; each must exist
     timeout_s: float = 10.0
     jobs: int | None = None
+    during_training: str = "off"  # off | after | alongside: the box evaluates a run's checkpoints by itself
+    prompts: Path | None = None  # the prompt set those evals use (None: the shipped held-out set)
+    samples: int = 0  # ... with K sampled answers per prompt (pass@k) besides the greedy one
+    max_new_tokens: int = 256  # ... and this answer length
 
 
 PROVIDER_KEYS = {
@@ -609,7 +614,20 @@ def _eval(table: dict, locate: "_Locator", workspace: Path) -> EvalSpec:
     jobs = _get(table, "jobs", int, locate, ctx)
     if jobs is not None and jobs < 1:
         raise ConfigError(f"{locate(*ctx, key='jobs')}: `jobs` must be an integer >= 1, got {jobs!r}")
-    return EvalSpec(asar=_path(table, "asar", locate, ctx, workspace), symbols=symbols, timeout_s=float(timeout), jobs=jobs)
+    during = _get(table, "during_training", str, locate, ctx, default=d.during_training)
+    if during not in DURING_TRAINING:
+        raise ConfigError(f"{locate(*ctx, key='during_training')}: `during_training` must be one of "
+                          f"{', '.join(DURING_TRAINING)}, got {during!r}")
+    prompts = _path(table, "prompts", locate, ctx, workspace)
+    if prompts is not None and not prompts.is_file():
+        raise ConfigError(f"{locate(*ctx, key='prompts')}: prompt file not found: {prompts}")
+    samples = _get(table, "samples", int, locate, ctx, default=d.samples)
+    tokens = _get(table, "max_new_tokens", int, locate, ctx, default=d.max_new_tokens)
+    if samples < 0 or tokens < 1:
+        key = "samples" if samples < 0 else "max_new_tokens"
+        raise ConfigError(f"{locate(*ctx, key=key)}: `samples` must be >= 0 and `max_new_tokens` >= 1")
+    return EvalSpec(asar=_path(table, "asar", locate, ctx, workspace), symbols=symbols, timeout_s=float(timeout), jobs=jobs,
+                    during_training=during, prompts=prompts, samples=samples, max_new_tokens=tokens)
 
 
 def _path(table: dict, key: str, locate: "_Locator", ctx: tuple[str, ...], base: Path) -> Path | None:

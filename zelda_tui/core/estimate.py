@@ -550,6 +550,28 @@ def estimate_vram(
     )
 
 
+def estimate_eval_vram(arch: ModelArch, *, dense_bits: int = 4, expert_bits: int = 4, batch: int = 8,
+                       tokens: int = 2048, dtype_bytes: int = 2) -> float:
+    """GiB an eval generator needs beside a trainer on the same GPU: the base weights as loaded for
+    training, the KV cache of `batch` sequences of `tokens` (DeepseekV2 in transformers caches the
+    decompressed keys and values of every head), one step's logits, and a CUDA context."""
+    b = dtype_bytes
+    weights = 0.0
+    for moe, n in arch.layer_kinds():
+        for lin in arch.layer_linears(moe):
+            bits = expert_bits if lin.group == "routed_experts" else dense_bits
+            weights += n * (lin.weights * bits_per_param(bits, lin.in_features) / 8 + lin.biases * b)
+    p = arch.params()
+    weights += (p.embeddings_lm_head + p.norms_router) * b
+    if arch.is_mla:
+        per_token_layer = arch.heads * (arch.qk_nope_head_dim + arch.qk_rope_head_dim + arch.v_head_dim) * b
+    else:
+        per_token_layer = 2 * arch.kv_heads * arch.head_dim * b
+    kv = arch.layers * batch * tokens * per_token_layer
+    logits = batch * arch.vocab * 4
+    return (weights + kv + logits) / GIB + CUDA_CONTEXT_GB + ALLOCATOR_SLACK_GB
+
+
 BREAKDOWN_LABELS = {
     "dense_weights": "dense linear weights (attention, dense MLP, shared experts)",
     "expert_weights": "routed expert weights",

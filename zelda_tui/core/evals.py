@@ -23,14 +23,18 @@ greedy answer's code against the reference, and per-category assemble rates.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
+import os
 import re
+import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import atomic, runs
 from .errors import ZeldaError
@@ -39,6 +43,10 @@ from .jsonl import JSONDecodeError, loads, read_bytes, split_lines
 EVALS_DIR = "evals"
 PROMPTS_FILE = "prompts.jsonl"  # the valid prompts of a set, as evaluated (inside the eval dir)
 GENERATE_LOG = "generate.log"
+EVENTS_FILE = "generate.events"  # the generator's JSON events, appended (a detached generator's stdout)
+WORKER_FILE = "worker.json"  # what the generator of this prompt set is doing now (replaced atomically)
+WORKER_LOCK = ".generate.lock"  # one generator per (run, prompt set) at a time
+WORKER_STALE_S = 900.0  # a worker silent longer than this is taken for dead (loading 16B weights takes minutes)
 BASE = "base"  # the base model without adapter
 FINAL = "final"  # lora_adapters/ when no checkpoint holds the same weights
 VERDICTS = ("assembles", "syntax_error", "unresolved_label", "timeout", "crash", "empty", "other")
@@ -204,6 +212,106 @@ def answers_path(run_dir: Path, prompt_set: str, checkpoint: str) -> Path:
     return eval_dir(run_dir, prompt_set) / f"{checkpoint}.jsonl"
 
 
+# --- the generator's own state ----------------------------------------------------------------
+
+
+@contextmanager
+def worker_lock(edir: Path, on_busy: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the prompt set's generator lock (flock; freed when the process dies): a second
+    generator for the same set waits its turn (`on_busy` once) instead of doing the same work."""
+    edir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(edir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if on_busy is not None:
+                on_busy()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """RUN_DIR/evals/<set>/worker.json: the generator's state (starting, queued, waiting,
+    generating, finished, failed), its checkpoint and progress, and a heartbeat."""
+
+    state: str
+    mode: str = "once"  # once | alongside | after
+    pid: int | None = None
+    checkpoint: str | None = None
+    done: int = 0
+    total: int = 0
+    heartbeat: float = 0.0
+    message: str = ""
+
+    @property
+    def working(self) -> bool:
+        """Busy now: an eval counts as work (the idle rule does not destroy its box) unless it
+        has been silent for WORKER_STALE_S (then it died without saying so)."""
+        return (self.state in ("starting", "queued", "waiting", "generating")
+                and time.time() - self.heartbeat < WORKER_STALE_S)
+
+
+class EvalWorker:
+    """The writer of worker.json (the generator program)."""
+
+    def __init__(self, edir: Path, mode: str) -> None:
+        self.path = Path(edir) / WORKER_FILE
+        self.data: dict[str, Any] = {"state": "starting", "mode": mode, "pid": os.getpid(), "checkpoint": None,
+                                     "done": 0, "total": 0, "message": ""}
+        self._written = 0.0
+
+    def update(self, **values: Any) -> None:
+        changed = any(self.data.get(k) != v for k, v in values.items() if k not in ("done", "total"))
+        self.data.update(values)
+        now = time.time()
+        if changed or now - self._written >= 1.0:  # progress at most once a second
+            self.data["heartbeat"] = round(now, 3)
+            atomic.write_text(self.path, json.dumps(self.data))
+            self._written = now
+
+
+def read_worker(edir: Path) -> WorkerStatus | None:
+    try:
+        data = json.loads((Path(edir) / WORKER_FILE).read_text(encoding="utf-8"))
+        fields = {k: data[k] for k in WorkerStatus.__dataclass_fields__ if k in data}
+        return WorkerStatus(**fields)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def worker_line(run_dir: Path) -> str | None:
+    """What the generators of a run are doing, one clause per prompt set (None: none ever ran)."""
+    parts = []
+    for name, w in workers(run_dir).items():
+        if w.state in ("starting", "queued", "waiting", "generating") and not w.working:
+            parts.append(f"{name}: eval silent for {(time.time() - w.heartbeat) / 60:.0f} min (ended without a word?)")
+        elif w.state == "generating":
+            parts.append(f"{name}: evaluating {w.checkpoint}" + (f" ({w.done}/{w.total})" if w.total else ""))
+        elif w.state == "queued":
+            parts.append(f"{name}: eval queued until training ends")
+        elif w.state == "waiting":
+            parts.append(f"{name}: eval waiting for the next checkpoint")
+        elif w.state == "failed":
+            parts.append(f"{name}: eval failed" + (f" ({w.message})" if w.message else ""))
+        else:
+            parts.append(f"{name}: eval {w.state}")
+    return "; ".join(parts) or None
+
+
+def workers(run_dir: Path) -> dict[str, WorkerStatus]:
+    """Each prompt set's generator state in a run dir (sets never evaluated have none)."""
+    found = {}
+    for edir in sorted((Path(run_dir) / EVALS_DIR).glob("*")):
+        status = read_worker(edir)
+        if status is not None:
+            found[edir.name] = status
+    return found
+
+
 def adapter_signature(adapter_dir: Path | None) -> str:
     """Which weights an answer file came from: size and mtime of the adapter file (or 'none')."""
     if adapter_dir is None:
@@ -278,6 +386,18 @@ def read_answers(path: Path) -> tuple[dict, list[dict]]:
     except JSONDecodeError:
         raise ZeldaError(f"{path}: not JSON (a damaged answers file: delete it to generate again)") from None
     return first["header"], answers
+
+
+def read_answers_header(path: Path) -> dict | None:
+    """Only the header line of an answers file (None when it has none): enough to tell whether it
+    is the one already stored, without reading every answer."""
+    try:
+        with open(path, "rb") as fh:
+            first = loads(fh.readline())
+    except (OSError, *JSONDecodeError):
+        return None
+    header = first.get("header") if isinstance(first, dict) else None
+    return header if isinstance(header, dict) else None
 
 
 def answers_complete(path: Path, request: dict) -> bool:
@@ -424,6 +544,35 @@ def rank(rows: list[dict], sort: str = DEFAULT_SORT) -> list[dict]:
     for i, row in enumerate(ranked, 1):
         row["rank"] = i
     return ranked
+
+
+BEST_ASSEMBLES = "assembles"  # the run's checkpoint whose answers assemble most often
+BEST_LOSS = "eval_loss"  # the one early stopping keeps (else the lowest eval loss)
+BEST_MARKS = {BEST_ASSEMBLES: "★", BEST_LOSS: "▼"}
+
+
+def mark_best(rows: list[dict], early_stopping_pick: dict[str, str]) -> None:
+    """Each row's `best`: which of its run's checkpoints is best by assemble rate and which by eval
+    loss (`early_stopping_pick`: run -> checkpoint name early stopping chose, where it ran), so a user
+    sees when the two disagree. Base rows are never marked."""
+    by_run: dict[str, list[dict]] = {}
+    for row in rows:
+        row["best"] = []
+        if not row["is_base"]:
+            by_run.setdefault(row["run"], []).append(row)
+    for run, mine in by_run.items():
+        scored = [r for r in mine if r["assemble_rate"] is not None]
+        if scored:
+            top = max(r["assemble_rate"] for r in scored)
+            for r in scored:
+                if r["assemble_rate"] == top:
+                    r["best"].append(BEST_ASSEMBLES)
+        pick = early_stopping_pick.get(run)
+        with_loss = [r for r in mine if r["eval_loss"] is not None]
+        chosen = ([r for r in mine if r["checkpoint"] == pick] if pick
+                  else [min(with_loss, key=lambda r: r["eval_loss"])] if with_loss else [])
+        for r in chosen:
+            r["best"].append(BEST_LOSS)
 
 
 def prompts_from_records(records: Iterable[tuple[dict, str]]) -> list[dict]:

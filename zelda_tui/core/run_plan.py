@@ -11,7 +11,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import runs
+from . import atomic, evals, runs
 from .config import Config
 from .errors import ConfigError, ZeldaError
 from .mix import EVAL_SOURCES, read_metadata
@@ -38,7 +38,8 @@ def choose_mix(config: Config, mix: str | None, phase: int | None) -> tuple[str,
     raise ConfigError(f"{config.path}: say which mix to train (--mix NAME or --phase N)")
 
 
-def plan_run(config: Config, mix: str | None = None, phase: int | None = None, **overrides) -> RunConfig:
+def plan_run(config: Config, mix: str | None = None, phase: int | None = None, during_training: str | None = None,
+             **overrides) -> RunConfig:
     mix_name, phase = choose_mix(config, mix, phase)
     raw = config.doc.unwrap()
     cfg = RunConfig()
@@ -53,6 +54,9 @@ def plan_run(config: Config, mix: str | None = None, phase: int | None = None, *
         apply(cfg.train, phase_table, f"{config.path} [phases.{phase}]")
     apply(cfg.train, {k: v for k, v in overrides.items() if v is not None}, "command line")
     cfg.data.mix, cfg.data.phase = mix_name, phase
+    apply(cfg.eval, {"during_training": during_training or config.eval.during_training,
+                     "samples": config.eval.samples, "max_new_tokens": config.eval.max_new_tokens},
+          "--eval-during" if during_training else f"{config.path} [eval]")
     return cfg
 
 
@@ -83,6 +87,19 @@ def create_run(config: Config, cfg: RunConfig, bundle: Path, runs_root: Path | N
     cfg.name = name
     cfg.created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg.data.sha256 = {k: v for k, v in meta.get("sha256", {}).items() if k in ("train.jsonl", "eval.jsonl")}
+    if cfg.eval.during_training != "off":
+        try:
+            cfg.eval.prompt_set = _freeze_prompts(run_dir, config.eval.prompts or evals.SHIPPED_PROMPTS)
+        except ZeldaError:
+            shutil.rmtree(run_dir)
+            raise
     cfg.save(run_dir)
     runs.set_state(run_dir, runs.RunState.CREATED, pid=None, started=None)
     return run_dir
+
+
+def _freeze_prompts(run_dir: Path, source: Path) -> str:
+    """The prompt set of the evals the box runs by itself, into RUN_DIR/evals/<set>/ (its name)."""
+    pf = evals.parse_prompts(source)
+    atomic.write_text(evals.eval_dir(run_dir, pf.name) / evals.PROMPTS_FILE, evals.prompts_jsonl(pf.prompts))
+    return pf.name

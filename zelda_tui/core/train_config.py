@@ -85,6 +85,19 @@ class DataSection:
     sha256: dict[str, str] = field(default_factory=dict)
 
 
+DURING_TRAINING = ("off", "after", "alongside")
+
+
+@dataclass
+class EvalSection:
+    """Evals the box runs by itself ([eval] during_training of config.toml, frozen with the run)."""
+
+    during_training: str = "off"  # off | after (every checkpoint once training ends) | alongside (as they land)
+    prompt_set: str = ""  # RUN_DIR/evals/<prompt_set>/prompts.jsonl, written when the run is created
+    samples: int = 0  # sampled answers per prompt besides the greedy one
+    max_new_tokens: int = 256
+
+
 @dataclass
 class RunConfig:
     name: str = ""
@@ -94,13 +107,14 @@ class RunConfig:
     lora: LoraSection = field(default_factory=LoraSection)
     train: TrainSection = field(default_factory=TrainSection)
     data: DataSection = field(default_factory=DataSection)
+    eval: EvalSection = field(default_factory=EvalSection)
 
     def to_toml(self) -> str:
         doc = tomlkit.document()
         doc.add(tomlkit.comment("Frozen config of this run: the trainer reads only this file."))
         doc["name"] = self.name
         doc["created"] = self.created
-        for section in ("model", "quant", "lora", "train", "data"):
+        for section in SECTIONS:
             table = tomlkit.table()
             for key, value in dataclasses.asdict(getattr(self, section)).items():
                 if value is not None:
@@ -125,7 +139,8 @@ PACKING_MODES = ("by_length", "packed", "dense")
 LEGACY_PACKING = {True: "dense", False: "by_length"}  # run.toml files frozen before the modes existed
 DEVICES = ("auto", "cuda", "cpu")
 
-SECTIONS = {"model": ModelSection, "quant": QuantSection, "lora": LoraSection, "train": TrainSection, "data": DataSection}
+SECTIONS = {"model": ModelSection, "quant": QuantSection, "lora": LoraSection, "train": TrainSection, "data": DataSection,
+            "eval": EvalSection}
 
 
 def apply(section: Any, values: dict, where: str) -> Any:
@@ -156,6 +171,8 @@ def _invalid(section: Any, key: str, value: Any) -> str | None:
             return "must be >= 1"
         if key == "eval_max_samples" and value < 0:
             return "must be >= 0 (0 = every eval sample)"
+    if isinstance(section, EvalSection) and key == "during_training" and value not in DURING_TRAINING:
+        return f"must be one of {', '.join(DURING_TRAINING)}"
     if isinstance(section, LoraSection) and key == "dropout" and not 0 <= value < 1:
         return "must be in [0, 1)"
     return None

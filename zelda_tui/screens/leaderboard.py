@@ -21,6 +21,7 @@ from textual.screen import Screen
 from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ..core import evals
 from ..core.evals import GenerateOptions
 from ..core.format import percent as pct
 from ..services import Services
@@ -43,6 +44,7 @@ SORT_BY_COLUMN = {"run": "run", "ckpt": "step", "asm": "assemble", "p1": "pass1"
                   "loss": "eval_loss", "step": "step"}  # a header click ranks by its column
 SORTS = (("assemble", "assembles ↓"), ("pass1", "pass@1 ↓"), ("passk", "pass@k ↓"), ("match", "match ↓"),
          ("eval_loss", "eval loss ↑"), ("step", "step ↓"), ("run", "run ↑"))
+LIVE_REFRESH_S = 15.0
 EMPTY_HINT = ("No eval results yet. Press [b]e[/b] to evaluate a run's checkpoints (base model included), "
               "or from a shell:\n  [b]zelda-tui eval run --run RUN[/b]   (runs: [b]zelda-tui train list[/b])")
 
@@ -58,7 +60,8 @@ def row_cells(row: dict, marked: bool) -> tuple[Text | str, ...]:
     return (
         Text(("◆" if marked else "") + str(row["rank"]), style="bold cyan" if marked else ""),
         Text(run, style="italic" if row["is_base"] else ""),
-        row["checkpoint"].removeprefix("checkpoint-"), Text(pct(row["assemble_rate"]), style="bold", justify="right"),
+        row["checkpoint"].removeprefix("checkpoint-") + "".join(evals.BEST_MARKS[m] for m in row["best"]),
+        Text(pct(row["assemble_rate"]), style="bold", justify="right"),
         *(Text(n, justify="right") for n in numbers),
     )
 
@@ -73,6 +76,10 @@ def detail_text(row: dict) -> str:
         parts.append(f"match {row['matched']}/{row['with_reference']}")
     if row["eval_loss_by_dataset"]:
         parts.append("eval loss " + ", ".join(f"{escape(d)} {v:.3f}" for d, v in sorted(row["eval_loss_by_dataset"].items())))
+    if row["best"]:
+        parts.append(" and ".join({evals.BEST_ASSEMBLES: "★ assembles best of its run",
+                                   evals.BEST_LOSS: "▼ lowest eval loss of its run (early stopping's pick)"}[m]
+                                  for m in row["best"]))
     if row["prompts_changed"]:
         parts.append("[yellow]scored on an older version of the prompt set[/]")
     return " · ".join(parts)
@@ -141,6 +148,12 @@ class LeaderboardScreen(Screen):
         self._fill_table(None)
         self.query_one(DataTable).focus()
         self.refresh_board()
+        # answers the box generates while training land in run dirs (the Runs screen's mirror): picked up here
+        self.set_interval(LIVE_REFRESH_S, self._live_refresh)
+
+    def _live_refresh(self) -> None:
+        if self.ready and self.is_current and self.evaluating is None:
+            self.refresh_board()
 
     def on_resize(self) -> None:
         if self.ready:

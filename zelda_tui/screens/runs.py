@@ -89,6 +89,8 @@ def summary_text(info: RunView, link: str | None = None) -> str:
         parts.append(f"${info.spent_usd:,.2f} spent ({escape(info.instance or '—')})")
     if info.message and not state.is_failure:
         parts.append(escape(info.message))
+    if info.evals:  # the box evaluating its checkpoints ([eval] during_training or `e`)
+        parts.append(escape(info.evals))
     return " · ".join(parts) + (f"\n{link}" if link else "")  # the connection on a line of its own
 
 

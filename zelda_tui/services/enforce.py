@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..core import evals
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.offers import held_hours, spent_usd
@@ -54,8 +55,10 @@ class BudgetEnforcer:
             elif on_idle == "destroy":
                 mine = [r for r in remote_runs if instance_of[r["name"]] == inst["key"]]
                 infos = [self.runs.info(Path(r["run_dir"]), r) for r in mine]
-                if infos and all(not i.state.is_live for i in infos):
-                    ended = max((i.finished or i.heartbeat or inst["started"]) for i in infos)
+                workers = [w for r in mine for w in evals.workers(Path(r["run_dir"])).values()]  # as last mirrored
+                if infos and all(not i.state.is_live for i in infos) and not any(w.working for w in workers):
+                    ended = max([(i.finished or i.heartbeat or inst["started"]) for i in infos]
+                                + [w.heartbeat for w in workers])  # an eval on the box is work too
                     if now - ended > grace_s:
                         last = max(infos, key=lambda i: i.finished or i.heartbeat or 0)
                         reason = (f"idle {(now - ended) / 60:.0f} min since its last run {last.name} ended "

@@ -10,13 +10,16 @@ continues where it stopped and a second run of the same eval does nothing.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends.generate_runner import GenerateRequest, run_generate
+from ..backends.hosts import BoxEval, SshHost
 from ..core import atomic, evals, runs
 from ..demo import run as demo_run
 from ..core.config import Config
@@ -28,10 +31,19 @@ from .asm import AsmService
 from .datasets import DatasetService
 from .runs import RunService
 
+if TYPE_CHECKING:
+    from ..backends.ssh import SshSession
+
 # (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
 EvalProgress = Callable[[str, int, int], object]  # what it returns is ignored
+Say = Callable[[str], None]  # a line about what happens (starting on the box, waiting for another eval)
+BOX_GONE_GRACE_S = 15.0  # after the box's generator is seen gone, how long its last files may take to arrive
 GENERATOR_STACK = ("torch", "transformers", "peft")  # what the generator program imports
 INSTALL_TRAIN = "pip install -e '.[train]'"
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def generator_stack_missing() -> str | None:
@@ -72,6 +84,58 @@ class EvalReport:
 
 
 @dataclass
+class _Sink:
+    """The generator's events, turned into results: each checkpoint scored as its answers land."""
+
+    service: EvalService
+    run_dir: Path
+    prompt_set: str
+    by_name: dict[str, CheckpointResult]
+    progress: EvalProgress | None
+    say: Say = _quiet
+    pid: int | None = None  # read only this generator's events (others may share the events file)
+    fatal: list[str] = field(default_factory=list)
+    finished: bool = False
+
+    def line(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        if event.get("event") == "done" and event.get("pid") != self.pid and event.get("checkpoint") not in self.by_name:
+            try:  # another generator's (the one training started): stored for the leaderboard as well
+                self.service.ingest(self.run_dir, self.prompt_set, str(event["checkpoint"]))
+            except ZeldaError:
+                pass
+        if self.pid is None or event.get("pid") == self.pid:
+            self.event(event)
+
+    def event(self, event: dict) -> None:
+        name, kind = event.get("checkpoint"), event.get("event")
+        if kind == "progress" and self.progress is not None:
+            self.progress(str(name), int(event.get("done", 0)), int(event.get("total", 0)))
+        elif kind in ("done", "skipped") and name in self.by_name:
+            self.service._score(self.run_dir, self.prompt_set, self.by_name[name],
+                                "generated" if kind == "done" else "reused")
+        elif kind == "error":
+            if name in self.by_name:
+                self.by_name[name].state, self.by_name[name].message = "failed", str(event.get("message", ""))
+            elif name is None:
+                self.fatal.append(str(event.get("message", "")))
+        elif kind in ("waiting", "queued"):
+            self.say(str(event.get("message", kind)))
+        elif kind == "finished":
+            self.finished = True
+
+    def fail_pending(self, names: list[str], message: str) -> None:
+        for name in names:
+            if self.by_name[name].state == "pending":
+                self.by_name[name].state, self.by_name[name].message = "failed", message
+
+
+@dataclass
 class EvalService:
     """Evals of a run's checkpoints, their scores in SQLite, and the leaderboard over them."""
 
@@ -88,9 +152,13 @@ class EvalService:
 
     # --- running an eval -----------------------------------------------------------------
     def run(self, run: str, checkpoint: str = "all", prompts: Path | None = None, options: evals.GenerateOptions | None = None,
-                 limit: int | None = None, progress: EvalProgress | None = None,
-                 cancel: threading.Event | None = None) -> EvalReport:
-        """Generate, validate, score and store; a failing checkpoint never stops the others."""
+            limit: int | None = None, progress: EvalProgress | None = None,
+            cancel: threading.Event | None = None, say: Say | None = None) -> EvalReport:
+        """Generate, validate, score and store; a failing checkpoint never stops the others.
+
+        Answers are generated where the run's model is: here for a local run, on the run's box
+        for a remote one (see `_run_on_box`); Asar validation and scoring always run here.
+        """
         opts = options or evals.GenerateOptions()
         if opts.samples < 0 or opts.max_new_tokens < 1 or opts.batch_size < 1:
             raise ZeldaError("eval: --samples must be >= 0, --max-new-tokens and --batch-size >= 1", exit_code=2)
@@ -100,27 +168,34 @@ class EvalService:
         chosen = pf.prompts[:limit] if limit else pf.prompts
         prompt_text = evals.prompts_jsonl(chosen)
         prompts_sha = evals.sha256_text(prompt_text)
-        names = self._resolve_checkpoints(run_dir, checkpoint)
+        host = self.runs.host(run_dir.name)
+        box = BoxEval(host, run_dir) if isinstance(host, SshHost) else None
+        available = box.checkpoints() if box is not None else evals.eval_checkpoints(run_dir)
+        names = self._resolve_checkpoints(run_dir, checkpoint, available, host.name if box else None)
         report = EvalReport(run_dir.name, str(run_dir), pf.name, len(chosen), list(pf.problems),
                             [CheckpointResult(name, step) for name, step in names])
         edir = evals.eval_dir(run_dir, pf.name)
         prompts_file = edir / evals.PROMPTS_FILE
         if not prompts_file.is_file() or prompts_file.read_text(encoding="utf-8") != prompt_text:
             atomic.write_text(prompts_file, prompt_text)
-        by_name = {c.checkpoint: c for c in report.checkpoints}
-        done: list[str] = []
-        todo: list[str] = []
-        for name, _ in names:
-            request = evals.generation_request(cfg.model.base, evals.checkpoint_dir(run_dir, name), prompts_sha,
-                                               opts.samples, opts.max_new_tokens, opts.seed, opts.temperature, opts.top_p)
-            complete = evals.answers_complete(evals.answers_path(run_dir, pf.name, name), request)
-            (done if complete else todo).append(name)
-        if todo:
-            self._check_can_generate(run_dir)
-        for name in done:
-            self._score(run_dir, pf.name, by_name[name], "reused")
-        if todo:
-            self._generate(run_dir, pf.name, todo, opts, by_name, progress, cancel)
+        sink = _Sink(self, run_dir, pf.name, {c.checkpoint: c for c in report.checkpoints}, progress, say or _quiet)
+        if box is not None:
+            self._run_on_box(box, sink, [n for n, _ in names], opts, cancel, say or _quiet)
+        else:
+            done: list[str] = []
+            todo: list[str] = []
+            for name, _ in names:
+                request = evals.generation_request(cfg.model.base, evals.checkpoint_dir(run_dir, name), prompts_sha,
+                                                   opts.samples, opts.max_new_tokens, opts.seed, opts.temperature,
+                                                   opts.top_p)
+                complete = evals.answers_complete(evals.answers_path(run_dir, pf.name, name), request)
+                (done if complete else todo).append(name)
+            if todo:
+                self._check_can_generate(run_dir)
+            for name in done:
+                self._score(run_dir, pf.name, sink.by_name[name], "reused")
+            if todo:
+                self._generate(sink, todo, opts, cancel)
         for result in report.checkpoints:
             if result.state == "pending":
                 result.state = "failed"
@@ -140,32 +215,65 @@ class EvalService:
         if missing:
             raise ZeldaError(missing)
 
-    def _generate(self, run_dir: Path, prompt_set: str, todo: list[str], opts: evals.GenerateOptions,
-                  by_name: dict[str, CheckpointResult], progress: EvalProgress | None,
+    def _generate(self, sink: _Sink, todo: list[str], opts: evals.GenerateOptions,
                   cancel: threading.Event | None) -> None:
-        request = GenerateRequest(run_dir, prompt_set, todo, opts)
-        fatal: list[str] = []
+        request = GenerateRequest(sink.run_dir, sink.prompt_set, todo, opts)
+        log_path = evals.eval_dir(sink.run_dir, sink.prompt_set) / evals.GENERATE_LOG
+        code = run_generate(request, log_path, sink.event, cancel)
+        if sink.fatal or code not in (0, 1):
+            sink.fail_pending(todo, sink.fatal[0] if sink.fatal else f"the generator exited with code {code} (see {log_path})")
 
-        def on_event(event: dict) -> None:
-            name = event.get("checkpoint")
-            kind = event.get("event")
-            if kind == "progress" and progress is not None:
-                progress(str(name), int(event.get("done", 0)), int(event.get("total", 0)))
-            elif kind in ("done", "skipped") and name in by_name:
-                self._score(run_dir, prompt_set, by_name[name], "generated" if kind == "done" else "reused")
-            elif kind == "error":
-                if name in by_name:
-                    by_name[name].state, by_name[name].message = "failed", str(event.get("message", ""))
-                else:
-                    fatal.append(str(event.get("message", "")))
+    def _run_on_box(self, box: BoxEval, sink: _Sink, todo: list[str], opts: evals.GenerateOptions,
+                    cancel: threading.Event | None, say: Say) -> None:
+        """Generate on the run's box: the generator starts detached there (a dropped connection or a
+        closed laptop loses nothing: it goes on, and the next eval picks its answers up); the
+        mirror brings each checkpoint's answers home as they land and they are scored here.
 
-        log_path = evals.eval_dir(run_dir, prompt_set) / evals.GENERATE_LOG
-        code = run_generate(request, log_path, on_event, cancel)
-        if fatal or code not in (0, 1):
-            message = fatal[0] if fatal else f"the generator exited with code {code} (see {log_path})"
-            for name in todo:
-                if by_name[name].state == "pending":
-                    by_name[name].state, by_name[name].message = "failed", message
+        Only the events after this start are read: the generator answers for every checkpoint asked
+        ("skipped" for answers it already has), and a generator of the same prompt set that is
+        still running there (an earlier eval, the one training started) goes first."""
+        edir = evals.eval_dir(sink.run_dir, sink.prompt_set)
+        tail = runs.LineTail(edir / evals.EVENTS_FILE)
+        tail.offset = tail.path.stat().st_size if tail.path.exists() else 0
+        pid = box.start(sink.prompt_set, todo, opts.argv(), say)
+        say(f"{box.host.name}: generating on the box (pid {pid}); answers are validated with Asar and scored here")
+        sink.pid = pid
+        gone = threading.Event()
+
+        def tick(session: SshSession) -> None:
+            if not box.alive(session, pid):
+                gone.set()
+
+        stop = threading.Event()
+        mirror = box.host.mirror(sink.run_dir, on_tick=tick, tick_s=5.0)
+        follower = threading.Thread(target=mirror.follow, args=(stop, False), name=f"eval-mirror-{pid}", daemon=True)
+        follower.start()
+        gone_seen = 0.0
+        try:
+            while not sink.finished:
+                for line in tail.read_new():
+                    sink.line(line)
+                if sink.finished:
+                    break
+                if cancel is not None and cancel.is_set():
+                    box.stop(pid)
+                    break
+                if mirror.state.state == "failed":
+                    sink.fail_pending(todo, mirror.state.error)
+                    break
+                if gone.is_set():  # ended without its last event: read what the mirror still brings, then give up
+                    gone_seen = gone_seen or time.monotonic()
+                    if time.monotonic() - gone_seen > BOX_GONE_GRACE_S:
+                        sink.fail_pending(todo, f"the eval generator on {box.host.name} ended without finishing "
+                                                f"(see {evals.EVALS_DIR}/{sink.prompt_set}/{evals.GENERATE_LOG} there); "
+                                                "`zelda-tui eval run` again continues")
+                        break
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            follower.join(timeout=30)
+        if sink.fatal:
+            sink.fail_pending(todo, sink.fatal[0])
 
     def _score(self, run_dir: Path, prompt_set: str, result: CheckpointResult, how: str) -> None:
         try:
@@ -222,26 +330,46 @@ class EvalService:
                     summaries.append(self.ingest(Path(run_dir), edir.name, path.stem))
         return summaries
 
-    def _resolve_checkpoints(self, run_dir: Path, spec: str) -> list[tuple[str, int]]:
-        """`all`, `base`, `final`, `N` / `checkpoint-N`, or a comma list of those."""
-        available = evals.eval_checkpoints(run_dir)
+    def ingest_landed(self) -> list[str]:
+        """Score the answers that arrived without an `eval run` waiting for them (the box's own evals
+        while training, mirrored home by the Runs screen or `tail`): every answers file in a known
+        run dir whose header is not the stored one. Returns one line per file that cannot be scored."""
+        problems = []
+        for row in self.store.run_rows():
+            root = Path(row["run_dir"]) / evals.EVALS_DIR
+            for path in sorted(root.glob("*/*.jsonl")):
+                if path.name == evals.PROMPTS_FILE or not (path.parent / evals.PROMPTS_FILE).is_file():
+                    continue
+                stored = self.store.eval_summary(row["name"], path.stem, path.parent.name)
+                if stored is not None and stored["header"] == evals.read_answers_header(path):
+                    continue
+                try:
+                    self.ingest(Path(row["run_dir"]), path.parent.name, path.stem)
+                except ZeldaError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    def _resolve_checkpoints(self, run_dir: Path, spec: str, available: list[tuple[str, int]],
+                             box: str | None = None) -> list[tuple[str, int]]:
+        """`all`, `base`, `final`, `N` / `checkpoint-N`, or a comma list of those, among
+        `available` (the complete ones here, or on the run's `box`)."""
         steps = dict(available)
-        host = self.runs.host(run_dir.name)
-        fetch_hint = (f" — {run_dir.name} trained on {host.name}: bring its checkpoints here first with "
-                      f"`zelda-tui train fetch {run_dir.name} --checkpoint all`") if host.is_remote else ""
+        where = f" on {box}" if box else ""
         if spec.strip() == "all":
-            if host.is_remote and len(available) == 1:  # only the base model: nothing was fetched yet
-                raise ZeldaError(f"{run_dir.name}: no checkpoint here yet{fetch_hint}", exit_code=1)
+            if box and len(available) == 1:  # only the base model
+                raise ZeldaError(f"{run_dir.name}: no checkpoint{where} yet (one lands every "
+                                 f"train.checkpoint_every_steps); `--checkpoint base` evaluates the base model alone",
+                                 exit_code=1)
             return available
         chosen: list[tuple[str, int]] = []
         for part in (p.strip() for p in spec.split(",") if p.strip()):
             name = f"checkpoint-{part}" if part.isdigit() else part
-            if name == evals.FINAL and name not in steps and (run_dir / runs.ADAPTERS / "adapter_config.json").is_file():
+            if (name == evals.FINAL and name not in steps and not box
+                    and (run_dir / runs.ADAPTERS / "adapter_config.json").is_file()):
                 steps[name] = evals.checkpoint_step(run_dir, name) or 0
             if name not in steps:
                 known = ", ".join(n for n, _ in available)
-                raise ZeldaError(f"{run_dir.name}: no checkpoint '{part}' (complete ones: {known}){fetch_hint}",
-                                 exit_code=2)
+                raise ZeldaError(f"{run_dir.name}: no checkpoint '{part}'{where} (complete ones: {known})", exit_code=2)
             if name not in dict(chosen):
                 chosen.append((name, steps[name]))
         if not chosen:
@@ -284,6 +412,7 @@ class EvalService:
         the same base model and prompt set share one base row. Eval losses come from the
         run's metrics.jsonl at the checkpoint's step.
         """
+        self.ingest_landed()
         sets = self.store.eval_prompt_sets()
         if prompt_set is None:
             prompt_set = sets[0]["prompt_set"] if sets else None
@@ -303,6 +432,14 @@ class EvalService:
                         continue
                     seen_base.add(key)
                 rows.append(self._leaderboard_row(s, latest_sha, metrics_cache))
+        picks = {}
+        for run_dir in {r["run_dir"] for r in rows if not r["is_base"]}:
+            status = runs.read_status(Path(run_dir))
+            if status is not None and status.best_checkpoint:
+                picks[Path(run_dir).name] = Path(status.best_checkpoint).name
+        evals.mark_best(rows, picks)
+        for row in rows:
+            del row["run_dir"]
         return {"prompt_set": prompt_set, "prompt_sets": [s["prompt_set"] for s in sets], "sort": sort,
                 "rows": evals.rank(rows, sort)}
 
@@ -322,7 +459,7 @@ class EvalService:
             "match_rate": summary.match_rate, "matched": summary.matched, "with_reference": summary.with_reference,
             "truncated": summary.truncated, "by_category": summary.by_category,
             "eval_loss": loss["eval_loss"], "eval_loss_by_dataset": loss["by_dataset"],
-            "prompts_changed": s["prompts_sha256"] != latest_sha, "scored_at": s["created"],
+            "prompts_changed": s["prompts_sha256"] != latest_sha, "scored_at": s["created"], "run_dir": s["run_dir"],
         }
 
     def samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[dict]:

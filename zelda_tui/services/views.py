@@ -168,6 +168,7 @@ class RunView(View):
     instance: str | None = None
     spent_usd: float | None = None
     home_checkpoint: str | None = None  # a remote run's newest checkpoint copied here whole and verified (#17)
+    evals: str | None = None  # what the run's eval generators do (as last mirrored): evaluating checkpoint-N (3/40)...
 
     @property
     def is_remote(self) -> bool:
@@ -222,7 +223,6 @@ class BackupView(View):
     bytes: int | None  # what rsync sent, when it says
 
 
-
 @dataclass(frozen=True)
 class MixBuildView(View):
     """A built mix: its bundle dir, the counts a reader shows, and metadata.json as written (the bundle's
@@ -236,3 +236,4 @@ class MixBuildView(View):
 
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "metadata": self.metadata}
+

@@ -197,6 +197,8 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     if resume:
         log.info("resuming from %s", resume.name)
         runs.append_metric(run_dir, "status", state="resumed", checkpoint=resume.name)
+    if dist.is_main and cfg.eval.during_training != "off":
+        start_eval_worker(run_dir, cfg)
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
@@ -215,6 +217,37 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     runs.append_metric(run_dir, "status", state="completed")
     log.info("done: adapters in %s", run_dir / runs.ADAPTERS)
     return 0
+
+
+def start_eval_worker(run_dir: Path, cfg: RunConfig) -> int | None:
+    """The generator that evaluates this run's checkpoints on this machine by itself ([eval]
+    during_training): detached like the trainer (it outlives it to finish the last checkpoints),
+    events appended to evals/<set>/generate.events, its log to generate.log. A generator of an
+    earlier start of this run that is still busy holds the set's lock: this one waits for it."""
+    import subprocess
+    import threading
+
+    from ...core import evals
+
+    edir = evals.eval_dir(run_dir, cfg.eval.prompt_set)
+    if not cfg.eval.prompt_set or not (edir / evals.PROMPTS_FILE).is_file():
+        log.warning("eval.during_training = %s but the run has no prompt set: no eval while training",
+                    cfg.eval.during_training)
+        return None
+    command = [sys.executable, "-m", "zelda_tui.backends.trainer.generate", str(run_dir), "--prompt-set",
+               cfg.eval.prompt_set, "--follow", cfg.eval.during_training, "--poll-s", str(EVAL_POLL_S),
+               "--samples", str(cfg.eval.samples), "--max-new-tokens", str(cfg.eval.max_new_tokens)]
+    with open(edir / evals.EVENTS_FILE, "ab") as events, open(edir / evals.GENERATE_LOG, "ab") as logfile:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=events, stderr=logfile, cwd=run_dir,
+                                start_new_session=True)
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    log.info("eval of every checkpoint %s (pid %d, prompt set %s; log in %s)",
+             "as it lands" if cfg.eval.during_training == "alongside" else "once training ends", proc.pid,
+             cfg.eval.prompt_set, edir / evals.GENERATE_LOG)
+    return proc.pid
+
+
+EVAL_POLL_S = 5.0  # how often the eval worker looks for new checkpoints
 
 
 def eval_subset(records: list[dict], limit: int) -> list[dict]:
