@@ -310,11 +310,6 @@ class BoxEval:
     def alive(self, session: SshSession, pid: int) -> bool:
         return remote_runs.alive(session, pid)
 
-    def stop(self, pid: int) -> None:
-        with self.host._session() as session:
-            if remote_runs.alive(session, pid):
-                session.check(f"kill -TERM {int(pid)}", f"stop the eval generator (pid {pid})")
-
 
 def _remote_checkpoints(session: SshSession, remote_dir: str, which: str) -> list[str]:
     steps = remote_runs.checkpoint_steps(session, remote_dir)

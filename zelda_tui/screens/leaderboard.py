@@ -340,19 +340,24 @@ class LeaderboardScreen(Screen):
         from pathlib import Path
 
         report = None
+
+        def say(text: str) -> None:
+            self.post_message(self.EvalProgress(choice.run, text, 0, 0))
+
         try:
             report = self.services.evals.run(
                 choice.run, choice.checkpoint, Path(choice.prompts) if choice.prompts else None,
                 GenerateOptions(samples=choice.samples, max_new_tokens=choice.max_new_tokens),
                 progress=lambda name, done, total: self.post_message(self.EvalProgress(choice.run, name, done, total)),
-                cancel=self._cancel)
+                cancel=self._cancel, say=say)
         except Exception as exc:
             report_from_thread(self, exc, "eval failed")
         self.post_message(self.EvalDone(report))
 
     @on(EvalProgress)
     def _eval_progress(self, msg: EvalProgress) -> None:
-        self.evaluating = f"evaluating {msg.run}: {msg.checkpoint} {msg.done}/{msg.total} answers"
+        self.evaluating = (f"evaluating {msg.run}: {msg.checkpoint} {msg.done}/{msg.total} answers" if msg.total
+                           else f"evaluating {msg.run}: {msg.checkpoint}")  # a phase: "generating on the box …"
         self._show_status()
 
     @on(EvalDone)
