@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
 EvalProgress = Callable[[str, int, int], object]  # what it returns is ignored
-Say = Callable[[str], object]  # (its result is ignored) a line about what happens (starting on the box, waiting for another eval)
+Say = Callable[[str], None]  # a line about what happens (starting on the box, waiting for another eval)
 BOX_GONE_GRACE_S = 15.0  # after the box's generator is seen gone, how long its last files may take to arrive
 GENERATOR_STACK = ("torch", "transformers", "peft")  # what the generator program imports
 INSTALL_TRAIN = "pip install -e '.[train]'"
