@@ -80,3 +80,48 @@ def test_estimate_json_keeps_its_keys(small_ws: Path):
                          "vram_gb", "verdict", "vram_breakdown_gb", "tokens_per_s_per_gpu", "tokens_per_s_source",
                          "hours", "dollars", "gpu_note"]
     assert est["gpu_note"].startswith("--gpu 'A100' matches") and isinstance(est["vram_breakdown_gb"], dict)
+
+
+LEADERBOARD_ROW_KEYS = ["run", "checkpoint", "step", "is_base", "model", "prompt_set", "prompts", "samples",
+                        "assemble_rate", "rates", "counts", "pass_at_1", "pass_at_k", "match_rate", "matched",
+                        "with_reference", "truncated", "by_category", "eval_loss", "eval_loss_by_dataset",
+                        "prompts_changed", "scored_at", "best", "rank"]
+SUMMARY_KEYS = ["prompts", "samples", "assemble_rate", "rates", "counts", "pass_at_1", "pass_at_k", "with_reference",
+                "matched", "match_rate", "truncated", "by_category"]
+SAMPLE_KEYS = ["run", "checkpoint", "prompt_set", "prompt_idx", "sample", "category", "prompt", "reference", "answer",
+               "verdict", "checker", "errors", "line", "code", "match", "truncated"]
+
+
+def test_eval_and_leaderboard_json_keep_their_keys(small_services, small_ws: Path):
+    """`leaderboard`, `eval show`, `eval run` over answers scored by the real services (tests/evals_seed.py)."""
+    from tests.evals_seed import PROMPTS, make_run, seed_results
+
+    run_dir = make_run(small_ws.parent, "tiny_20260101T000000Z")
+    seed_results(small_services, run_dir)
+    board = run_json(small_ws, "leaderboard")
+    assert list(board) == ["prompt_set", "prompt_sets", "sort", "rows"]
+    assert board["prompt_set"] == "demo_prompts" and board["prompt_sets"] == ["demo_prompts"] and board["sort"] == "assemble"
+    assert [list(r) for r in board["rows"]] == [LEADERBOARD_ROW_KEYS] * 3
+    top, base = board["rows"][0], board["rows"][2]
+    assert (top["checkpoint"], top["rank"], top["best"], top["is_base"]) == ("checkpoint-4", 1, ["assembles", "eval_loss"], False)
+    assert (base["checkpoint"], base["rank"], base["best"], base["is_base"]) == ("base", 3, [], True)
+
+    shown = run_json(small_ws, "eval", "show", "--run", run_dir.name, "--checkpoint", "checkpoint-2", "--prompt", "1")
+    assert [list(r) for r in shown] == [SAMPLE_KEYS] * 3 and shown[0]["errors"] and shown[0]["match"] is False
+
+    prompts = small_ws.parent / "demo_prompts.jsonl"
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    report = run_json(small_ws, "eval", "run", "--run", run_dir.name, "--prompts", str(prompts), "--samples", "2",
+                      "--max-new-tokens", "64")
+    assert list(report) == ["run", "run_dir", "prompt_set", "prompts", "problems", "checkpoints"]
+    assert [list(c) for c in report["checkpoints"]] == [["checkpoint", "step", "state", "message", "summary"]] * 3
+    assert [list(c["summary"]) for c in report["checkpoints"]] == [SUMMARY_KEYS] * 3
+    assert report["checkpoints"][2]["summary"]["assemble_rate"] == 0.75 and report["checkpoints"][2]["state"] == "reused"
+
+
+def test_registry_index_json_keeps_its_keys(small_ws: Path):
+    index = run_json(small_ws, "registry", "index")
+    assert list(index) == ["export", "datasets"] and index["export"] == str(small_ws.parent / "datasets_registry.json")
+    assert [list(d) for d in index["datasets"]] == [
+        ["name", "path", "records", "bytes", "sha256", "mtime", "tags", "indexed_at"]] * 3
+    assert index["datasets"][0]["name"] == "alpha" and index["datasets"][0]["tags"] == ["a"]

@@ -18,30 +18,30 @@ def test_answers_are_validated_scored_and_stored(small_services, small_ws: Path)
     run_dir = make_run(small_ws.parent, "tiny_20260101T000000Z")
     seed_results(small_services, run_dir)
     rows = small_services.evals.samples(run_dir.name, "checkpoint-2", "demo_prompts")
-    assert [(r["prompt_idx"], r["sample"]) for r in rows] == [(i, s) for i in range(4) for s in range(3)]
-    greedy = {r["prompt_idx"]: r for r in rows if r["sample"] == 0}
-    assert [greedy[i]["verdict"] for i in range(4)] == ["assembles", "syntax_error", "unresolved_label", "syntax_error"]
-    assert greedy[1]["line"] == 2 and "FOOBAR" in greedy[1]["errors"][0] and greedy[1]["checker"] in ("asar", "precheck")
-    assert greedy[1]["code"].split("\n")[1].strip() == "FOOBAR $12"  # the line numbers refer to the snippet
-    assert [greedy[i]["match"] for i in range(4)] == [True, False, True, None]  # prompt 3 has no reference
-    assert greedy[2]["prompt"] == "Spawn a sprite.\n\nUse the vanilla spawner." and greedy[2]["category"] == "sprite_logic"
+    assert [(r.prompt_idx, r.sample) for r in rows] == [(i, s) for i in range(4) for s in range(3)]
+    greedy = {r.prompt_idx: r for r in rows if r.sample == 0}
+    assert [greedy[i].verdict for i in range(4)] == ["assembles", "syntax_error", "unresolved_label", "syntax_error"]
+    assert greedy[1].line == 2 and "FOOBAR" in greedy[1].errors[0] and greedy[1].checker in ("asar", "precheck")
+    assert greedy[1].code.split("\n")[1].strip() == "FOOBAR $12"  # the line numbers refer to the snippet
+    assert [greedy[i].match for i in range(4)] == [True, False, True, None]  # prompt 3 has no reference
+    assert greedy[2].prompt == "Spawn a sprite.\n\nUse the vanilla spawner." and greedy[2].category == "sprite_logic"
 
-    base = {r["prompt_idx"]: r for r in small_services.evals.samples(run_dir.name, "base", "demo_prompts") if r["sample"] == 0}
-    assert base[0]["verdict"] == "empty" and base[0]["answer"] == EMPTY  # an empty answer is a verdict, not a crash
+    base = {r.prompt_idx: r for r in small_services.evals.samples(run_dir.name, "base", "demo_prompts") if r.sample == 0}
+    assert base[0].verdict == "empty" and base[0].answer == EMPTY  # an empty answer is a verdict, not a crash
 
     board = small_services.evals.leaderboard()
-    assert board["prompt_set"] == "demo_prompts" and board["prompt_sets"] == ["demo_prompts"]
-    top = board["rows"]
-    assert [(r["rank"], r["checkpoint"]) for r in top] == [(1, "checkpoint-4"), (2, "checkpoint-2"), (3, "base")]
+    assert board.prompt_set == "demo_prompts" and board.prompt_sets == ["demo_prompts"]
+    top = board.rows
+    assert [(r.rank, r.checkpoint) for r in top] == [(1, "checkpoint-4"), (2, "checkpoint-2"), (3, "base")]
     best = top[0]
-    assert best["assemble_rate"] == 0.75 and best["rates"]["unresolved_label"] == 0.25
+    assert best.assemble_rate == 0.75 and best.rates["unresolved_label"] == 0.25
     # sampled answers: prompt 0 passes 1 of 2, prompt 2 passes 1 of 2 -> pass@1 = (0.5 + 0 + 0.5 + 0) / 4
-    assert best["pass_at_1"] == pytest.approx(0.25) and best["pass_at_k"] == pytest.approx(0.5)
-    assert best["match_rate"] == pytest.approx(1.0) and (best["matched"], best["with_reference"]) == (3, 3)
-    assert best["eval_loss"] == pytest.approx(0.75) and best["eval_loss_by_dataset"] == {"gold": 0.625, "oos": 0.875}
-    assert top[2]["is_base"] and top[2]["eval_loss"] is None and top[2]["model"] == MODEL
-    by_loss = small_services.evals.leaderboard(sort="eval_loss")["rows"]
-    assert [r["checkpoint"] for r in by_loss] == ["checkpoint-4", "checkpoint-2", "base"]
+    assert best.pass_at_1 == pytest.approx(0.25) and best.pass_at_k == pytest.approx(0.5)
+    assert best.match_rate == pytest.approx(1.0) and (best.matched, best.with_reference) == (3, 3)
+    assert best.eval_loss == pytest.approx(0.75) and best.eval_loss_by_dataset == {"gold": 0.625, "oos": 0.875}
+    assert top[2].is_base and top[2].eval_loss is None and top[2].model == MODEL
+    by_loss = small_services.evals.leaderboard(sort="eval_loss").rows
+    assert [r.checkpoint for r in by_loss] == ["checkpoint-4", "checkpoint-2", "base"]
 
 
 def test_rescoring_is_skipped_and_a_second_run_shares_the_base_row(small_services, small_ws: Path):
@@ -53,8 +53,8 @@ def test_rescoring_is_skipped_and_a_second_run_shares_the_base_row(small_service
 
     second = make_run(small_ws.parent, "tiny_20260102T000000Z", steps=(3,))
     seed_results(small_services, second, answers={"base": ANSWERS["base"], "checkpoint-3": [GOOD_LOOP] * 4})
-    rows = small_services.evals.leaderboard()["rows"]
-    assert [(r["run"], r["checkpoint"]) for r in rows] == [
+    rows = small_services.evals.leaderboard().rows
+    assert [(r.run, r.checkpoint) for r in rows] == [
         (second.name, "checkpoint-3"), (first.name, "checkpoint-4"), (first.name, "checkpoint-2"), (second.name, "base")]
 
 
@@ -68,7 +68,7 @@ def test_eval_run_reuses_complete_answers_without_starting_the_generator(small_s
     assert report.prompt_set == "my_set" and report.prompts == 4 and not report.problems
     assert [(c.checkpoint, c.step, c.state) for c in report.checkpoints] == [
         ("base", 0, "reused"), ("checkpoint-2", 2, "reused"), ("checkpoint-4", 4, "reused")]
-    assert report.checkpoints[2].summary["assemble_rate"] == 0.75
+    assert report.checkpoints[2].summary is not None and report.checkpoints[2].summary.assemble_rate == 0.75
     assert not (evals.eval_dir(run_dir, "my_set") / evals.GENERATE_LOG).exists()
     only = small_services.evals.run(run_dir.name, "4,base", prompts, GenerateOptions(samples=0, max_new_tokens=64))
     assert [c.checkpoint for c in only.checkpoints] == ["checkpoint-4", "base"]

@@ -55,7 +55,7 @@ async def test_demo_runs_leaderboard_samples_and_compare_are_full(app_for, demo_
         await settle(pilot)
         assert isinstance(app.screen, LeaderboardScreen)
         assert app.screen.query_one(DataTable).row_count == 4
-        assert [row["checkpoint"] for row in app.screen.rows] == ["checkpoint-1200", "checkpoint-800", "checkpoint-400", "base"]
+        assert [row.checkpoint for row in app.screen.rows] == ["checkpoint-1200", "checkpoint-800", "checkpoint-400", "base"]
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, SampleViewer) and app.screen.query_one("#samples-list", DataTable).row_count == 40

@@ -185,7 +185,7 @@ async def test_leaderboard_runs_of_one_model_never_look_alike(small_ws: Path, ap
         await settle(pilot)
         table = app.screen.query_one(DataTable)
         assert columns_fit(table)
-        shown = {str(table.get_row_at(i)[1]) for i in range(table.row_count) if not app.screen.rows[i]["is_base"]}
+        shown = {str(table.get_row_at(i)[1]) for i in range(table.row_count) if not app.screen.rows[i].is_base}
         assert len(shown) == 2 and all("0101T000000Z" in s or "0102T000000Z" in s for s in shown), shown
 
 

@@ -68,16 +68,16 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
 def cmd_registry_index(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        rows, target = services.datasets.registry_index(args.out)
+        index = services.datasets.registry_index(args.out)
     if args.json:
-        emit_json({"export": str(target), "datasets": rows})
+        emit_json(index.to_json())
     else:
         print(table(
             ["dataset", "records", "size", "sha256", "tags"],
-            [[r["name"], f"{r['records']:,}", human_bytes(r["bytes"]), r["sha256"][:16], ", ".join(r["tags"])] for r in rows],
+            [[r.name, f"{r.records:,}", human_bytes(r.bytes), r.sha256[:16], ", ".join(r.tags)] for r in index.datasets],
             "lrrll",
         ))
-        print(f"\nexported {target}")
+        print(f"\nexported {index.export}")
     return 0
 
 

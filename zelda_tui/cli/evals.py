@@ -73,7 +73,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"zelda-tui: skipped {problem}", file=sys.stderr)
     if args.json:
-        emit_json(report.to_dict())
+        emit_json(report.to_json())
     else:
         print(_report_text(report))
     return 1 if report.failed or report.problems else 0
@@ -85,9 +85,9 @@ def _report_text(report: EvalReport) -> str:
         head += f" ({len(report.problems)} bad lines skipped)"
     rows = []
     for c in report.checkpoints:
-        s = c.summary or {}
-        rows.append([c.checkpoint, c.step if c.step is not None else "-", c.state, _pct(s.get("assemble_rate")),
-                     _pct(s.get("pass_at_1")), _pct(s.get("pass_at_k")), _pct(s.get("match_rate")), c.message or ""])
+        s = c.summary or evals.Summary()
+        rows.append([c.checkpoint, c.step if c.step is not None else "-", c.state, _pct(s.assemble_rate),
+                     _pct(s.pass_at_1), _pct(s.pass_at_k), _pct(s.match_rate), c.message or ""])
     return head + "\n\n" + table(["checkpoint", "step", "state", "assembles", "pass@1", "pass@k", "match", "message"],
                                  rows, "lrlrrrrl")
 
@@ -105,24 +105,24 @@ def cmd_eval_prompts(args: argparse.Namespace) -> int:
 
 def cmd_eval_show(args: argparse.Namespace) -> int:
     with open_services(args) as services:
-        prompt_set = args.prompt_set or services.evals.leaderboard()["prompt_set"] or ""
+        prompt_set = args.prompt_set or services.evals.leaderboard().prompt_set or ""
         rows = services.evals.samples(services.runs.dir(args.run).name, args.checkpoint, prompt_set, args.prompt)
     if args.json:
-        emit_json(rows)
+        emit_json([r.to_json() for r in rows])
         return 0
     if not rows:
         print(f"no stored answers for {args.run} {args.checkpoint} (run `zelda-tui eval run --run {args.run}`)")
         return 1
     for r in rows:
-        kind = "greedy" if r["sample"] == 0 else f"sample {r['sample']}"
-        where = f" line {r['line']}" if r["line"] else ""
-        match = "" if r["match"] is None else ("  match" if r["match"] else "  no match")
-        print(f"## prompt {r['prompt_idx']} ({kind}{', ' + r['category'] if r['category'] else ''}): "
-              f"{r['verdict']} [{r['checker']}]{where}{match}")
-        print(r["prompt"].strip()[:400])
+        kind = "greedy" if r.sample == 0 else f"sample {r.sample}"
+        where = f" line {r.line}" if r.line else ""
+        match = "" if r.match is None else ("  match" if r.match else "  no match")
+        print(f"## prompt {r.prompt_idx} ({kind}{', ' + r.category if r.category else ''}): "
+              f"{r.verdict} [{r.checker}]{where}{match}")
+        print(r.prompt.strip()[:400])
         print("--- answer")
-        print(r["answer"].rstrip() or "(empty)")
-        for err in r["errors"]:
+        print(r.answer.rstrip() or "(empty)")
+        for err in r.errors:
             print(f"  ! {err}")
         print()
     return 0
@@ -132,33 +132,32 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         board = services.evals.leaderboard(args.prompt_set, args.sort)
     if args.json:
-        emit_json(board)
+        emit_json(board.to_json())
         return 0
-    rows = board["rows"]
+    rows = board.rows
     if not rows:
         print("no eval results yet: zelda-tui eval run --run RUN (see zelda-tui train list)")
         return 0
-    print(f"prompt set '{board['prompt_set']}', ranked by {args.sort}"
-          + (f" (other sets: {', '.join(s for s in board['prompt_sets'] if s != board['prompt_set'])})"
-             if len(board["prompt_sets"]) > 1 else "") + "\n")
+    print(f"prompt set '{board.prompt_set}', ranked by {args.sort}"
+          + (f" (other sets: {', '.join(s for s in board.prompt_sets if s != board.prompt_set)})"
+             if len(board.prompt_sets) > 1 else "") + "\n")
     print(table(
         ["#", "run", "checkpoint", "step", "assembles", "syntax", "unresolved", "pass@1", "pass@k", "match", "eval loss"],
-        [[r["rank"], ("(base) " + r["model"].rsplit("/", 1)[-1]) if r["is_base"] else r["run"],
-          r["checkpoint"] + "".join(" " + evals.BEST_MARKS[m] for m in r["best"]),
-          r["step"] if r["step"] is not None else "-", _pct(r["assemble_rate"]), _pct(r["rates"].get("syntax_error", 0.0)),
-          _pct(r["rates"].get("unresolved_label", 0.0)), _pct(r["pass_at_1"]),
-          _pct(r["pass_at_k"]) + (f" (k={r['samples']})" if r["pass_at_k"] is not None else ""),
-          _pct(r["match_rate"]), num(r["eval_loss"], ".4f", missing="-")] for r in rows],
+        [[r.rank, ("(base) " + r.model.rsplit("/", 1)[-1]) if r.is_base else r.run,
+          r.checkpoint + "".join(" " + evals.BEST_MARKS[m] for m in r.best),
+          r.step if r.step is not None else "-", _pct(r.assemble_rate), _pct(r.rates.get("syntax_error", 0.0)),
+          _pct(r.rates.get("unresolved_label", 0.0)), _pct(r.pass_at_1),
+          _pct(r.pass_at_k) + (f" (k={r.samples})" if r.pass_at_k is not None else ""),
+          _pct(r.match_rate), num(r.eval_loss, ".4f", missing="-")] for r in rows],
         "rllrrrrrrrr",
     ))
-    if any(r["best"] for r in rows):
+    if any(r.best for r in rows):
         print(f"\n{evals.BEST_MARKS[evals.BEST_ASSEMBLES]} assembles best in its run   "
               f"{evals.BEST_MARKS[evals.BEST_LOSS]} lowest eval loss (early stopping's pick where it ran)")
-    per_ds = sorted({d for r in rows for d in r["eval_loss_by_dataset"]})
+    per_ds = sorted({d for r in rows for d in r.eval_loss_by_dataset})
     if per_ds:
         print("\neval loss per dataset (at the checkpoint's step):\n")
         print(table(["#", "checkpoint", *per_ds],
-                    [[r["rank"], r["checkpoint"],
-                      *[num(r["eval_loss_by_dataset"].get(d), ".4f", missing="-") for d in per_ds]]
-                     for r in rows if not r["is_base"]], "rl" + "r" * len(per_ds)))
+                    [[r.rank, r.checkpoint, *[num(r.eval_loss_by_dataset.get(d), ".4f", missing="-") for d in per_ds]]
+                     for r in rows if not r.is_base], "rl" + "r" * len(per_ds)))
     return 0

@@ -138,11 +138,11 @@ class InventoryScreen(Screen):
     @work(thread=True, exclusive=True, group="registry", exit_on_error=False)
     def registry(self) -> None:
         try:
-            rows, path = self.services.datasets.registry_index()
+            index = self.services.datasets.registry_index()
         except Exception as exc:
             report_from_thread(self, exc, "registry index failed")
             return
-        self.app.call_from_thread(self.notify, f"{len(rows)} datasets indexed → {path}", title="Registry")
+        self.app.call_from_thread(self.notify, f"{len(index.datasets)} datasets indexed → {index.export}", title="Registry")
 
     # --- actions ---------------------------------------------------------------------
     def action_rescan(self) -> None:

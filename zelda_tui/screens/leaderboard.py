@@ -22,11 +22,12 @@ from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ..core import evals
-from ..core.evals import GenerateOptions
+from ..core.evals import GenerateOptions, LeaderboardRow
 from ..core.format import percent as pct
 from ..services import Services
 from .app_api import report_from_thread, zelda_app
 from ..services.evals import EvalReport
+from ..services.views import LeaderboardView
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
 from ..widgets.columns import Column, fill_table
 from .samples import CompareScreen, SampleViewer
@@ -49,40 +50,45 @@ EMPTY_HINT = ("No eval results yet. Press [b]e[/b] to evaluate a run's checkpoin
               "or from a shell:\n  [b]zelda-tui eval run --run RUN[/b]   (runs: [b]zelda-tui train list[/b])")
 
 
-def row_cells(row: dict, marked: bool) -> tuple[Text | str, ...]:
-    rates = row["rates"]
-    run = row["model"].rsplit("/", 1)[-1] if row["is_base"] else row["run"]  # the base row: its model, in italics
-    pk = pct(row["pass_at_k"]) + (f" k{row['samples']}" if row["pass_at_k"] is not None else "")
-    numbers = (pct(row["pass_at_1"]), pk, pct(row["match_rate"]),
-               "—" if row["eval_loss"] is None else f"{row['eval_loss']:.3f}",
+def row_cells(row: LeaderboardRow, marked: bool) -> tuple[Text | str, ...]:
+    rates = row.rates
+    run = row.model.rsplit("/", 1)[-1] if row.is_base else row.run  # the base row: its model, in italics
+    pk = pct(row.pass_at_k) + (f" k{row.samples}" if row.pass_at_k is not None else "")
+    numbers = (pct(row.pass_at_1), pk, pct(row.match_rate),
+               "—" if row.eval_loss is None else f"{row.eval_loss:.3f}",
                pct(rates.get("syntax_error", 0.0)), pct(rates.get("unresolved_label", 0.0)),
-               "—" if row["step"] is None else str(row["step"]))
+               "—" if row.step is None else str(row.step))
     return (
-        Text(("◆" if marked else "") + str(row["rank"]), style="bold cyan" if marked else ""),
-        Text(run, style="italic" if row["is_base"] else ""),
-        row["checkpoint"].removeprefix("checkpoint-") + "".join(evals.BEST_MARKS[m] for m in row["best"]),
-        Text(pct(row["assemble_rate"]), style="bold", justify="right"),
+        Text(("◆" if marked else "") + str(row.rank), style="bold cyan" if marked else ""),
+        Text(run, style="italic" if row.is_base else ""),
+        row.checkpoint.removeprefix("checkpoint-") + "".join(evals.BEST_MARKS[m] for m in row.best),
+        Text(pct(row.assemble_rate), style="bold", justify="right"),
         *(Text(n, justify="right") for n in numbers),
     )
 
 
-def detail_text(row: dict) -> str:
+def detail_text(row: LeaderboardRow) -> str:
     """The selected row in full: every verdict class, match count, per-dataset eval loss."""
-    parts = [f"[b]{escape(row['checkpoint'])}[/] of {escape(row['run'])}" if not row["is_base"]
-             else f"[b]base model[/] {escape(row['model'])}"]
-    parts.append(f"{row['prompts']} prompts" + (f", k={row['samples']}" if row["samples"] else ""))
-    parts.append(", ".join(f"{v.replace('_', ' ')} {pct(r)}" for v, r in row["rates"].items()) or "no answers")
-    if row["with_reference"]:
-        parts.append(f"match {row['matched']}/{row['with_reference']}")
-    if row["eval_loss_by_dataset"]:
-        parts.append("eval loss " + ", ".join(f"{escape(d)} {v:.3f}" for d, v in sorted(row["eval_loss_by_dataset"].items())))
-    if row["best"]:
+    parts = [f"[b]{escape(row.checkpoint)}[/] of {escape(row.run)}" if not row.is_base
+             else f"[b]base model[/] {escape(row.model)}"]
+    parts.append(f"{row.prompts} prompts" + (f", k={row.samples}" if row.samples else ""))
+    parts.append(", ".join(f"{v.replace('_', ' ')} {pct(r)}" for v, r in row.rates.items()) or "no answers")
+    if row.with_reference:
+        parts.append(f"match {row.matched}/{row.with_reference}")
+    if row.eval_loss_by_dataset:
+        parts.append("eval loss " + ", ".join(f"{escape(d)} {v:.3f}" for d, v in sorted(row.eval_loss_by_dataset.items())))
+    if row.best:
         parts.append(" and ".join({evals.BEST_ASSEMBLES: "★ assembles best of its run",
                                    evals.BEST_LOSS: "▼ lowest eval loss of its run (early stopping's pick)"}[m]
-                                  for m in row["best"]))
-    if row["prompts_changed"]:
+                                  for m in row.best))
+    if row.prompts_changed:
         parts.append("[yellow]scored on an older version of the prompt set[/]")
     return " · ".join(parts)
+
+
+def _table_key(row: LeaderboardRow) -> str:
+    """The DataTable row key of a leaderboard row."""
+    return f"{row.run}\t{row.checkpoint}"
 
 
 class LeaderboardScreen(Screen):
@@ -98,7 +104,7 @@ class LeaderboardScreen(Screen):
     ]
 
     class Loaded(Message):
-        def __init__(self, seq: int, board: dict) -> None:
+        def __init__(self, seq: int, board: LeaderboardView) -> None:
             super().__init__()
             self.seq, self.board = seq, board
 
@@ -120,7 +126,7 @@ class LeaderboardScreen(Screen):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
-        self.rows: list[dict] = []
+        self.rows: list[LeaderboardRow] = []
         self.prompt_set: str | None = None
         self.prompt_sets: list[str] = []
         self.sort_index = 0
@@ -159,14 +165,14 @@ class LeaderboardScreen(Screen):
         if self.ready:
             self._fill_table(self.selected_row())
 
-    def _fill_table(self, keep: dict | None) -> None:
+    def _fill_table(self, keep: LeaderboardRow | None) -> None:
         """(Re)build the table for the rows and the terminal's width; the cursor back on `keep`."""
         table = self.query_one(DataTable)
         fill_table(table, COLUMNS, [row_cells(r, self._is_marked(r)) for r in self.rows],
-                   [f"{r['run']}\t{r['checkpoint']}" for r in self.rows], self.app.size.width)
-        keys = [(r["run"], r["checkpoint"]) for r in self.rows]
-        if keep is not None and (keep["run"], keep["checkpoint"]) in keys:
-            table.move_cursor(row=keys.index((keep["run"], keep["checkpoint"])), animate=False)
+                   [_table_key(r) for r in self.rows], self.app.size.width)
+        keys = [r.key for r in self.rows]
+        if keep is not None and keep.key in keys:
+            table.move_cursor(row=keys.index(keep.key), animate=False)
 
     def on_screen_resume(self) -> None:
         if self.ready:
@@ -186,7 +192,7 @@ class LeaderboardScreen(Screen):
             board = self.services.evals.leaderboard(prompt_set, sort)
         except Exception as exc:
             report_from_thread(self, exc, "reading eval results failed")
-            board = {"prompt_set": None, "prompt_sets": [], "sort": sort, "rows": []}
+            board = LeaderboardView(None, [], sort, [])
         self.post_message(self.Loaded(seq, board))
 
     @on(Loaded)
@@ -195,16 +201,16 @@ class LeaderboardScreen(Screen):
             return  # an older read finishing late
         self._applied = msg.seq
         selected = self.selected_row()
-        self.rows = msg.board["rows"]
-        self.prompt_set, self.prompt_sets = msg.board["prompt_set"], msg.board["prompt_sets"]
+        self.rows = msg.board.rows
+        self.prompt_set, self.prompt_sets = msg.board.prompt_set, msg.board.prompt_sets
         self._fill_table(selected)
         self.set_class(not self.rows, "-empty")
         self._show_status()
         self._show_detail()
         self.ready = True
 
-    def _is_marked(self, row: dict) -> bool:
-        return self.marked == (row["run"], row["checkpoint"])
+    def _is_marked(self, row: LeaderboardRow) -> bool:
+        return self.marked == row.key
 
     def _show_status(self) -> None:
         status = self.query_one("#leaderboard-status", Static)
@@ -220,7 +226,7 @@ class LeaderboardScreen(Screen):
             parts.append(f"[yellow]{escape(self.evaluating)}[/]")
         status.update(" · ".join(parts) or "no eval results")
 
-    def selected_row(self) -> dict | None:
+    def selected_row(self) -> LeaderboardRow | None:
         table = self.query_one(DataTable)
         if not self.rows or not 0 <= table.cursor_row < min(table.row_count, len(self.rows)):
             return None
@@ -259,7 +265,7 @@ class LeaderboardScreen(Screen):
         if row is None:
             self.notify("no checkpoint selected", severity="warning", timeout=3)
             return
-        zelda_app(self).copy_text(row["model"] if row["is_base"] else row["run"], "run name")
+        zelda_app(self).copy_text(row.model if row.is_base else row.run, "run name")
 
     def action_next_prompt_set(self) -> None:
         if len(self.prompt_sets) < 2 or self.prompt_set not in self.prompt_sets:
@@ -281,12 +287,11 @@ class LeaderboardScreen(Screen):
         if row is None or self.prompt_set is None:
             self.notify("no checkpoint selected", severity="warning", timeout=3)
             return
-        key = (row["run"], row["checkpoint"])
-        if self.marked is None or self.marked == key:
-            self.marked = None if self.marked == key else key
+        if self.marked is None or self.marked == row.key:
+            self.marked = None if self.marked == row.key else row.key
             self._redraw_marks()
             return
-        first = next((r for r in self.rows if (r["run"], r["checkpoint"]) == self.marked), None)
+        first = next((r for r in self.rows if r.key == self.marked), None)
         self.marked = None
         self._redraw_marks()
         if first is not None:
@@ -295,7 +300,7 @@ class LeaderboardScreen(Screen):
     def _redraw_marks(self) -> None:
         table = self.query_one(DataTable)
         for row in self.rows:
-            table.update_cell(f"{row['run']}\t{row['checkpoint']}", "rank", row_cells(row, self._is_marked(row))[0])
+            table.update_cell(_table_key(row), "rank", row_cells(row, self._is_marked(row))[0])
         self._show_status()
 
     # --- evaluating ----------------------------------------------------------------------
@@ -324,7 +329,7 @@ class LeaderboardScreen(Screen):
             self.notify("no runs to evaluate yet: start one on the Runs screen (4)", severity="warning", timeout=5)
             return
         row = self.selected_row()
-        dialog = EvalDialog(msg.runs, row["run"] if row and not row["is_base"] else None,
+        dialog = EvalDialog(msg.runs, row.run if row and not row.is_base else None,
                             str(self.services.evals.default_prompts))
 
         def chosen(choice: EvalChoice | None) -> None:

@@ -19,7 +19,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from rich.text import Text
 
+from ..core.evals import LeaderboardRow
 from ..services import Services
+from ..services.views import SampleRow
 from .app_api import report_from_thread
 
 VERDICT_STYLES = {
@@ -40,21 +42,21 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def checkpoint_label(row: dict) -> str:
-    return f"{row['checkpoint']} · {row['run']}" if not row.get("is_base") else f"base · {row['model'].rsplit('/', 1)[-1]}"
+def checkpoint_label(row: LeaderboardRow) -> str:
+    return f"{row.checkpoint} · {row.run}" if not row.is_base else f"base · {row.model.rsplit('/', 1)[-1]}"
 
 
-def verdict_text(row: dict) -> Text:
+def verdict_text(row: SampleRow) -> Text:
     """`✗ syntax_error (asar) · line 3 · no match` in the verdict's colour."""
-    verdict = row["verdict"]
+    verdict = row.verdict
     text = Text(f"{VERDICT_MARKS.get(verdict, '·')} {verdict}", style=VERDICT_STYLES.get(verdict, "bold"))
-    text.append(f" ({row['checker']})", style="dim")
-    if row.get("line"):
-        text.append(f" · line {row['line']}")
-    if row.get("match") is not None:
-        text.append(" · matches the reference" if row["match"] else " · differs from the reference",
-                    style="green" if row["match"] else "dim")
-    if row.get("truncated"):
+    text.append(f" ({row.checker})", style="dim")
+    if row.line:
+        text.append(f" · line {row.line}")
+    if row.match is not None:
+        text.append(" · matches the reference" if row.match else " · differs from the reference",
+                    style="green" if row.match else "dim")
+    if row.truncated:
         text.append(" · cut at max_new_tokens", style="dim")
     return text
 
@@ -75,10 +77,10 @@ def code_text(code: str, fail_line: int | None) -> Text:
     return out
 
 
-def errors_text(row: dict) -> Text:
-    if not row["errors"]:
+def errors_text(row: SampleRow) -> Text:
+    if not row.errors:
         return Text("")
-    return Text(printable("\n".join(row["errors"])), style="red" if row["verdict"] != "assembles" else "yellow")
+    return Text(printable("\n".join(row.errors)), style="red" if row.verdict != "assembles" else "yellow")
 
 
 class SampleView(Vertical):
@@ -90,7 +92,7 @@ class SampleView(Vertical):
         with VerticalScroll(classes="code-scroll"):
             yield Static(classes="code")
 
-    def show(self, row: dict | None, mode: str = "code") -> None:
+    def show(self, row: SampleRow | None, mode: str = "code") -> None:
         """`mode`: "code" (what Asar checked, numbered), "answer" (all of it) or "reference"."""
         verdict, errors, code = (self.query_one(f".{c}", Static) for c in ("verdict", "errors", "code"))
         if row is None:
@@ -100,11 +102,11 @@ class SampleView(Vertical):
             return
         verdict.update(verdict_text(row))
         errors.update(errors_text(row))
-        errors.display = bool(row["errors"])
+        errors.display = bool(row.errors)
         if mode == "code":
-            code.update(code_text(row["code"], row.get("line")))
+            code.update(code_text(row.code, row.line))
             return
-        text = row["answer"] if mode == "answer" else row.get("reference")
+        text = row.answer if mode == "answer" else row.reference
         code.update(Text(printable(text), style="") if text else
                     Text("(empty answer)" if mode == "answer" else "(this prompt has no reference)", style="dim italic"))
 
@@ -125,14 +127,14 @@ class SampleViewer(Screen):
     ]
 
     class Loaded(Message):
-        def __init__(self, rows: list[dict]) -> None:
+        def __init__(self, rows: list[SampleRow]) -> None:
             super().__init__()
             self.rows = rows
 
-    def __init__(self, services: Services, entry: dict, prompt_set: str) -> None:
+    def __init__(self, services: Services, entry: LeaderboardRow, prompt_set: str) -> None:
         super().__init__()
         self.services, self.entry, self.prompt_set = services, entry, prompt_set
-        self.rows: dict[tuple[int, int], dict] = {}
+        self.rows: dict[tuple[int, int], SampleRow] = {}
         self.prompts: list[int] = []
         self.sample = 0
         self.mode = MODES[0]
@@ -161,7 +163,7 @@ class SampleViewer(Screen):
     @work(thread=True, group="samples-load", exit_on_error=False)
     def _load(self) -> None:
         try:
-            rows = self.services.evals.samples(self.entry["run"], self.entry["checkpoint"], self.prompt_set)
+            rows = self.services.evals.samples(self.entry.run, self.entry.checkpoint, self.prompt_set)
         except Exception as exc:
             report_from_thread(self, exc, "reading samples failed")
             rows = []
@@ -169,15 +171,15 @@ class SampleViewer(Screen):
 
     @on(Loaded)
     def _loaded(self, msg: Loaded) -> None:
-        self.rows = {(r["prompt_idx"], r["sample"]): r for r in msg.rows}
-        self.prompts = sorted({r["prompt_idx"] for r in msg.rows})
+        self.rows = {(r.prompt_idx, r.sample): r for r in msg.rows}
+        self.prompts = sorted({r.prompt_idx for r in msg.rows})
         table = self.query_one(DataTable)
         table.clear()
         for idx in self.prompts:
             row = self.rows.get((idx, 0)) or self.rows[next(k for k in self.rows if k[0] == idx)]
-            mark = Text(VERDICT_MARKS.get(row["verdict"], "·") + " " + row["verdict"].replace("_", " "),
-                        style=VERDICT_STYLES.get(row["verdict"], ""))
-            table.add_row(str(idx), mark, (row["category"] or "—")[:10], key=str(idx))
+            mark = Text(VERDICT_MARKS.get(row.verdict, "·") + " " + row.verdict.replace("_", " "),
+                        style=VERDICT_STYLES.get(row.verdict, ""))
+            table.add_row(str(idx), mark, (row.category or "—")[:10], key=str(idx))
         self._show()
         self.ready = True
 
@@ -207,8 +209,8 @@ class SampleViewer(Screen):
             self.sample = samples[0] if samples else 0
         row = self.rows.get((idx, self.sample))
         first = row or self.rows[(idx, samples[0])]
-        prompt.update(Text(printable(first["prompt"])))
-        self.query_one("#samples-prompt").border_subtitle = first["category"] or ""
+        prompt.update(Text(printable(first.prompt)))
+        self.query_one("#samples-prompt").border_subtitle = first.category or ""
         answer.border_title = f"{self.mode} · {_sample_name(self.sample)} ({samples.index(self.sample) + 1}/{len(samples)})"
         answer.show(row, self.mode)
 
@@ -230,7 +232,7 @@ class SampleViewer(Screen):
         for step in range(1, n + 1):
             pos = (table.cursor_row + step) % n
             row = self.rows.get((self.prompts[pos], 0))
-            if row is not None and row["verdict"] != "assembles":
+            if row is not None and row.verdict != "assembles":
                 table.move_cursor(row=pos)
                 return
         self.notify("every greedy answer assembles", timeout=3)
@@ -250,14 +252,14 @@ class CompareScreen(Screen):
     ]
 
     class Loaded(Message):
-        def __init__(self, left: list[dict], right: list[dict]) -> None:
+        def __init__(self, left: list[SampleRow], right: list[SampleRow]) -> None:
             super().__init__()
             self.left, self.right = left, right
 
-    def __init__(self, services: Services, left: dict, right: dict, prompt_set: str) -> None:
+    def __init__(self, services: Services, left: LeaderboardRow, right: LeaderboardRow, prompt_set: str) -> None:
         super().__init__()
         self.services, self.left, self.right, self.prompt_set = services, left, right, prompt_set
-        self.data: tuple[dict, dict] = ({}, {})
+        self.data: tuple[dict[tuple[int, int], SampleRow], dict[tuple[int, int], SampleRow]] = ({}, {})
         self.prompts: list[int] = []
         self.pos = 0
         self.sample = 0
@@ -285,8 +287,8 @@ class CompareScreen(Screen):
     @work(thread=True, group="compare-load", exit_on_error=False)
     def _load(self) -> None:
         try:
-            left = self.services.evals.samples(self.left["run"], self.left["checkpoint"], self.prompt_set)
-            right = self.services.evals.samples(self.right["run"], self.right["checkpoint"], self.prompt_set)
+            left = self.services.evals.samples(self.left.run, self.left.checkpoint, self.prompt_set)
+            right = self.services.evals.samples(self.right.run, self.right.checkpoint, self.prompt_set)
         except Exception as exc:
             report_from_thread(self, exc, "reading samples failed")
             left, right = [], []
@@ -294,8 +296,8 @@ class CompareScreen(Screen):
 
     @on(Loaded)
     def _loaded(self, msg: Loaded) -> None:
-        self.data = ({(r["prompt_idx"], r["sample"]): r for r in msg.left},
-                     {(r["prompt_idx"], r["sample"]): r for r in msg.right})
+        self.data = ({(r.prompt_idx, r.sample): r for r in msg.left},
+                     {(r.prompt_idx, r.sample): r for r in msg.right})
         self.prompts = sorted({k[0] for k in self.data[0]} | {k[0] for k in self.data[1]})
         self._show()
         self.ready = True
@@ -309,9 +311,9 @@ class CompareScreen(Screen):
         first = self.data[0].get((idx, 0)) or self.data[1].get((idx, 0)) or next(
             r for d in self.data for k, r in d.items() if k[0] == idx)
         where.update(f"prompt [b]{self.pos + 1}[/]/{len(self.prompts)} (#{idx})"
-                     + (f" · {escape(first['category'])}" if first["category"] else "")
+                     + (f" · {escape(first.category)}" if first.category else "")
                      + f" · {_sample_name(self.sample)} · {self.mode}")
-        self.query_one("#compare-prompt-text", Static).update(Text(printable(first["prompt"])))
+        self.query_one("#compare-prompt-text", Static).update(Text(printable(first.prompt)))
         self.query_one("#compare-left", SampleView).show(self.data[0].get((idx, self.sample)), self.mode)
         self.query_one("#compare-right", SampleView).show(self.data[1].get((idx, self.sample)), self.mode)
 
@@ -325,7 +327,7 @@ class CompareScreen(Screen):
         for step in range(1, n + 1):
             idx = self.prompts[(self.pos + step) % n]
             a, b = self.data[0].get((idx, self.sample)), self.data[1].get((idx, self.sample))
-            if (a or {}).get("verdict") != (b or {}).get("verdict"):
+            if (a.verdict if a else None) != (b.verdict if b else None):
                 self.pos = (self.pos + step) % n
                 self._show()
                 return

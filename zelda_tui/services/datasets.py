@@ -11,7 +11,7 @@ from ..core import registry as registry_mod
 from ..core.config import Config, MixSpec
 from ..core.errors import ZeldaError
 from ..core.inventory import DatasetReport, Inventory, Progress
-from .views import MixBuildView
+from .views import MixBuildView, RegistryIndexView, RegistryRow
 
 
 @dataclass
@@ -24,8 +24,10 @@ class DatasetService:
     def scan(self, force: bool = False, names: list[str] | None = None, progress: Progress | None = None) -> list[DatasetReport]:
         return self.inventory.scan(names=names, force=force, progress=progress)
 
-    def registry_index(self, out: Path | None = None) -> tuple[list[dict], Path]:
-        return registry_mod.index(self.inventory, out=out)
+    def registry_index(self, out: Path | None = None) -> RegistryIndexView:
+        """Hash and store every configured dataset, and export the registry (to `out`, else the workspace's)."""
+        rows, target = registry_mod.index(self.inventory, out=out)
+        return RegistryIndexView(target, [RegistryRow(**row) for row in rows])
 
     # --- mixes -----------------------------------------------------------------------
     def mix_preview(self, mix: MixSpec | str) -> mix_mod.MixPlan:

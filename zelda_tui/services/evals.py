@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..backends.generate_runner import GenerateRequest, run_generate
 from ..backends.hosts import BoxEval, SshHost
@@ -30,6 +30,7 @@ from ..core.train_config import load_run_config
 from .asm import AsmService
 from .datasets import DatasetService
 from .runs import RunService
+from .views import LeaderboardView, PromptSetRow, SampleRow, View
 
 if TYPE_CHECKING:
     from ..backends.ssh import SshSession
@@ -58,16 +59,20 @@ def generator_stack_missing() -> str | None:
 
 
 @dataclass
-class CheckpointResult:
+class CheckpointResult(View):
+    """One checkpoint of an eval, updated as its answers land (so not frozen); `summary` once scored."""
+
     checkpoint: str
     step: int | None
     state: str = "pending"  # generated | reused | scored | failed
     message: str = ""
-    summary: dict | None = None
+    summary: evals.Summary | None = None
 
 
 @dataclass
-class EvalReport:
+class EvalReport(View):
+    """What `eval run` did: the prompt set, the bad prompt lines skipped, each checkpoint's result."""
+
     run: str
     run_dir: str
     prompt_set: str
@@ -78,9 +83,6 @@ class EvalReport:
     @property
     def failed(self) -> list[CheckpointResult]:
         return [c for c in self.checkpoints if c.state == "failed"]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -283,14 +285,14 @@ class EvalService:
         except ZeldaError as exc:
             result.state, result.message = "failed", str(exc)
 
-    def ingest(self, run_dir: Path, prompt_set: str, checkpoint: str) -> dict:
+    def ingest(self, run_dir: Path, prompt_set: str, checkpoint: str) -> evals.Summary:
         """Validate and score one answers file and store it (skipped when already stored)."""
         run_dir = Path(run_dir)
         path = evals.answers_path(run_dir, prompt_set, checkpoint)
         header, answers = evals.read_answers(path)
         stored = self.store.eval_summary(run_dir.name, checkpoint, prompt_set)
         if stored is not None and stored["header"] == header:
-            return stored["summary"]
+            return evals.Summary.from_dict(stored["summary"])
         prompts = {p.idx: p for p in evals.read_eval_prompts(evals.eval_dir(run_dir, prompt_set) / evals.PROMPTS_FILE)}
         if header.get("prompts_sha256") != evals.sha256_text(evals.prompts_jsonl(prompts.values())):
             raise ZeldaError(f"{path}: answers were generated for another version of {prompt_set}; run the eval again")
@@ -314,14 +316,14 @@ class EvalService:
                          "verdict": verdict.verdict, "checker": verdict.checker, "errors": list(verdict.errors),
                          "line": verdict.line, "code": code, "match": match,
                          "truncated": bool(answer.get("truncated"))})
-        summary = evals.summarise(rows, int(header.get("samples", 0))).to_dict()
+        summary = evals.summarise(rows, int(header.get("samples", 0)))
         self.store.eval_replace({"run": run_dir.name, "checkpoint": checkpoint, "prompt_set": prompt_set,
                                  "run_dir": str(run_dir), "step": header.get("step"), "model": str(header.get("model", "")),
                                  "prompts_sha256": header["prompts_sha256"], "samples": int(header.get("samples", 0)),
-                                 "header": header, "summary": summary}, rows)
+                                 "header": header, "summary": summary.to_dict()}, rows)
         return summary
 
-    def ingest_run(self, run_dir: Path) -> list[dict]:
+    def ingest_run(self, run_dir: Path) -> list[evals.Summary]:
         """Score every answers file already in RUN_DIR/evals/ (a demo run, answers generated on
         another machine): one summary per (prompt set, checkpoint), stored answers skipped."""
         summaries = []
@@ -403,10 +405,11 @@ class EvalService:
         return len(prompts), out
 
     # --- reading results -----------------------------------------------------------------
-    def prompt_sets(self) -> list[dict]:
-        return self.store.eval_prompt_sets()
+    def prompt_sets(self) -> list[PromptSetRow]:
+        """Prompt sets with results, the last scored first."""
+        return [PromptSetRow(**row) for row in self.store.eval_prompt_sets()]
 
-    def leaderboard(self, prompt_set: str | None = None, sort: str = evals.DEFAULT_SORT) -> dict:
+    def leaderboard(self, prompt_set: str | None = None, sort: str = evals.DEFAULT_SORT) -> LeaderboardView:
         """Every scored checkpoint of one prompt set (default: the last one scored), ranked.
 
         The base model is a row like the others (checkpoint `base`, step 0); several runs over
@@ -414,13 +417,14 @@ class EvalService:
         run's metrics.jsonl at the checkpoint's step.
         """
         self.ingest_landed()
-        sets = self.store.eval_prompt_sets()
+        sets = [s.prompt_set for s in self.prompt_sets()]
         if prompt_set is None:
-            prompt_set = sets[0]["prompt_set"] if sets else None
-        elif prompt_set not in {s["prompt_set"] for s in sets}:
-            known = ", ".join(s["prompt_set"] for s in sets) or "none yet"
-            raise ZeldaError(f"no eval results for prompt set '{prompt_set}' (scored: {known})", exit_code=2)
-        rows: list[dict] = []
+            prompt_set = sets[0] if sets else None
+        elif prompt_set not in sets:
+            raise ZeldaError(f"no eval results for prompt set '{prompt_set}' (scored: {', '.join(sets) or 'none yet'})",
+                             exit_code=2)
+        rows: list[evals.LeaderboardRow] = []
+        run_dirs: dict[str, str] = {}  # run -> its run dir, for early stopping's pick
         if prompt_set is not None:
             summaries = self.store.eval_summaries(prompt_set)
             latest_sha = summaries[-1]["prompts_sha256"] if summaries else ""
@@ -432,37 +436,26 @@ class EvalService:
                     if key in seen_base:
                         continue
                     seen_base.add(key)
+                else:
+                    run_dirs[s["run"]] = s["run_dir"]
                 rows.append(self._leaderboard_row(s, latest_sha, metrics_cache))
         picks = {}
-        for run_dir in {r["run_dir"] for r in rows if not r["is_base"]}:
+        for run, run_dir in run_dirs.items():
             status = runs.read_status(Path(run_dir))
             if status is not None and status.best_checkpoint:
-                picks[Path(run_dir).name] = Path(status.best_checkpoint).name
-        evals.mark_best(rows, picks)
-        for row in rows:
-            del row["run_dir"]
-        return {"prompt_set": prompt_set, "prompt_sets": [s["prompt_set"] for s in sets], "sort": sort,
-                "rows": evals.rank(rows, sort)}
+                picks[run] = Path(status.best_checkpoint).name
+        return LeaderboardView(prompt_set, sets, sort, evals.rank(evals.mark_best(rows, picks), sort))
 
-    def _leaderboard_row(self, s: dict, latest_sha: str, metrics_cache: dict[str, list[dict]]) -> dict[str, Any]:
-        summary = evals.Summary.from_dict(s["summary"])
-        is_base = s["checkpoint"] == evals.BASE
+    def _leaderboard_row(self, s: dict, latest_sha: str, metrics_cache: dict[str, list[dict]]) -> evals.LeaderboardRow:
         loss: dict = {"eval_loss": None, "by_dataset": {}}
-        if not is_base:
+        if s["checkpoint"] != evals.BASE:
             if s["run_dir"] not in metrics_cache:
                 metrics_cache[s["run_dir"]] = runs.read_metrics(Path(s["run_dir"]))
             loss = evals.eval_loss_at(metrics_cache[s["run_dir"]], s["step"])
-        return {
-            "run": s["run"], "checkpoint": s["checkpoint"], "step": s["step"], "is_base": is_base, "model": s["model"],
-            "prompt_set": s["prompt_set"], "prompts": summary.prompts, "samples": summary.samples,
-            "assemble_rate": summary.assemble_rate, "rates": summary.rates, "counts": summary.counts,
-            "pass_at_1": summary.pass_at_1, "pass_at_k": summary.pass_at_k,
-            "match_rate": summary.match_rate, "matched": summary.matched, "with_reference": summary.with_reference,
-            "truncated": summary.truncated, "by_category": summary.by_category,
-            "eval_loss": loss["eval_loss"], "eval_loss_by_dataset": loss["by_dataset"],
-            "prompts_changed": s["prompts_sha256"] != latest_sha, "scored_at": s["created"], "run_dir": s["run_dir"],
-        }
+        return evals.LeaderboardRow.scored(s["run"], s["checkpoint"], s["step"], s["model"], s["prompt_set"],
+                                           evals.Summary.from_dict(s["summary"]), loss,
+                                           s["prompts_sha256"] != latest_sha, s["created"])
 
-    def samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[dict]:
+    def samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[SampleRow]:
         """Every stored answer of one checkpoint (prompt, answer, verdict, errors, failing line)."""
-        return self.store.eval_rows(run, checkpoint, prompt_set, prompt_idx)
+        return [SampleRow.from_record(r) for r in self.store.eval_rows(run, checkpoint, prompt_set, prompt_idx)]

@@ -75,9 +75,9 @@ class ExportService:
     def _best(self, run_dir: Path) -> str:
         """The run's best-ranked checkpoint on the leaderboard (its last scored prompt set), else
         the early-stopping best the trainer recorded."""
-        rows = [r for r in self.evals.leaderboard()["rows"] if r["run"] == run_dir.name and not r["is_base"]]
+        rows = [r for r in self.evals.leaderboard().rows if r.run == run_dir.name and not r.is_base]
         if rows:
-            return str(rows[0]["checkpoint"])
+            return rows[0].checkpoint
         status = runs.read_status(run_dir)
         if status is not None and status.best_checkpoint:
             return Path(status.best_checkpoint).name

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.evals import LeaderboardRow
 from ..core.offers import spent_usd
 from ..core.runs import RunState
 
@@ -237,3 +238,82 @@ class MixBuildView(View):
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "metadata": self.metadata}
 
+
+
+@dataclass(frozen=True)
+class LeaderboardView(View):
+    """Every scored checkpoint of one prompt set, ranked (`zelda-tui leaderboard`); `prompt_set` is None
+    while nothing is scored, `prompt_sets` are all sets with results, newest first."""
+
+    prompt_set: str | None
+    prompt_sets: list[str]
+    sort: str
+    rows: list[LeaderboardRow]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prompt_set": self.prompt_set, "prompt_sets": list(self.prompt_sets), "sort": self.sort,
+                "rows": [row.to_json() for row in self.rows]}
+
+
+@dataclass(frozen=True)
+class PromptSetRow(View):
+    """A prompt set with eval results: how many checkpoints were scored on it, and when last."""
+
+    prompt_set: str
+    checkpoints: int
+    last: float
+
+
+@dataclass(frozen=True)
+class SampleRow(View):
+    """One stored answer of a checkpoint to a prompt (sample 0: greedy), with Asar's verdict.
+
+    `line` is the failing line in `code` (the snippet Asar checked); `match` is None when the
+    prompt has no reference. Its `to_json()` keys are `eval show --json`'s (a contract)."""
+
+    run: str
+    checkpoint: str
+    prompt_set: str
+    prompt_idx: int
+    sample: int
+    category: str
+    prompt: str
+    reference: str | None
+    answer: str
+    verdict: str
+    checker: str
+    errors: list[str]
+    line: int | None
+    code: str
+    match: bool | None
+    truncated: bool
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "SampleRow":
+        """From a row of `Store.eval_rows()` (its columns)."""
+        return cls(**{name: record[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RegistryRow(View):
+    """One dataset as the registry indexed it (state.sqlite and the exported JSON)."""
+
+    name: str
+    path: str
+    records: int
+    bytes: int
+    sha256: str
+    mtime: float
+    tags: list[str]
+    indexed_at: float
+
+
+@dataclass(frozen=True)
+class RegistryIndexView(View):
+    """`registry index`: every configured dataset hashed and stored, and where the export was written."""
+
+    export: Path
+    datasets: list[RegistryRow]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"export": str(self.export), "datasets": [row.to_json() for row in self.datasets]}
