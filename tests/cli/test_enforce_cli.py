@@ -78,3 +78,30 @@ def test_enforce_leaves_idle_instances_alone_when_on_idle_is_alert(small_ws: Pat
         remote_run(cfg, "r102", "root@ssh2.vast.ai:1002", "completed", 300)
         res = run_cli("instances", "enforce", "--json", "--config", str(cfg), env={"VAST_API_KEY": KEY})
         assert res.returncode == 0 and json.loads(res.stdout) == [] and not server.received("DELETE")
+
+
+def test_an_eval_on_the_box_counts_as_work(small_ws: Path):
+    """A run that ended long ago whose box still evaluates its checkpoints ([eval] during_training,
+    `eval run`) is not idle; a generator silent past WORKER_STALE_S (it died without a word) no longer
+    holds the box, and the idle time counts from its last heartbeat."""
+    from zelda_tui.core import atomic, evals
+
+    with ReplayServer() as server:
+        for iid in ("201", "202"):
+            server.route("DELETE", f"/api/v0/instances/{iid}/", Reply.file("vast/destroy_instance.json"))
+        cfg = workspace(small_ws, f"{server.url}/api/v0")
+        with open(cfg, "a") as fh:
+            fh.write('\n[budget]\non_idle = "destroy"\n\n[monitoring]\ngpu_idle_shutdown_minutes = 30\n')
+        for iid, name, heartbeat_ago_s in (("201", "r201", 5.0), ("202", "r202", 45 * 60.0)):
+            track(cfg, iid, 5, (f"ssh{iid}.vast.ai", int(iid)))
+            remote_run(cfg, name, f"root@ssh{iid}.vast.ai:{iid}", "completed", 45)
+            worker = {"state": "generating", "mode": "after", "pid": 7, "checkpoint": "checkpoint-40", "done": 3,
+                      "total": 40, "heartbeat": time.time() - heartbeat_ago_s}
+            atomic.write_text(cfg.parent / "runs" / name / evals.EVALS_DIR / "held_out" / evals.WORKER_FILE,
+                              json.dumps(worker))
+        dry = run_cli("instances", "enforce", "--dry-run", "--json", "--config", str(cfg), env={"VAST_API_KEY": KEY})
+        assert dry.returncode == 0, dry.stderr
+        assert {r["key"] for r in json.loads(dry.stdout)} == {"vast:202"}
+        listed = {r["name"]: r for r in json.loads(run_cli("train", "list", "--json", "--config", str(cfg)).stdout)}
+        assert listed["r201"]["evals"] == "held_out: evaluating checkpoint-40 (3/40)"
+        assert listed["r202"]["evals"].startswith("held_out: eval silent for 45 min")
