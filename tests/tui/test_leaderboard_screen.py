@@ -59,7 +59,7 @@ async def test_checkpoints_ranked_with_the_base_row_and_sortable(app_for, scored
     app = app_for(scored_ws)
     async with app.run_test(size=SIZE) as pilot:
         table = await open_board(pilot)
-        assert column(table, "ckpt") == ["4", "2", "base"]  # the step of each checkpoint-N
+        assert column(table, "ckpt") == ["4★", "2▼", "base"]  # the step of each checkpoint-N, its run's best marked
         assert column(table, "asm") == ["75.0%", "25.0%", "0.0%"]
         assert column(table, "rank") == ["1", "2", "3"]
         assert column(table, "run")[2] == "tiny-deepseek"  # the base row names its model
@@ -73,14 +73,14 @@ async def test_checkpoints_ranked_with_the_base_row_and_sortable(app_for, scored
             await pilot.press("s")
         await settle(pilot)
         assert "sort eval loss ↑" in status(app)
-        assert column(table, "ckpt") == ["2", "4", "base"]
+        assert column(table, "ckpt") == ["2▼", "4★", "base"]
 
         # a click on a column header ranks by that column
         x = sum(c.get_render_width(table) for c in list(table.columns.values())[:3]) + 2
         await pilot.click(DataTable, offset=(x, 0))  # the "asm" header
         await settle(pilot)
         assert "sort assembles ↓" in status(app)
-        assert column(table, "ckpt") == ["4", "2", "base"]
+        assert column(table, "ckpt") == ["4★", "2▼", "base"]
 
 
 async def test_sample_viewer_shows_verdict_and_highlights_the_failing_line(app_for, scored_ws: Path):
