@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: setup setup-train system-deps asar demo test bench screenshot clean
+.PHONY: setup setup-train system-deps asar llama-cpp llama-cpp-cached demo test bench screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,21 @@ system-deps:
 asar: | $(BIN)/python
 	bash scripts/get-asar.sh
 
+# llama.cpp's converter + llama-cpp-python for GGUF export, built once per machine into ~/.cache/zelda-tui (the
+# C++ compile: ~22 min on 2 busy cores); make test installs it from that cache when there, never builds it
+llama-cpp: setup-train
+	bash scripts/get-llama-cpp.sh
+
+llama-cpp-cached: setup-train
+	bash scripts/get-llama-cpp.sh --cached
+
 $(DEMO)/config.toml: | $(VENV)/.installed-dev
 	$(BIN)/zelda-tui demo init $(DEMO)
 
 demo: setup $(DEMO)/config.toml
 	$(BIN)/zelda-tui --config $(DEMO)/config.toml
 
-test: setup-train system-deps asar
+test: setup-train system-deps asar llama-cpp-cached
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup

@@ -31,7 +31,9 @@ def build_tokenizer(out: Path, texts: list[str]):
     return fast
 
 
-def build_tiny_model(out: Path, texts: list[str], seed: int = 0) -> Path:
+def build_tiny_model(out: Path, texts: list[str], seed: int = 0, q_lora_rank: int | None = None) -> Path:
+    """q_lora_rank=None is the Lite's attention (q_proj); a rank gives DeepSeek-V2's q_a_proj/q_b_proj, which
+    llama.cpp needs to load a 2-layer model (it tells the Lite attention by its 26 or 27 layers)."""
     import torch
     from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
 
@@ -41,7 +43,7 @@ def build_tiny_model(out: Path, texts: list[str], seed: int = 0) -> Path:
         # every linear in/out dim a multiple of 64: bitsandbytes' CPU 4-bit inference kernel packs 64-wide blocks
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, moe_intermediate_size=64,
         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, n_routed_experts=8, n_shared_experts=1,
-        num_experts_per_tok=2, first_k_dense_replace=1, kv_lora_rank=64, q_lora_rank=None, qk_nope_head_dim=64,
+        num_experts_per_tok=2, first_k_dense_replace=1, kv_lora_rank=64, q_lora_rank=q_lora_rank, qk_nope_head_dim=64,
         qk_rope_head_dim=64, v_head_dim=64, max_position_embeddings=1024, n_group=1, topk_group=1,
         topk_method="greedy", bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id, tie_word_embeddings=False,

@@ -138,14 +138,14 @@ def run(args: ExportArgs) -> dict[str, Any]:
     device = choose_device(args.device, params * 2)
     record["device"] = device
 
-    tokenizer = load_tokenizer(cfg)
-    prompts = held_out_prompts(args.run_dir, cfg)
     if reuse:
         emit("progress", step="merged model already exported for this adapter: reused")
     else:
         record["merged"] = None
         record["gguf"] = {}
         _write_record(out, record)  # what was there before no longer describes what is being written
+        tokenizer = load_tokenizer(cfg)
+        prompts = held_out_prompts(args.run_dir, cfg)
         tmp, record["merged"] = merge(cfg, adapter, out, tokenizer, prompts, device, args.max_new_tokens)
         _write_card(tmp, record)
         put_in_place(tmp, merged_dir)
@@ -154,8 +154,10 @@ def run(args: ExportArgs) -> dict[str, Any]:
     if plan:
         from . import gguf
 
+        assert args.llama_cpp is not None  # _check_gguf_tools
         for kind in plan:
-            record["gguf"][kind] = gguf.export(args, record, out, kind, plan[0], prompts, tokenizer)
+            record["gguf"][kind] = gguf.export(args.llama_cpp, args.gguf_pre, record, out, kind, plan[0],
+                                               args.max_new_tokens)
             _write_record(out, record)
             _write_card(merged_dir, record)
     _write_card(merged_dir, record)
@@ -311,7 +313,8 @@ def merge(cfg: RunConfig, adapter: Path, out: Path, tokenizer, prompts: list[str
         raise
     size = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
     return tmp, {**check, "ok": True, "dtype": "bfloat16", "bytes": size, "shards": len(list(tmp.glob("*.safetensors"))),
-                 "layout": layout_check, "prompts": prompts, "answers": answers, "max_new_tokens": max_new_tokens,
+                 "layout": layout_check, "prompts": prompts, "prompt_tokens": [int(x.shape[1]) for x in ids],
+                 "answers": answers, "max_new_tokens": max_new_tokens,
                  "elapsed_s": round(time.time() - started, 1)}
 
 
