@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo
 
-.PHONY: setup setup-train system-deps asar llama-cpp llama-cpp-cached demo test bench screenshot clean
+.PHONY: setup setup-train system-deps asar llama-cpp llama-cpp-cached llama-cpp-tests demo test bench screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,12 +41,16 @@ asar: | $(BIN)/python
 	bash scripts/get-asar.sh
 
 # llama.cpp's converter + llama-cpp-python for GGUF export, built once per machine into ~/.cache/zelda-tui (the
-# C++ compile: ~22 min on 2 busy cores); make test installs it from that cache when there, never builds it
+# C++ compile: ~22 min on 2 busy cores); make test builds it when the cache lacks it (a machine that cannot
+# compile it skips the GGUF tests, and says so), then reuses it
 llama-cpp: setup-train
 	bash scripts/get-llama-cpp.sh
 
 llama-cpp-cached: setup-train
 	bash scripts/get-llama-cpp.sh --cached
+
+llama-cpp-tests: setup-train
+	bash scripts/get-llama-cpp.sh --for-tests
 
 $(DEMO)/config.toml: | $(VENV)/.installed-dev
 	$(BIN)/zelda-tui demo init $(DEMO)
@@ -54,7 +58,7 @@ $(DEMO)/config.toml: | $(VENV)/.installed-dev
 demo: setup $(DEMO)/config.toml
 	$(BIN)/zelda-tui --config $(DEMO)/config.toml
 
-test: setup-train system-deps asar llama-cpp-cached
+test: setup-train system-deps asar llama-cpp-tests
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup
@@ -67,6 +71,25 @@ bench: setup
 
 screenshot: setup
 	$(BIN)/python scripts/screenshot.py docs
+
+# The trainer stack at the lower bounds the [train] extra states (constraints/train-min.txt), in its own venv
+# outside the repo (cached like .venv: rebuilt when pyproject.toml or the pins change), and the trainer tests
+# that exercise that stack: each stated floor is a version that has run. torch stays the CPU build above (older
+# ones are not on these machines' disk). ~3 min to build, ~5-6 min of tests on 2 busy cores: not in make test.
+MIN_VENV  ?= /tmp/venv-min
+MIN_TESTS  = tests/trainer/test_units.py tests/trainer/test_batching.py tests/trainer/test_runs.py \
+             tests/trainer/test_split_reader.py tests/trainer/test_start_checks.py
+.PHONY: test-min-versions
+$(MIN_VENV)/.installed: pyproject.toml constraints/train-min.txt
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install -q "$(TEST_TORCH)"
+	$(MIN_VENV)/bin/python -m pip install -q -c constraints/train-min.txt -e ".[dev,train]"
+	touch $@
+
+test-min-versions: $(MIN_VENV)/.installed
+	$(MIN_VENV)/bin/python -c "from zelda_tui.backends.trainer import versions as v; print(v.line(v.check()))"
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider -x $(MIN_TESTS)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache snapshot_report.html

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite drives for real: tmux (the TUI in a real terminal),
-# openssh-server (the SSH tests: a real sshd on 127.0.0.1), rsync (backups from the GPU box).
+# openssh-server (the SSH tests: a real sshd on 127.0.0.1), rsync (backups from the GPU box), a C++
+# compiler (llama.cpp, for the GGUF export; cmake and ninja come from PyPI with its build).
 # Installs only what is missing; needs root (or sudo) and apt. Elsewhere it says what to install.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
+command -v g++ >/dev/null 2>&1 || need+=(g++)  # llama.cpp for the GGUF export (built once per machine)
+command -v make >/dev/null 2>&1 || need+=(make)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: please install: ${need[*]}" >&2
