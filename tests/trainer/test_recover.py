@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -106,7 +107,7 @@ def test_a_lost_box_is_recovered_on_another_and_trains_on_identically(tmp_path: 
 
         status = run_cli("train", "status", name, "--config", str(cfg)).stdout
         boxes = next(line.strip() for line in status.splitlines() if line.strip().startswith("boxes: "))
-        assert boxes == f"boxes: box-a (untracked) → box-b from checkpoint-{home}", boxes
+        assert re.fullmatch(rf"boxes: box-a \(started here, \w+\) → box-b \(from checkpoint-{home}, \w+\)", boxes), boxes
     finally:
         if trainer_pid and runs.pid_alive(trainer_pid):
             os.kill(trainer_pid, signal.SIGKILL)

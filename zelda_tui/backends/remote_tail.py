@@ -71,6 +71,7 @@ class RemoteMirror:
         self.session: SshSession | None = None
         self._lock: int | None = None
         self.host = host  # the alias until a connection names it in full
+        self.alias = host  # as the run's .remote marker names its box
         self._status_sig: tuple[int, int] | None = None
         self._evals_due = 0.0
         self._copied: dict[str, tuple[int, int]] = {}  # evals/<set>/<file> -> (mtime, size) last copied
@@ -282,6 +283,9 @@ class RemoteMirror:
                 attempt += 1
                 delay = BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]
                 self._set(LinkState("reconnecting", self.host, attempt, delay, _brief(exc, self.host)))
+                if until_inactive and self._moved():  # recovered elsewhere meanwhile: not this box's run any more
+                    self._set(LinkState("stopped", self.host))
+                    break
                 stop.wait(delay)
                 continue
             stop.wait(self.poll_s)
@@ -289,6 +293,11 @@ class RemoteMirror:
         if self.state.state not in ("stopped", "failed"):
             self._set(LinkState("stopped", self.host))
         return self.state
+
+    def _moved(self) -> bool:
+        """The run went on on another box (`train recover`, [recovery] auto): its marker names another."""
+        marker = runs.read_remote_marker(self.local_dir)
+        return marker is not None and (marker["host"], marker["remote_dir"].rstrip("/")) != (self.alias, self.remote_dir)
 
     def _active(self) -> bool:
         """The run trains, or the box still evaluates its checkpoints (as last copied here)."""

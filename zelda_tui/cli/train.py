@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.format import duration, num
 from ..core.runs import RunState
 from .common import emit_json, open_services, table
+
+if TYPE_CHECKING:
+    from ..backends.remote_tail import RemoteMirror
+    from ..services.views import RunView
 
 
 def say(text: str) -> None:
@@ -62,7 +66,7 @@ def cmd_train_status(args: argparse.Namespace) -> int:
             print(f"{key:>16}: {value if value is not None else '-'}")
         if box:
             print(f"{'box':>16}: {box}")
-        if moves := _boxes(info.run_dir):
+        if moves := _boxes(info):
             print(f"{'boxes':>16}: {moves}")
         if info.state == RunState.LOST:  # #17: what its box left here, and the way on
             print(f"{'lost':>16}: its box {info.host} is gone; safe here: {info.home_checkpoint or 'no checkpoint'}; "
@@ -70,11 +74,11 @@ def cmd_train_status(args: argparse.Namespace) -> int:
     return 1 if info.state.is_failure else 0
 
 
-def _boxes(run_dir: Path) -> str | None:
-    """The boxes a recovered run has been on (its run dir's boxes.jsonl)."""
+def _boxes(info: RunView) -> str | None:
+    """The boxes a recovered run has been on (its run dir's boxes.jsonl), with time and spend on each."""
     from ..services.recovery import RecoveryService
 
-    return RecoveryService.history_line(run_dir)
+    return RecoveryService.history_line(info)
 
 
 def cmd_train_stop(args: argparse.Namespace) -> int:
@@ -107,13 +111,12 @@ def cmd_train_recover(args: argparse.Namespace) -> int:
         if not args.yes and not args.host:
             say("nothing rented: add --yes to rent it and go on")
             return 1
-        done = services.recovery.recover(args.run, args.host, args.query, args.accept_new_host_key, say)
+        done = services.recovery.recover(args.run, args.host, args.query, args.accept_new_host_key, say,
+                                         offer=plan.offer.offer.key if plan.offer else None)  # the one shown
     if args.json:
         emit_json(done.to_json())
     else:
-        start = f"checkpoint-{done.from_step}" if done.from_step is not None else "step 0"
-        print(f"recovered {done.run} on {done.host} (pid {done.pid}) from {start}; follow it with: "
-              f"zelda-tui tail {done.run}")
+        print(f"{done.line()}; follow it with: zelda-tui tail {done.run}")
     return 0
 
 
@@ -142,7 +145,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     """Follow train.log and metrics.jsonl by byte offset until the run is no longer active.
 
     A remote run is mirrored into its local run dir by a background thread (reconnecting on
-    its own) and printed from there, by the same code that tails a local run.
+    its own) and printed from there, by the same code that tails a local run. A run that goes on
+    on another box meanwhile (`train recover`, [recovery] auto) is followed there.
     """
     import threading
     import time
@@ -154,21 +158,26 @@ def cmd_tail(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         run_dir = services.runs.dir(args.run)
-        if services.runs.host(args.run).is_remote:
-            last = [""]
+        last = [""]
 
-            def on_state(link) -> None:
-                if link.state != last[0]:
-                    say(f"[link] {link.line()}")
-                last[0] = link.state
+        def on_state(link) -> None:
+            if link.state != last[0]:
+                say(f"[link] {link.line()}")
+            last[0] = link.state
 
+        def follow() -> tuple[RemoteMirror, threading.Thread | None]:
             mirror = services.runs.mirror(args.run, on_state=on_state, on_alert=lambda text: say(f"[alert] {text}"))
             if args.no_follow:
                 mirror.sync_once()
                 mirror.close()
-            else:
-                follower = threading.Thread(target=mirror.follow, args=(stop,), daemon=True)
-                follower.start()
+                return mirror, None
+            follower = threading.Thread(target=mirror.follow, args=(stop,), daemon=True)
+            follower.start()
+            return mirror, follower
+
+        box = services.runs.host(args.run)
+        if box.is_remote:
+            mirror, follower = follow()
         log_tail = runs.LineTail(run_dir / runs.TRAIN_LOG)
         metric_tail = runs.LineTail(run_dir / runs.METRICS)
 
@@ -183,6 +192,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
             drain()
             state = services.runs.info(run_dir).state
             done = not follower.is_alive() if follower else not state.is_live
+            if done and follower is not None:
+                now_on = services.runs.host(args.run)
+                if (now_on.name, now_on.remote_dir) != (box.name, box.remote_dir):  # recovered elsewhere
+                    box = now_on
+                    say(f"[link] {args.run} went on on {box.name}: following it there")
+                    mirror, follower = follow()
+                    continue
             if args.no_follow or done:
                 drain()  # one last read: lines written just before the state changed
                 break

@@ -7,13 +7,16 @@ one go. Switching the selection starts fresh tails (a finished run replays from 
 
 A remote run's files are local too: while it is selected, a worker runs its mirror (which
 copies the box's logs into the local run dir, reconnecting on its own, and watches GPU idle
-and disk); the same local tails then show them, and the summary shows the connection.
+and disk); the same local tails then show them, and the summary shows the connection. A run
+that moved to another box (`R`, `train recover`, `[recovery] auto`) is followed there, and the
+boxes it has been on are listed under the summary.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -33,6 +36,7 @@ from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.format import duration, num
 from ..services import Services, UnknownHostKey
 from .app_api import report_from_thread, zelda_app
+from ..services.recovery import BoxStay, RecoveryPlan
 from ..services.views import InstanceRow, RunView
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
@@ -68,6 +72,11 @@ def instance_line(row: InstanceRow) -> str:
             f"${row.dph_total or 0:.2f}/h · ${row.spent_usd or 0:,.2f} so far{warn}")
 
 
+def boxes_text(stays: list[BoxStay], now: float) -> str:
+    """A recovered run's boxes, one a line, oldest first: where it picked up, how long, what it cost."""
+    return "\n".join(f"{'→' if i else ' '} {escape(s.line(now))}" for i, s in enumerate(stays))
+
+
 def summary_text(info: RunView, link: str | None = None) -> str:
     state = info.state
     colour = {"running": "green", "starting": "green", "completed": "cyan", "failed": "red", "died": "red",
@@ -84,7 +93,7 @@ def summary_text(info: RunView, link: str | None = None) -> str:
     if info.is_remote:  # the newest checkpoint copied here whole and verified: what a lost box leaves (#17)
         parts.append(f"safe here {Path(info.home_checkpoint).name if info.home_checkpoint else '—'}")
     if state == runs.RunState.LOST:
-        parts.append(f"[red]its box is gone: `zelda-tui train recover {escape(info.name)}`[/]")
+        parts.append(f"[red]its box is gone: R recovers it (`zelda-tui train recover {escape(info.name)}`)[/]")
     if info.spent_usd is not None:
         parts.append(f"${info.spent_usd:,.2f} spent ({escape(info.instance or '—')})")
     if info.message and not state.is_failure:
@@ -126,6 +135,7 @@ class RunsScreen(Screen):
         Binding("g", "fetch", "Fetch", id="runs.fetch", tooltip="Remote run: bring lora_adapters/ and the latest checkpoint home"),
         Binding("b", "backup", "Backup", id="runs.backup", tooltip="Remote run: the box rsyncs lora_adapters/ to [backup] host:path", show=False),
         Binding("D", "destroy", "Destroy instance", id="runs.destroy", tooltip="Remote run: destroy the tracked instance it runs on", show=False),
+        Binding("R", "recover", "Recover", id="runs.recover", tooltip="Lost remote run: go on elsewhere from its newest checkpoint safe here (the plan and its cost first)", show=False),
         Binding("y", "copy('name')", "Copy name", id="runs.copy", tooltip="Copy the selected run's name to the clipboard (OSC 52)"),
         Binding("Y", "copy('path')", "Copy path", id="runs.copy_path", tooltip="Copy the selected run's directory to the clipboard (OSC 52)", show=False),
     ]
@@ -138,9 +148,10 @@ class RunsScreen(Screen):
             self.gen, self.text, self.state = gen, text, state
 
     class Listed(Message):
-        def __init__(self, seq: int, infos: list[RunView], instances: list[InstanceRow]) -> None:
+        def __init__(self, seq: int, infos: list[RunView], instances: list[InstanceRow],
+                     stays: dict[str, list[BoxStay]]) -> None:
             super().__init__()
-            self.seq, self.infos, self.instances = seq, infos, instances
+            self.seq, self.infos, self.instances, self.stays = seq, infos, instances, stays
 
     class TailBatch(Message):
         def __init__(self, gen: int, lines: list[str], metrics: list[dict]) -> None:
@@ -161,12 +172,16 @@ class RunsScreen(Screen):
         self._tail_worker: Worker | None = None
         self._mirror_stop: threading.Event | None = None
         self.link: str | None = None  # the selected remote run's connection, as shown in the summary
+        self.followed: tuple[str, str | None] | None = None  # (host, remote dir) the follow started on
+        self.stays: dict[str, list[BoxStay]] = {}  # the boxes of recovered runs
+        self.recovering: dict[str, str] = {}  # run -> the recovery's latest step (the summary shows it)
         self.ready = False  # True once the first runs list is on screen
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("Reading runs…", id="runs-summary", classes="summary")
+        yield Static("", id="runs-boxes")
         yield Static(EMPTY_HINT, id="runs-empty", classes="hint")
         yield Static("", id="runs-instances")
         with Horizontal(id="runs-detail"):
@@ -202,13 +217,14 @@ class RunsScreen(Screen):
             infos = self.services.runs.list_all()
             # tracked GPU instances: SQLite every time, the provider (state, SSH endpoint) every ~30 s
             instances = [r for r in self.services.instances.rows(refresh=seq % INSTANCES_EVERY == 1) if r.running]
+            stays = {i.name: s for i in infos if i.is_remote and (s := self.services.recovery.stays(i))}
         except Exception as exc:  # shown once by the app's one error handler, not every 2 s
             if not self._list_failed:
                 self._list_failed = True
                 report_from_thread(self, exc, "listing runs failed")
             return
         self._list_failed = False
-        self.post_message(self.Listed(seq, infos, instances))
+        self.post_message(self.Listed(seq, infos, instances, stays))
 
     @on(Listed)
     def _listed(self, msg: Listed) -> None:
@@ -218,6 +234,7 @@ class RunsScreen(Screen):
         table = self.query_one(DataTable)
         names = [info.name for info in msg.infos]
         self.infos = {info.name: info for info in msg.infos}
+        self.stays = msg.stays
         self.set_class(not names, "-empty")
         rows = [row_cells(info) for info in msg.infos]
         widths = table_widths(table, COLUMNS, rows, self.app.size.width)
@@ -257,21 +274,29 @@ class RunsScreen(Screen):
         name = None
         if 0 <= table.cursor_row < table.row_count:
             name = table.ordered_rows[table.cursor_row].key.value
-        if name != self.selected:
-            self.selected = name
-            self._start_follow(self.infos.get(name) if name else None)
+        info = self.infos.get(name) if name else None
+        if name != self.selected or (info and info.is_remote and self.followed != (info.host, info.remote_dir)):
+            self.selected = name  # a new selection, or the run went on on another box: follow it there
+            self._start_follow(info)
         self._show_summary()
 
     def _show_summary(self) -> None:
         summary = self.query_one("#runs-summary", Static)
         info = self.infos.get(self.selected) if self.selected else None
-        summary.update(summary_text(info, self.link) if info else "")
+        step = self.recovering.get(info.name) if info else None
+        link = f"[yellow]⟳ recovering: {escape(step)}[/]" if step else self.link
+        summary.update(summary_text(info, link) if info else "")
+        boxes = self.query_one("#runs-boxes", Static)
+        stays = self.stays.get(info.name) if info else None
+        boxes.display = bool(stays)
+        boxes.update(boxes_text(stays, time.time()) if stays else "")
 
     # --- the selected run's tails ------------------------------------------------------
     def _start_follow(self, info: RunView | None) -> None:
         self._gen += 1
         self._stop_mirror()
         self.link = None
+        self.followed = (info.host, info.remote_dir) if info else None
         if info and info.remote_dir:
             self._mirror_stop = threading.Event()
             self.link = f"[yellow]⇄ {escape(info.host)}: connecting[/]"
@@ -510,6 +535,67 @@ class RunsScreen(Screen):
         self.app.call_from_thread(self.notify, f"{key} destroyed (${done.spent_usd or 0:,.2f} in all)", title="Destroyed")
         self.app.call_from_thread(self.refresh_list)
 
+    def action_recover(self) -> None:
+        """#17: a lost run's plan (checkpoint, offer, $/h, estimated total, budget left) in a confirm whose
+        default is No; a refused plan is a notice with its numbers."""
+        info = self.selected_info()
+        if info is None:
+            return
+        if not info.is_remote or info.state != runs.RunState.LOST:
+            self.notify(f"{info.name} is {info.state}: R recovers a remote run whose box is gone", severity="warning")
+            return
+        if info.name in self.recovering:
+            self.notify(f"{info.name} is being recovered: {self.recovering[info.name]}", severity="warning")
+            return
+        self._plan_recovery(info.name)
+
+    @work(thread=True, group="runs-recover", exit_on_error=False)
+    def _plan_recovery(self, name: str) -> None:
+        try:  # the offers search is a network round trip
+            plan = self.services.recovery.plan(name)
+        except Exception as exc:
+            report_from_thread(self, exc, "recovery plan failed")
+            return
+        self.app.call_from_thread(self._ask_recovery, plan)
+
+    def _ask_recovery(self, plan: RecoveryPlan) -> None:
+        text = "\n".join(plan.lines())
+        if plan.problems:
+            self.notify(escape(text), title=f"{plan.run} stays lost", severity="error", timeout=30)
+            return
+        offer = plan.offer.offer.key if plan.offer else None
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._recover(plan.run, offer)
+
+        self.app.push_screen(ConfirmDialog(
+            f"Recover {escape(plan.run)}?", f"{text}\n\nThe offer is rented now and bills until destroyed (D); "
+            "the run goes on there from that checkpoint.", yes="Rent and resume"), answered)
+
+    @work(thread=True, group="runs-recover", exit_on_error=False)
+    def _recover(self, name: str, offer: str | None) -> None:
+        def progress(text: str) -> None:
+            self.app.call_from_thread(self._recovery_step, name, text)
+
+        progress("starting")
+        try:
+            done = self.services.recovery.recover(name, offer=offer, progress=progress)
+        except Exception as exc:
+            report_from_thread(self, exc, f"recovering {name} failed")
+            return
+        finally:
+            self.app.call_from_thread(self._recovery_step, name, None)
+        self.app.call_from_thread(self.notify, done.line(), title="Recovered", timeout=15)
+        self.app.call_from_thread(self.refresh_list)
+
+    def _recovery_step(self, name: str, text: str | None) -> None:
+        if text is None:
+            self.recovering.pop(name, None)
+        else:
+            self.recovering[name] = text
+        self._show_summary()
+
     def action_follow(self) -> None:
         log = self.query_one("#runs-log", LogView)
         if log.has_focus:
@@ -534,5 +620,6 @@ class RunsScreen(Screen):
         yield SystemCommand("Fetch adapters", "Runs: bring a remote run's lora_adapters/ home", self.action_fetch)
         yield SystemCommand("Backup adapters", "Runs: rsync a remote run's lora_adapters/ to the backup host", self.action_backup)
         yield SystemCommand("Destroy instance", "Runs: destroy the tracked GPU instance of a remote run", self.action_destroy)
+        yield SystemCommand("Recover run", "Runs: a lost remote run goes on elsewhere (plan and cost first)", self.action_recover)
         yield SystemCommand("Copy run name", "Runs: the selected run's name to the clipboard (OSC 52)", lambda: self.action_copy("name"))
         yield SystemCommand("Copy run path", "Runs: the selected run's directory to the clipboard (OSC 52)", lambda: self.action_copy("path"))

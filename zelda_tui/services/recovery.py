@@ -3,8 +3,8 @@ host the user names), its run dir uploaded with the newest checkpoint safe at ho
 resumed there from it with the same data order.
 
 A run's boxes are kept in its run dir, `boxes.jsonl` (one line per move: the box it left with that
-box's instance and spend, the box it went to, the step it resumed from), so `train status` and the
-Runs screen can say where it has been.
+box's instance, spend and time there, the box it went to, the step it resumed from), so `train status`
+and the Runs screen can say where it has been.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from ..backends import checkpoint_sync, remote_runs
 from ..core import atomic, offer_query, runs
 from ..core.config import Config
 from ..core.errors import ZeldaError
+from ..core.format import duration
 from ..core.store import Store
 from .hosts import Hosts
 from .instances import InstanceRegistry
 from .offers import OfferService
 from .runs import RunService
-from .views import LaunchPlan, View
+from .views import LaunchPlan, RunView, View
 
 Progress = Callable[[str], None]
 HISTORY = "boxes.jsonl"
@@ -77,6 +78,33 @@ class Recovered(View):
     pid: int
     from_step: int | None
     instance: str | None
+
+    def line(self) -> str:
+        start = f"checkpoint-{self.from_step}" if self.from_step is not None else "step 0"
+        rented = f" ({self.instance})" if self.instance else ""
+        return f"recovered {self.run} on {self.host}{rented} (pid {self.pid}) from {start}"
+
+
+@dataclass(frozen=True)
+class BoxStay(View):
+    """One box a run has been on: its instance, when it was there (`until` None: still there), what it
+    cost, and where the run picked up there (`resumed`: "started here", "from checkpoint-N", "from step 0")."""
+
+    host: str
+    instance: str | None
+    since: float | None
+    until: float | None
+    spent_usd: float | None
+    resumed: str
+
+    def span(self, now: float) -> str:
+        if self.since is None:
+            return "time unknown"
+        return duration((self.until or now) - self.since) + (" so far" if self.until is None else "")
+
+    def line(self, now: float) -> str:
+        spent = f"${self.spent_usd:,.2f}" if self.spent_usd is not None else "$ untracked"
+        return f"{self.host} · {self.resumed} · {self.span(now)} · {spent} ({self.instance or 'no tracked instance'})"
 
 
 @dataclass
@@ -134,17 +162,29 @@ class RecoveryService:
     # --- the move -----------------------------------------------------------------------------
     def recover(self, ref: str, host: str | None = None, query: str | None = None,
                 accept_new_host_key: bool | str = False, progress: Progress = _quiet,
-                wait_ready_s: float = 900.0, poll_s: float = 10.0) -> Recovered:
+                wait_ready_s: float = 900.0, poll_s: float = 10.0, offer: str | None = None) -> Recovered:
         """Rent the planned offer (or use `host`), wait for its SSH, upload the run dir with the newest
-        good checkpoint, resume there. A box rented here is new by definition: its host key is accepted."""
+        good checkpoint, resume there. A box rented here is new by definition: its host key is accepted.
+
+        `offer`: the offer the user confirmed; when the plan now picks another (a price changed, it was
+        rented meanwhile), nothing is rented and the user asked again."""
         plan = self.plan(ref, host, query)
         if plan.problems:
             raise ZeldaError(f"{plan.run}: stays lost: " + "; ".join(plan.problems))
+        picked = plan.offer.offer.key if plan.offer is not None else None
+        if offer is not None and picked != offer:
+            raise ZeldaError(f"{plan.run}: the plan changed since it was shown ({offer} → {picked or 'no offer'}): "
+                             "nothing rented; look at the new plan and confirm again")
         for line in plan.skipped:
             progress(f"warning: {line}: resuming from the previous good checkpoint")
         run_dir = self.runs.dir(ref)
         old_host = self.runs.info(run_dir).host
         left = self.instances.for_host(old_host) or self.instances.box_gone(old_host)
+        moves = self.history(run_dir)
+        heard = runs.read_status(run_dir)  # the box left, as last heard from: before box B's status arrives
+        since = moves[-1].get("t") if moves else (heard.started if heard and heard.started else None)
+        since = since or (left.started if left else None)  # else when its instance was rented
+        until = heard.heartbeat if heard and heard.heartbeat else None
         instance = None
         if host is None:
             assert plan.offer is not None
@@ -176,6 +216,7 @@ class RecoveryService:
         self._record(run_dir, {"t": round(time.time(), 3), "left": old_host,
                                "left_instance": left.key if left else None,
                                "left_spent_usd": round(left.cost(time.time()), 2) if left else None,
+                               "left_since": since, "left_until": until,
                                "host": host, "remote_dir": remote_dir, "instance": instance,
                                "from_step": plan.from_step})
         return Recovered(run_dir.name, host, remote_dir, pid, plan.from_step, instance)
@@ -209,12 +250,33 @@ class RecoveryService:
         return runs.parse_metrics(text.splitlines())
 
     @classmethod
-    def history_line(cls, run_dir: Path) -> str | None:
-        """`box-a (vast:1, $2.00 spent) → box-b from checkpoint-3; ...` for train status and the Runs screen."""
-        parts = []
-        for m in cls.history(run_dir):
-            spent = f", ${m['left_spent_usd']:.2f} spent" if m.get("left_spent_usd") is not None else ""
-            start = f"checkpoint-{m['from_step']}" if m.get("from_step") else "step 0"
-            parts.append(f"{m.get('left')} ({m.get('left_instance') or 'untracked'}{spent}) → {m.get('host')} "
-                         f"from {start}")
-        return "; ".join(parts) or None
+    def stays(cls, view: RunView) -> list[BoxStay]:
+        """Each box the run has been on, oldest first; none when it never left its first box. The box it
+        is on now has its current instance and spend (the view's)."""
+        moves = cls.history(view.run_dir)
+        if not moves:
+            return []
+        out = []
+        for i, m in enumerate(moves):
+            prev = moves[i - 1] if i else None
+            resumed = "started here" if prev is None else _resumed(prev)
+            out.append(BoxStay(str(m.get("left")), m.get("left_instance"), m.get("left_since"),
+                               m.get("left_until") or m.get("t"), m.get("left_spent_usd"), resumed))
+        last = moves[-1]
+        until = None if view.state.is_live else (view.finished or view.heartbeat)  # gone or done: last heard
+        out.append(BoxStay(view.host, view.instance, last.get("t"), until, view.spent_usd, _resumed(last)))
+        return out
+
+    @classmethod
+    def history_line(cls, view: RunView, now: float | None = None) -> str | None:
+        """`box-a (started here, 1h00m, $2.00) → box-b (from checkpoint-3, 4m10s so far, $0.05)` for train
+        status (the Runs screen shows one box a line)."""
+        now = time.time() if now is None else now
+        parts = [f"{s.host} ({s.resumed}, {s.span(now)}"
+                 + (f", ${s.spent_usd:,.2f}" if s.spent_usd is not None else "") + ")" for s in cls.stays(view)]
+        return " → ".join(parts) or None
+
+
+def _resumed(move: dict[str, Any]) -> str:
+    """Where a move picked the run up: its checkpoint, or step 0 when none had come home."""
+    return f"from checkpoint-{move['from_step']}" if move.get("from_step") is not None else "from step 0"
