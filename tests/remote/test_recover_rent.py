@@ -1,7 +1,8 @@
 """Recovering a lost run onto a rented box (#17.3-4): the offer comes from the local replay of Vast's API,
 whose recorded answer for the new instance has its SSH endpoint pointed at a second real sshd on
 127.0.0.1 (box B). `train recover --yes` rents it, waits for its SSH, uploads the logs and the newest
-checkpoint safe here and starts the trainer there."""
+checkpoint safe here and starts the trainer there; `[recovery] auto` does the same by itself while the
+run is followed, within the budget and `max_recoveries`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,84 @@ def test_a_changed_plan_rents_nothing(boxes, small_ws: Path, trainer: int):
         finally:
             services.close()
         assert not server.received("PUT")
+
+
+def test_one_recovery_at_a_time(boxes, small_ws: Path, trainer: int):
+    """A recovery under way (R in the TUI, another terminal, [recovery] auto) holds the run: the plan says
+    so and a second recovery rents nothing."""
+    from zelda_tui.core import locks
+    from zelda_tui.core.errors import ZeldaError
+    from zelda_tui.services.recovery import LOCK
+
+    a, b = boxes
+    with ReplayServer() as server:
+        cfg = lost_run(small_ws, a, b, server, trainer, "max_total_usd = 500.0")
+        services = build_services(cfg)
+        try:
+            with locks.exclusive(small_ws.parent / "runs" / RUN / LOCK):  # the other recovery
+                plan = services.recovery.plan(RUN)
+                assert plan.problems == [f"a recovery of it is under way (PID {os.getpid()}): wait for it"]
+                with pytest.raises(ZeldaError, match="a recovery of it is under way .* nothing rented"):
+                    services.recovery.recover(RUN, offer=f"vast:{OFFER}")
+            assert services.recovery.plan(RUN).problems == []  # its end frees the run
+        finally:
+            services.close()
+        assert not server.received("PUT")
+
+
+def follow(services, alerts: list[str]) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    mirror = services.runs.mirror(RUN, on_alert=alerts.append)
+    thread = threading.Thread(target=mirror.follow, args=(stop,), daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def test_auto_recovers_a_followed_run_within_its_limit(boxes, small_ws: Path, tmp_path: Path, trainer: int):
+    """[recovery] auto: box A dies while followed; the run goes on on a rented box B without a question,
+    said in an alert with the numbers; the follower moves on to box B. Box B dying too is past
+    max_recoveries = 1: the run stays lost, with the reason."""
+    a, b = boxes
+    with ReplayServer() as server:
+        cfg = lost_run(small_ws, a, b, server, trainer, "max_total_usd = 500.0", "auto = true\nmax_recoveries = 1",
+                       lose=False)
+        services = build_services(cfg)
+        try:
+            alerts: list[str] = []
+            thread, stop = follow(services, alerts)
+            wait(lambda: services.runs.info(services.runs.dir(RUN)).synced_at)
+            vast_says(server, Reply.error(404, {"error": "no_such_instance"}))
+            a.stop()
+            forget_box_a(tmp_path)
+            done = wait(lambda: next((t for t in alerts if t.startswith("recovered ")), None), timeout=120)
+            assert done.startswith(f"recovered {RUN} on root@127.0.0.1:{b.port} (vast:{NEW})"), alerts
+            said = next(t for t in alerts if "recovering automatically" in t)
+            assert said.startswith(f"{RUN}: recovering automatically (1 of at most 1): vast:{OFFER} (1 x A100 SXM4, "
+                                   "$0.695/h, ~$"), said
+            assert "of the budget left) from checkpoints/checkpoint-3" in said
+            assert any("its box gpu-box is lost" in t for t in alerts)
+            thread.join(60)  # the follower of box A ends: the run is on box B now
+            assert not thread.is_alive()
+            assert len(server.received("PUT")) == 1
+            assert services.store.run_row(RUN)["host"] == f"root@127.0.0.1:{b.port}"
+
+            # box B dies too: past max_recoveries, it stays lost and says why; nothing more is rented
+            alerts.clear()
+            wait(lambda: runs.read_status(box_b_run(tmp_path)))
+            stop_trainers(tmp_path)
+            vast_says_new_gone(server)
+            b.stop()
+            thread, stop = follow(services, alerts)
+            why = wait(lambda: next((t for t in alerts if "stays lost" in t), None), timeout=60)
+            assert why == (f"{RUN}: stays lost: recovered 1 time(s) already, [recovery] max_recoveries = 1; "
+                           f"`zelda-tui train recover {RUN}` goes on by hand"), alerts
+            assert len(server.received("PUT")) == 1
+            stop.set()
+            thread.join(20)
+        finally:
+            stop_trainers(tmp_path)
+            services.close()
+
+
+def vast_says_new_gone(server: ReplayServer) -> None:
+    server.route("GET", f"/api/v0/instances/{NEW}/", Reply.error(404, {"error": "no_such_instance"}))

@@ -258,6 +258,9 @@ class RemoteMirror:
         while not stop.is_set():
             try:
                 if self.state.state != "connected":
+                    if until_inactive and self._moved():  # recovered elsewhere meanwhile: not this box's run now
+                        self._set(LinkState("stopped", self.host))
+                        break
                     self._set(LinkState("connecting", self.host, attempt))
                     self._sftp()
                     attempt = 0
@@ -283,9 +286,6 @@ class RemoteMirror:
                 attempt += 1
                 delay = BACKOFF_S[min(attempt - 1, len(BACKOFF_S) - 1)]
                 self._set(LinkState("reconnecting", self.host, attempt, delay, _brief(exc, self.host)))
-                if until_inactive and self._moved():  # recovered elsewhere meanwhile: not this box's run any more
-                    self._set(LinkState("stopped", self.host))
-                    break
                 stop.wait(delay)
                 continue
             stop.wait(self.poll_s)

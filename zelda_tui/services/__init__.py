@@ -10,7 +10,7 @@ offers, ...); each takes what it needs in its constructor and none reaches anoth
     instances(config, store, hosts)
     offers(config, store, estimates, instances)
     runs(config, store, datasets, instances, hosts)
-    recovery(config, store, runs, offers, instances, hosts)
+    recovery(config, store, runs, offers, instances, hosts); runs.when_lost = recovery.auto
     evals(config, store, asm, datasets, runs)
     enforcer(config, store, instances, runs)
     export(config, store, runs, evals)
@@ -89,6 +89,7 @@ def build_services(config_path: str | Path | None = None) -> Services:
     offers = OfferService(cfg, store, estimates, instances)
     runs = RunService(cfg, store, datasets, instances, hosts)
     recovery = RecoveryService(cfg, store, runs, offers, instances, hosts)
+    runs.when_lost = recovery.auto  # a followed run found lost: [recovery] auto goes on elsewhere (#17)
     evals = EvalService(cfg, store, asm, datasets, runs)
     enforcer = BudgetEnforcer(cfg, store, instances, runs)
     export = ExportService(cfg, store, runs, evals)

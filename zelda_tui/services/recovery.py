@@ -4,7 +4,7 @@ resumed there from it with the same data order.
 
 A run's boxes are kept in its run dir, `boxes.jsonl` (one line per move: the box it left with that
 box's instance, spend and time there, the box it went to, the step it resumed from), so `train status`
-and the Runs screen can say where it has been.
+and the Runs screen can say where it has been, and `[recovery] auto` can count its recoveries.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import posixpath
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..backends import checkpoint_sync, remote_runs
-from ..core import atomic, offer_query, runs
+from ..core import atomic, locks, offer_query, runs
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.format import duration
@@ -30,6 +30,7 @@ from .views import LaunchPlan, RunView, View
 
 Progress = Callable[[str], None]
 HISTORY = "boxes.jsonl"
+LOCK = ".recover.lock"  # one recovery of a run at a time (R, train recover, [recovery] auto)
 LAUNCHABLE = ("vast", "vultr")
 CANDIDATES = 5  # offers whose budget is checked, cheapest first
 LOGS = (runs.TRAIN_LOG, runs.METRICS)
@@ -68,6 +69,17 @@ class RecoveryPlan(View):
             out.append(f"  on {self.host}")
         out += [f"  refused: {p}" for p in self.problems]
         return out
+
+
+    def brief(self) -> str:
+        """One line for an alert: where it would go, at what price, from which checkpoint."""
+        where = self.host or "?"
+        if self.offer is not None:
+            o, b = self.offer.offer, self.offer.budget
+            total = f", ~${o.dollars:.2f} in all" if o.dollars is not None else ""
+            left = f", ${b.left_usd:.2f} of the budget left" if b.left_usd is not None else ""
+            where = f"{o.key} ({o.num_gpus} x {o.gpu_name}, ${o.dph_total:.3f}/h{total}{left})"
+        return f"{where} from {self.from_checkpoint or 'step 0'}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,15 @@ class RecoveryService:
     # --- the plan ---------------------------------------------------------------------------
     def plan(self, ref: str, host: str | None = None, query: str | None = None) -> RecoveryPlan:
         """The checkpoint it would resume from and, without `host`, the cheapest offer of the run's own
-        query (its lost instance's GPU and count) that the budget allows; nothing is rented."""
+        query (its lost instance's GPU and count) that the budget allows; nothing is rented. A recovery
+        under way (another terminal, [recovery] auto) is a problem: a second would rent a second box."""
+        plan = self._plan(ref, host, query)
+        pid = locks.holder(self.runs.dir(ref) / LOCK)
+        if pid is None:
+            return plan
+        return replace(plan, problems=[f"a recovery of it is under way (PID {pid}): wait for it", *plan.problems])
+
+    def _plan(self, ref: str, host: str | None, query: str | None) -> RecoveryPlan:
         view = self.runs.info(self.runs.dir(ref))
         if not view.is_remote:
             raise ZeldaError(f"{view.name} is a local run: `zelda-tui train resume {view.name}` restarts it here")
@@ -167,8 +187,17 @@ class RecoveryService:
         good checkpoint, resume there. A box rented here is new by definition: its host key is accepted.
 
         `offer`: the offer the user confirmed; when the plan now picks another (a price changed, it was
-        rented meanwhile), nothing is rented and the user asked again."""
-        plan = self.plan(ref, host, query)
+        rented meanwhile), nothing is rented and the user asked again. One recovery of a run at a time."""
+        run_dir = self.runs.dir(ref)
+        try:
+            with locks.exclusive(run_dir / LOCK):
+                return self._recover(ref, host, query, accept_new_host_key, progress, wait_ready_s, poll_s, offer)
+        except locks.Busy as exc:
+            raise ZeldaError(f"{run_dir.name}: a recovery of it is under way (PID {exc.pid}): nothing rented") from None
+
+    def _recover(self, ref: str, host: str | None, query: str | None, accept_new_host_key: bool | str,
+                 progress: Progress, wait_ready_s: float, poll_s: float, offer: str | None) -> Recovered:
+        plan = self._plan(ref, host, query)
         if plan.problems:
             raise ZeldaError(f"{plan.run}: stays lost: " + "; ".join(plan.problems))
         picked = plan.offer.offer.key if plan.offer is not None else None
@@ -275,6 +304,40 @@ class RecoveryService:
         parts = [f"{s.host} ({s.resumed}, {s.span(now)}"
                  + (f", ${s.spent_usd:,.2f}" if s.spent_usd is not None else "") + ")" for s in cls.stays(view)]
         return " → ".join(parts) or None
+
+    # --- [recovery] auto ------------------------------------------------------------------------
+    def auto(self, ref: str, alert: Progress) -> Recovered | None:
+        """A run found lost while followed goes on elsewhere without asking, when `[recovery] auto` says so:
+        only within budget.max_total_usd (it must be set: this spends without a confirm) and at most
+        `max_recoveries` times per run (counted in boxes.jsonl). Each outcome is an alert with the numbers."""
+        rec = self.config.recovery
+        if not rec.auto:
+            return None
+        run_dir = self.runs.dir(ref)
+        name, done = run_dir.name, len(self.history(run_dir))
+        by_hand = f"`zelda-tui train recover {name}` goes on by hand"
+        if self.config.budget.max_total_usd is None:
+            alert(f"{name}: stays lost: [recovery] auto rents only within budget.max_total_usd, which is not set; "
+                  f"{by_hand}")
+            return None
+        if done >= rec.max_recoveries:
+            alert(f"{name}: stays lost: recovered {done} time(s) already, [recovery] max_recoveries = "
+                  f"{rec.max_recoveries}; {by_hand}")
+            return None
+        if (pid := locks.holder(run_dir / LOCK)) is not None:
+            alert(f"{name}: not recovered automatically: a recovery of it is under way (PID {pid})")
+            return None
+        try:
+            plan = self.plan(ref)
+            if plan.problems:
+                raise ZeldaError("; ".join(plan.problems))
+            alert(f"{name}: recovering automatically ({done + 1} of at most {rec.max_recoveries}): {plan.brief()}")
+            moved = self.recover(ref, offer=plan.offer.offer.key if plan.offer else None)
+        except Exception as exc:  # an alert, never a dead follower: the run stays lost, the way on is named
+            alert(f"{name}: stays lost: automatic recovery failed: {exc}; {by_hand}")
+            return None
+        alert(moved.line())
+        return moved
 
 
 def _resumed(move: dict[str, Any]) -> str:

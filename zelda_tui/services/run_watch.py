@@ -6,7 +6,8 @@ copy when the trainer logs a `checkpoint` event or the link comes up, and decide
 how long the link has been down ([recovery] lost_after_minutes) or from the provider's answer
 about the tracked instance behind the host (asked at most once a minute while the link is down).
 "Lost" is indexed in state.sqlite (like "died"), never written into status.json; the box
-answering again clears it.
+answering again clears it. A run found lost is handed to `when_lost` (`[recovery] auto`: it goes on
+elsewhere without asking, see services.recovery), on the follower's thread: the box is gone anyway.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
     from ..backends.remote_tail import LinesCallback, LinkState
 
 Alert = Callable[[str], None]
+LostHook = Callable[[str, Alert], object]  # (run, alert): what to do with a run found lost
 ASK_PROVIDER_EVERY_S = 60.0
 FINAL_COPY_WAIT_S = 3600.0  # a run that ended: its last checkpoint is worth waiting for
 
@@ -65,6 +67,7 @@ class RunWatch:
     on_lines: LinesCallback | None = None
     on_state: Callable[[LinkState], None] | None = None
     alert: Alert = _quiet
+    when_lost: LostHook | None = None
     lost: bool = False
     _asked_at: float = field(default=0.0, repr=False)
 
@@ -111,6 +114,8 @@ class RunWatch:
         index_state(self.store, self.run, runs.RunState.LOST)
         self.alert(f"{self.run}: its box {self.host} is lost ({reason}); its last checkpoint safe here: "
                    f"{_home(self.run_dir)} — `zelda-tui train recover {self.run}` goes on elsewhere")
+        if self.when_lost is not None:
+            self.when_lost(self.run, self.alert)
 
     def _found_again(self) -> None:
         row = self.store.run_row(self.run)
@@ -128,7 +133,7 @@ def _home(run_dir: Path) -> str:
 
 def run_watch(config: Config, store: Store, instances: InstanceRegistry, host: SshHost, row: dict,
               on_lines: LinesCallback | None, on_state: Callable[[LinkState], None] | None,
-              alert: Alert | None) -> RunWatch:
+              alert: Alert | None, when_lost: LostHook | None = None) -> RunWatch:
     """The watch of one followed remote run (its SQLite `row`), as [recovery] and [backup] say."""
     run_dir = Path(row["run_dir"])
     rec = config.recovery
@@ -140,4 +145,4 @@ def run_watch(config: Config, store: Store, instances: InstanceRegistry, host: S
             keep = 2
         sync = host.checkpoint_sync(run_dir, keep, backup_target(config, row["name"]), warn=alert or _quiet)
     return RunWatch(store, instances, row["name"], row["host"], run_dir, LinkWatch(rec.lost_after_minutes * 60), sync,
-                    on_lines, on_state, alert or _quiet)
+                    on_lines, on_state, alert or _quiet, when_lost)

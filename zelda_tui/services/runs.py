@@ -29,7 +29,7 @@ from .box_watch import box_watch
 from .datasets import DatasetService
 from .hosts import Hosts
 from .instances import InstanceRegistry
-from .run_watch import index_state, run_watch
+from .run_watch import LostHook, index_state, run_watch
 from .views import BackupView, FetchView, RunView
 
 if TYPE_CHECKING:  # paramiko (backends.ssh, remote_tail) loads when a remote step runs, not at app start
@@ -64,6 +64,7 @@ class RunService:
     datasets: DatasetService
     instances: InstanceRegistry
     hosts: Hosts
+    when_lost: LostHook | None = None  # a followed run found lost goes here (build_services: recovery.auto)
 
     @property
     def runs_root(self) -> Path:
@@ -312,7 +313,8 @@ class RunService:
         host, row = self._remote(ref)
         tick, every = (box_watch(self.config, self.instances, self.hosts.remote_settings(), row["host"], on_alert)
                        if on_alert else (None, 60.0))
-        watch = run_watch(self.config, self.store, self.instances, host, row, on_lines, on_state, on_alert)  # #17
+        watch = run_watch(self.config, self.store, self.instances, host, row, on_lines, on_state, on_alert,
+                          self.when_lost)  # #17
         return host.mirror(Path(row["run_dir"]), watch.lines, watch.state, poll_s, tick, every)
 
     def fetch(self, ref: str, checkpoints: str = "none", progress: Progress | None = None) -> FetchView:
