@@ -192,6 +192,10 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     trainer = ZeldaSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                               processing_class=tokenizer, callbacks=callbacks)
     install_sigterm(callback)
+    if dist.is_main:  # a spot VM's preemption notice: SIGTERM at once, so the loss is at most a step (#17)
+        from . import spot_notice
+
+        spot_notice.start(status.pid or os.getpid())
     _clear_incomplete_checkpoints(run_dir)
     resume = runs.latest_checkpoint(run_dir)
     if resume:
