@@ -209,16 +209,13 @@ class Generator:
                           "expected": len(self.prompts) * (1 + opts.samples), "device": device,
                           "created": round(time.time(), 3), "elapsed_s": round(time.time() - started, 2)}
                 evals.write_answers(path, header, answers)
-            except ZeldaError as exc:
-                self._error(name, str(exc))
-                continue
-            except OSError as exc:
-                traceback.print_exc()
-                self._error(name, f"cannot write {path} ({exc.strerror or exc})")
-                continue
             except Exception as exc:
-                traceback.print_exc()
-                self._error(name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                if self.args.follow and adapter is not None and not adapter.is_dir():
+                    emit("gone", checkpoint=name, message=f"{name} was rotated out during its eval")
+                    continue
+                if not isinstance(exc, ZeldaError):
+                    traceback.print_exc()
+                self._error(name, _failure(exc, path))
                 continue
             rate = len(answers) / max(header["elapsed_s"], 1e-9)
             log.info("%s: %d answers in %.1f s (%.2f answers/s)", name, len(answers), header["elapsed_s"], rate)
@@ -259,6 +256,15 @@ class Generator:
         assert self._loaded is not None
         torch, tokenizer, _, texts, device = self._loaded
         self._loaded = (torch, tokenizer, base, texts, device)
+
+
+def _failure(exc: Exception, path: Path) -> str:
+    """One line for a checkpoint that failed: ours as said, a write as the file and the OS's reason."""
+    if isinstance(exc, ZeldaError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot write {path} ({exc.strerror})"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _with_adapter(base: Any, adapter: Path, name: str) -> Any:
