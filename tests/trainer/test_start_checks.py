@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from packaging.version import Version
 
 from zelda_tui.backends.trainer import versions
 from zelda_tui.backends.trainer.modeling import cuda_unusable, load_model, pick_device
@@ -32,7 +33,7 @@ def test_installed_stack_is_in_the_supported_range():
 
 
 @pytest.mark.parametrize("package, version", [("transformers", "4.57.1"), ("transformers", "6.0.0"),
-                                              ("bitsandbytes", "0.49.1"), ("peft", "0.18.0"), ("trl", "0.29.1")])
+                                              ("bitsandbytes", "0.49.1"), ("peft", "0.19.1"), ("trl", "0.29.1")])
 def test_a_version_outside_the_range_is_one_clear_line(package: str, version: str):
     stack = {**versions.installed(), package: version}
     with pytest.raises(ZeldaError) as info:
@@ -47,6 +48,14 @@ def test_pyproject_train_extra_has_the_same_lower_bounds():
     for name, (low, high) in versions.SUPPORTED.items():
         wanted = f"{name}>={low}" + (f",<{high}" if high else "")
         assert wanted in extra, (wanted, extra)
+
+
+def test_the_min_versions_constraints_pin_each_lower_bound():
+    """`make test-min-versions` runs the trainer tests on constraints/train-min.txt: each floor we state has run."""
+    pins = dict(line.split("==") for line in (REPO / "constraints/train-min.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    for name, (low, _high) in versions.SUPPORTED.items():
+        assert Version(pins[name]) == Version(low), (name, pins.get(name), low)
 
 
 # --- device ---------------------------------------------------------------------------------
