@@ -84,7 +84,8 @@ def test_a_lost_box_is_recovered_on_another_and_trains_on_identically(tmp_path: 
             home = checkpoint_sync.synced(local)[-1][0]
             lost = wait_for(lambda: (v := services.runs.info(local)).state == "lost" and v, timeout=60)
             assert lost.home_checkpoint == f"checkpoints/checkpoint-{home}"
-            assert any("box-a is lost" in text for text in alerts), alerts
+            # the run is indexed lost just before the alert is said: wait for it, not for the state alone
+            assert wait_for(lambda: any("box-a is lost" in text for text in alerts), timeout=10), alerts
         finally:
             stop.set()
             follower.join(20)
