@@ -183,7 +183,8 @@ def test_a_launch_interrupted_mid_request_stays_on_the_books(small_ws: Path):
     """ctrl+c while the provider is creating the instance: the rent may have gone through, so the
     reservation is kept as "unconfirmed" (counted against the budget), never deleted."""
     with ReplayServer() as server:
-        serve(server, create=Reply(200, json.dumps(fixture_json("vast/create_instance.json")).encode(), delay=3.0))
+        # the provider takes 10 s to answer: ctrl+c lands well inside that, even on a loaded machine
+        serve(server, create=Reply(200, json.dumps(fixture_json("vast/create_instance.json")).encode(), delay=10.0))
         cfg = workspace(small_ws, f"{server.url}/api/v0")
         launch = subprocess.Popen([sys.executable, "-m", "zelda_tui", "offers", "launch", OFFER, "--yes",
                                    "--config", str(cfg)], env={**os.environ, **ENV},
