@@ -246,7 +246,11 @@ class Generator:
         base, quant = load_model(cfg, device)
         base.config.use_cache = True
         base.eval()
-        log.info("base %s on %s in %.1f s; %s", cfg.model.base, device, time.time() - started, quant.line())
+        with torch.no_grad():  # bitsandbytes repacks 4-bit weights at a layer's first forward (CPU): before any
+            base(**tokenizer("warm-up", return_tensors="pt").to(base.device))  # adapter, so answers never depend on the order
+        load_s = time.time() - started
+        log.info("base %s on %s in %.1f s; %s", cfg.model.base, device, load_s, quant.line())
+        emit("loaded", checkpoint=None, load_s=round(load_s, 2), device=device)
         texts = [tokenizer.apply_chat_template([{"role": "user", "content": p.user_text()}], tokenize=False,
                                                add_generation_prompt=True) for p in self.prompts]
         self._loaded = (torch, tokenizer, base, texts, device)
