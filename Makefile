@@ -75,7 +75,8 @@ screenshot: setup
 # The trainer stack at the lower bounds the [train] extra states (constraints/train-min.txt), in its own venv
 # outside the repo (cached like .venv: rebuilt when pyproject.toml or the pins change), and the trainer tests
 # that exercise that stack: each stated floor is a version that has run. torch stays the CPU build above (older
-# ones are not on these machines' disk). ~3 min to build, ~5-6 min of tests on 2 busy cores: not in make test.
+# ones are not on these machines' disk). Measured on 2 shared cores: 7 min from scratch (2.3 build + 4.8 tests),
+# 5-9 min of tests when cached, by load: not in make test.
 MIN_VENV  ?= /tmp/venv-min
 MIN_TESTS  = tests/trainer/test_units.py tests/trainer/test_batching.py tests/trainer/test_runs.py \
              tests/trainer/test_split_reader.py tests/trainer/test_start_checks.py
