@@ -189,3 +189,22 @@ async def test_evaluate_from_the_leaderboard(trained, tmp_path: Path):
             assert seen_progress  # the status line followed the generator
     finally:
         services.close()
+
+
+def test_a_local_run_evaluates_its_checkpoints_after_training(tmp_path: Path, tiny_model: Path):
+    """[eval] during_training on a run here: the trainer starts the generator itself (detached, like on
+    a box); once training ends every checkpoint is evaluated and the leaderboard scores it."""
+    prompts = prompt_file(tmp_path / "held_out.jsonl")
+    cfg = make_workspace(tmp_path / "ws", tiny_model, max_steps=4, every=2)
+    with open(cfg, "a") as fh:
+        fh.write(f'\n[eval]\nduring_training = "after"\nprompts = "{prompts}"\nmax_new_tokens = {TOKENS}\n')
+    res = run_cli("train", "start", "--phase", "0", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    run_dir = Path(json.loads(res.stdout)["run_dir"])
+    assert load_run_config(run_dir).eval.prompt_set == "held_out"
+    edir = evals.eval_dir(run_dir, "held_out")
+    worker = wait_for(lambda: (w := evals.read_worker(edir)) and w.state in ("finished", "failed") and w)
+    assert worker.state == "finished", (edir / evals.GENERATE_LOG).read_text()[-2000:]
+    board = json.loads(run_cli("leaderboard", "--json", "--config", str(cfg)).stdout)
+    assert {r["checkpoint"] for r in board["rows"] if r["run"] == run_dir.name} == {"base", "checkpoint-2", "checkpoint-4"}
+    assert "held_out: eval finished" in run_cli("train", "status", run_dir.name, "--config", str(cfg)).stdout
