@@ -153,6 +153,30 @@ def test_oom_advice_comes_from_the_estimator():
     assert "lower train.micro_batch" in oom_advice(cfg, 24.0)
 
 
+@pytest.mark.parametrize("error, advised", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("the batch ran out of memory budget in a custom op"), False),  # told by its type, not its words
+])
+def test_a_run_out_of_gpu_memory_ends_with_the_estimators_advice(tmp_path: Path, monkeypatch, error, advised):
+    """The trainer's last words on an OOM are the smallest setting the estimator says fits (CUDA
+    cannot be made to run out here: the training step raises the error the allocator raises)."""
+    from zelda_tui.backends.trainer import program
+    from zelda_tui.core import runs
+
+    cfg = RunConfig()
+    cfg.model.base = "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"
+    cfg.save(tmp_path)
+
+    def train(*_args):
+        raise error
+
+    monkeypatch.setattr(program, "train", train)
+    assert program.main([str(tmp_path)]) != 0
+    status = runs.read_status(tmp_path)
+    assert status is not None and status.state == "failed"
+    assert status.message.startswith("CUDA out of memory: ") == advised, status.message
+
+
 def test_experts_are_quantised_as_they_load_never_all_in_bf16(tiny_model: Path):
     """At every moment of the load at most the tensor being quantised exists in bf16: every other
     fused expert tensor is either not loaded yet (on the meta device) or already 4-bit."""

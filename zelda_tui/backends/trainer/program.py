@@ -51,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(run_dir, status, f"disk full under {run_dir} ({exc.strerror}): free some space, then "
                          f"`zelda-tui train resume {run_dir.name}` (it goes on from the last complete checkpoint)", dist)
         traceback.print_exc()
-        if "out of memory" in str(exc).lower():
-            import torch
-
+        torch = sys.modules.get("torch")  # not loaded yet: whatever broke was no CUDA allocation
+        if torch is not None and isinstance(exc, torch.OutOfMemoryError):
             total = torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else 0.0
             message = f"CUDA out of memory: {oom_advice(cfg, total)} — {message}"
         return _fail(run_dir, status, message, dist)
