@@ -17,7 +17,6 @@ for a copy.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import posixpath
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..core import atomic, runs
+from ..core import atomic, locks, runs
 from . import remote_runs
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
@@ -202,12 +201,9 @@ class CheckpointSync:
 
     def run_once(self) -> Synced | None:
         """One pass, here and now (the thread's work; tests call it directly)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = locks.FileLock(self.run_dir / LOCK)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not lock.try_acquire():
                 return None  # another process copies this run's checkpoints
             started = time.monotonic()
             with self.connect() as session:
@@ -217,7 +213,7 @@ class CheckpointSync:
             self.warn(f"checkpoint sync: {self.error} (what arrived is kept; it resumes with the next pass)")
             return None
         finally:
-            os.close(fd)
+            lock.release()
         self.error = ""
         if got is not None:
             self.last = got

@@ -11,9 +11,7 @@ changes. Every local reader (tail, Runs screen, run_info) then reads the local f
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
-import os
 import re
 import stat
 import threading
@@ -24,7 +22,7 @@ from typing import Callable, Iterator
 
 import paramiko
 
-from ..core import atomic, evals, runs
+from ..core import atomic, evals, locks, runs
 from ..core.errors import ZeldaError
 from .ssh import HostKeyChanged, RemoteError, SshSession, UnknownHostKey
 
@@ -69,7 +67,7 @@ class RemoteMirror:
         self.on_lines, self.on_state, self.poll_s = on_lines, on_state, poll_s
         self.on_tick, self.tick_s = on_tick, tick_s  # periodic checks on the box while following (GPU idle, disk)
         self.session: SshSession | None = None
-        self._lock: int | None = None
+        self._lock = locks.FileLock(self.local_dir / LOCK_FILE)  # held across the mirror's life, once taken
         self.host = host  # the alias until a connection names it in full
         self.alias = host  # as the run's .remote marker names its box
         self._status_sig: tuple[int, int] | None = None
@@ -84,7 +82,7 @@ class RemoteMirror:
         When another follower (the TUI, a `tail` in another terminal) is mirroring this run, it
         copies nothing: that one keeps the local files current, and two writers would duplicate lines.
         """
-        held_before = self._lock is not None
+        held_before = self._lock.held
         if not self.take_lock():
             return 0
         try:
@@ -102,23 +100,11 @@ class RemoteMirror:
                 self.release_lock()
 
     def take_lock(self) -> bool:
-        """One mirror per local run dir, across processes (flock on runs/<run>/.mirror.lock)."""
-        if self._lock is not None:
-            return True
-        self.local_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.local_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock = fd
-        return True
+        """One mirror per local run dir, across processes (runs/<run>/.mirror.lock); True when ours already."""
+        return self._lock.try_acquire()
 
     def release_lock(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)  # closing the descriptor releases the flock
-            self._lock = None
+        self._lock.release()
 
     def _sftp(self) -> paramiko.SFTPClient:
         if self.session is not None and not self.session.is_alive():

@@ -23,7 +23,6 @@ greedy answer's code against the reference, and per-category assemble rates.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from . import atomic, runs
+from . import atomic, locks, runs
 from .errors import ZeldaError
 from .jsonl import JSONDecodeError, loads, read_bytes, split_lines
 
@@ -219,18 +218,8 @@ def answers_path(run_dir: Path, prompt_set: str, checkpoint: str) -> Path:
 def worker_lock(edir: Path, on_busy: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the prompt set's generator lock (flock; freed when the process dies): a second
     generator for the same set waits its turn (`on_busy` once) instead of doing the same work."""
-    edir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(edir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            if on_busy is not None:
-                on_busy()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    with locks.waiting(edir / WORKER_LOCK, on_busy):
         yield
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -270,7 +259,10 @@ class EvalWorker:
         now = time.time()
         if changed or now - self._written >= 1.0:  # progress at most once a second
             self.data["heartbeat"] = round(now, 3)
-            atomic.write_text(self.path, json.dumps(self.data))
+            try:
+                atomic.write_text(self.path, json.dumps(self.data))
+            except OSError:  # a full disk: the state file is news, not data; the answers' own write says why
+                return
             self._written = now
 
 

@@ -25,7 +25,6 @@ build never deletes a live build's temp dir.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -36,10 +35,11 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import orjson
 
+from . import locks
 from .errors import ZeldaError
 from .jsonl import CHUNK_BYTES, INLINE_BYTES, Chunk, JSONDecodeError, chunks, read_chunk, run_jobs, split_lines
 
@@ -490,22 +490,16 @@ def lock_path(out_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _build_lock(out_dir: Path):
-    """One build per output folder at a time (flock; the holder's PID inside, for the message)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = lock_path(out_dir)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _build_lock(out_dir: Path) -> Iterator[None]:
+    """One build per output folder at a time (the holder's PID inside, for the message)."""
+    lock = locks.FileLock(lock_path(out_dir))
+    if not lock.try_acquire():
+        raise ZeldaError(f"{out_dir}: being built by PID {lock.holder_pid} (another zelda-tui); "
+                         "try again when it has finished")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise ZeldaError(f"{out_dir}: being built by PID {pid} (another zelda-tui); try again when it has finished") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock
+        lock.release()
 
 
 def _check_target(config: Config, out_dir: Path, overwrite: bool) -> None:
