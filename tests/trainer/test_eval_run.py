@@ -208,3 +208,38 @@ def test_a_local_run_evaluates_its_checkpoints_after_training(tmp_path: Path, ti
     board = json.loads(run_cli("leaderboard", "--json", "--config", str(cfg)).stdout)
     assert {r["checkpoint"] for r in board["rows"] if r["run"] == run_dir.name} == {"base", "checkpoint-2", "checkpoint-4"}
     assert "held_out: eval finished" in run_cli("train", "status", run_dir.name, "--config", str(cfg)).stdout
+
+
+def test_a_full_disk_fails_each_checkpoint_with_one_line_and_loses_nothing(trained, tmp_path: Path):
+    """The generator program (the same one that runs on a box) on a full disk: every checkpoint fails
+    with the file and the OS's reason, nothing half-written stays, and with room again it goes through.
+    The disk: a small tmpfs over the run's evals/ in a private mount namespace (gone with the process)."""
+    import subprocess
+    import sys
+
+    cfg, run_dir = trained
+    evals_root = run_dir / evals.EVALS_DIR
+    evals_root.mkdir(exist_ok=True)
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {evals_root}"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.decode().strip()}")
+    prompts = prompt_file(tmp_path / "full.jsonl", n=2)
+    text = evals.prompts_jsonl(evals.parse_prompts(prompts).prompts)
+    edir = evals_root / "full"
+    script = (f"mount -t tmpfs -o size=64k tmpfs {evals_root} && mkdir -p {edir} && "
+              f"cat > {edir / evals.PROMPTS_FILE} && touch {edir / evals.WORKER_LOCK} && "
+              f"dd if=/dev/zero of={evals_root / 'filler'} bs=4k 2>/dev/null; "
+              f"exec {sys.executable} -m zelda_tui.backends.trainer.generate {run_dir} --prompt-set full "
+              f"--checkpoints base,checkpoint-2 --max-new-tokens {TOKENS}")
+    res = subprocess.run(["unshare", "-m", "sh", "-c", script], input=text, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr[-2000:]
+    events = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    errors = {e["checkpoint"]: e["message"] for e in events if e["event"] == "error"}
+    assert set(errors) == {"base", "checkpoint-2"}, res.stderr[-3000:]
+    for name, message in errors.items():
+        assert message == f"cannot write {edir / (name + '.jsonl')} (No space left on device)"
+    assert not (edir / "base.jsonl").exists()  # the tmpfs is gone: nothing reached the real disk
+    res = eval_cli(cfg, run_dir.name, prompts, "--checkpoint", "base")  # with room again, the same eval goes through
+    assert res.returncode == 0, res.stderr
+    assert [c["state"] for c in json.loads(res.stdout)["checkpoints"]] == ["generated"]

@@ -81,6 +81,8 @@ class FileLock:
         try:
             os.pwrite(fd, pid, 0)
             os.ftruncate(fd, len(pid))
+        except OSError:
+            pass  # a full disk: the lock holds all the same; a waiter may be told an earlier holder's PID, or "?"
         except BaseException:
             os.close(fd)
             raise

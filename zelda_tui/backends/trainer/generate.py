@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:  # the caller gets one readable line; the traceback goes to the log
         traceback.print_exc()
-        _failed(worker, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        _failed(worker, _failure(exc, Path(getattr(exc, "filename", None) or args.run_dir)))
         return 1
 
 
