@@ -22,8 +22,8 @@ from ..core.config import MixSpec, mix_problem, name_problem
 from ..core.errors import ZeldaError
 from ..core.mix import MixPlan, plan
 from ..services import Services
-from .app_api import report_from_thread, zelda_app
 from ..services.views import MixBuildView
+from .app_api import report_from_thread, zelda_app
 from ..widgets.confirm import ConfirmDialog
 
 
