@@ -186,9 +186,12 @@ def test_a_launch_interrupted_mid_request_stays_on_the_books(small_ws: Path):
         # the provider takes 10 s to answer: ctrl+c lands well inside that, even on a loaded machine
         serve(server, create=Reply(200, json.dumps(fixture_json("vast/create_instance.json")).encode(), delay=10.0))
         cfg = workspace(small_ws, f"{server.url}/api/v0")
+        # ctrl+c as a terminal sends it: SIGINT at its default in the CLI, whatever the runner inherited
+        # (a test runner started in the background of a script ignores SIGINT, and its children would too)
         launch = subprocess.Popen([sys.executable, "-m", "zelda_tui", "offers", "launch", OFFER, "--yes",
                                    "--config", str(cfg)], env={**os.environ, **ENV},
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
         while not server.received("PUT") and time.monotonic() < deadline:
             time.sleep(0.02)

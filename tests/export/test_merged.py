@@ -130,6 +130,10 @@ def test_export_refuses_a_disk_too_small_before_writing(trained):
                            capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"no private mount namespace here: {probe.stderr.decode().strip()}")
+    def listing() -> list[tuple[str, int]]:  # the real disk under export/ (the GGUF test may have exported 4 already)
+        return sorted((str(p.relative_to(export_root)), p.stat().st_size) for p in export_root.rglob("*") if p.is_file())
+
+    before = listing()
     cli = (f"mount -t tmpfs -o size=64k tmpfs {export_root} && exec {sys.executable} -m zelda_tui export "
            f"{run_dir.name} --checkpoint 4 --config {cfg}")
     res = subprocess.run(["unshare", "-m", "sh", "-c", cli], capture_output=True, text=True, timeout=300)
@@ -137,4 +141,4 @@ def test_export_refuses_a_disk_too_small_before_writing(trained):
     line = error_line(res)
     assert line.startswith(f"zelda-tui: error: not enough disk under {export_root / 'checkpoint-4'}: the export needs ")
     assert "(merged bf16 " in line and line.endswith(" free")
-    assert not (export_root / "checkpoint-4").exists()  # the tmpfs is gone: nothing reached the real disk
+    assert listing() == before  # the tmpfs is gone: nothing reached the real disk
