@@ -73,11 +73,15 @@ def test_a_lost_box_is_recovered_on_another_and_trains_on_identically(tmp_path: 
                                     daemon=True)
         follower.start()
         try:
-            # box A dies (trainer, sshd, its disk) once a checkpoint is safe here
-            wait_for(lambda: checkpoint_sync.synced(local), every=0.02)
-            status = runs.read_status(box / "models" / name)
-            assert status.state != "completed", "the run finished before box A could be killed: raise STEPS"
+            # box A dies (trainer, sshd, its disk) once a checkpoint is safe here; the trainer is frozen
+            # (SIGSTOP) at its first checkpoint so a fast machine cannot finish the run first
+            remote = box / "models" / name
+            wait_for(lambda: runs.checkpoints(remote), every=0.02)
+            status = runs.read_status(remote)
+            assert status.state != "completed", "the run finished before box A could be frozen: raise STEPS"
             trainer_pid = status.pid
+            os.kill(trainer_pid, signal.SIGSTOP)
+            wait_for(lambda: checkpoint_sync.synced(local), every=0.02)
             os.kill(trainer_pid, signal.SIGKILL)
             a.stop()
             shutil.rmtree(box)
