@@ -19,6 +19,7 @@ from typing import Callable
 from ..core.evals import GenerateOptions
 
 MODULE = "zelda_tui.backends.trainer.generate"
+GENERATOR_STACK = ("torch", "transformers", "peft")  # what the generator program imports
 
 
 @dataclass

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Callable
 from ..core import evals, runs
 from ..core.errors import ZeldaError
 from . import box_env
-from .generate_runner import MODULE as GENERATE_MODULE
-from .runners import trainer_command
+from .generate_runner import GENERATOR_STACK, MODULE as GENERATE_MODULE
+from .runners import FIND_MISSING, trainer_command
 from .ssh_base import RemoteError, RemoteMissing
 
 if TYPE_CHECKING:  # the session comes from the caller; importing it here would load paramiko at app start
@@ -132,14 +132,10 @@ def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes
     return BoxInfo(env, free, used, warnings)
 
 
-GENERATOR_STACK = ("torch", "transformers", "peft")
-_FIND = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
-
-
 def check_generator_stack(session: SshSession, python: str) -> None:
     """The box's python has what the eval generator imports: one line here, not a dead generator."""
     q = shlex.quote
-    res = session.run(f"{q(python)} -c {q(_FIND)} {' '.join(GENERATOR_STACK)}", timeout=120)
+    res = session.run(f"{q(python)} -c {q(FIND_MISSING)} {' '.join(GENERATOR_STACK)}", timeout=120)
     missing = res.stdout.split() if res.rc == 0 else [(res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]]
     if missing:
         raise RemoteError(f"{session.host.label}: {python} cannot generate eval answers (missing: {', '.join(missing)}); "
@@ -298,17 +294,13 @@ def _detached(session: SshSession, run_dir: str, command: str, redirect: str, lo
 
 
 def eval_checkpoints(session: SshSession, run_dir: str) -> list[tuple[str, int]]:
-    """What an `all` eval covers on the box, by the rule of core.evals.eval_checkpoints."""
-    found = [(evals.BASE, 0)] + [(f"checkpoint-{s}", s) for s in checkpoint_steps(session, run_dir)]
-    status = read_remote_status(session, run_dir)
+    """What an `all` eval covers on the box, by the rule of core.evals.covered_checkpoints."""
     try:
         session.sftp.stat(f"{run_dir}/{runs.ADAPTERS}/adapter_config.json")
         final = True
     except FileNotFoundError:
         final = False
-    if final and status is not None and not status.best_checkpoint and status.step not in {s for _, s in found[1:]}:
-        found.append((evals.FINAL, status.step))
-    return found
+    return evals.covered_checkpoints(checkpoint_steps(session, run_dir), read_remote_status(session, run_dir), final)
 
 
 def checkpoint_steps(session: SshSession, run_dir: str) -> list[int]:

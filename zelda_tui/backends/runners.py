@@ -34,7 +34,7 @@ def trainer_command(run_dir: PurePath, gpus: int | str, python: str | None = Non
 
 
 TRAINER_STACK = ("torch", "transformers", "peft", "trl")
-_FIND = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
+FIND_MISSING = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None))"
 
 
 def check_trainer_stack(python: str | None = None) -> None:
@@ -43,7 +43,7 @@ def check_trainer_stack(python: str | None = None) -> None:
     (find_spec, not import: the check stays well under a second where importing takes several.)"""
     python = python or sys.executable
     try:
-        res = subprocess.run([python, "-c", _FIND, *TRAINER_STACK], capture_output=True, text=True, timeout=120,
+        res = subprocess.run([python, "-c", FIND_MISSING, *TRAINER_STACK], capture_output=True, text=True, timeout=120,
                              stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ZeldaError(f"cannot run {python} to check the trainer stack: {exc}") from None

@@ -344,15 +344,18 @@ def checkpoint_step(run_dir: Path, checkpoint: str) -> int | None:
 
 
 def eval_checkpoints(run_dir: Path) -> list[tuple[str, int]]:
-    """(name, step) of everything an `all` eval covers: the base, each complete checkpoint, and
-    the final adapters when no checkpoint holds the same weights (not saved at a checkpoint
-    step, and not the best checkpoint reloaded by early stopping)."""
-    found = [(BASE, 0)] + [(p.name, step) for step, p in runs.checkpoints(run_dir)]
-    status = runs.read_status(run_dir)
-    final_dir = Path(run_dir) / runs.ADAPTERS
-    if (final_dir / "adapter_config.json").is_file() and status is not None and not status.best_checkpoint:
-        if status.step not in {step for _, step in found[1:]}:
-            found.append((FINAL, status.step))
+    """(name, step) of everything an `all` eval covers in a run dir here (covered_checkpoints)."""
+    final = (Path(run_dir) / runs.ADAPTERS / "adapter_config.json").is_file()
+    return covered_checkpoints([step for step, _ in runs.checkpoints(run_dir)], runs.read_status(run_dir), final)
+
+
+def covered_checkpoints(steps: list[int], status: runs.RunStatus | None, has_final: bool) -> list[tuple[str, int]]:
+    """The base, each complete checkpoint, and the final adapters when no checkpoint holds the same
+    weights (not saved at a checkpoint step, and not the best checkpoint reloaded by early
+    stopping): one rule for a run dir here and one on its box."""
+    found = [(BASE, 0)] + [(f"checkpoint-{step}", step) for step in steps]
+    if has_final and status is not None and not status.best_checkpoint and status.step not in steps:
+        found.append((FINAL, status.step))
     return found
 
 

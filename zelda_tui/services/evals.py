@@ -18,7 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..backends.generate_runner import GenerateRequest, run_generate
+from ..backends.generate_runner import GENERATOR_STACK, GenerateRequest, run_generate
 from ..backends.hosts import BoxEval, SshHost
 from ..core import atomic, evals, runs
 from ..demo import run as demo_run
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 EvalProgress = Callable[[str, int, int], object]  # what it returns is ignored
 Say = Callable[[str], None]  # a line about what happens (starting on the box, waiting for another eval)
 BOX_GONE_GRACE_S = 15.0  # after the box's generator is seen gone, how long its last files may take to arrive
-GENERATOR_STACK = ("torch", "transformers", "peft")  # what the generator program imports
 INSTALL_TRAIN = "pip install -e '.[train]'"
 
 
