@@ -76,7 +76,10 @@ def test_a_lost_box_is_recovered_on_another_and_trains_on_identically(tmp_path: 
             # box A dies (trainer, sshd, its disk) once a checkpoint is safe here; the trainer is frozen
             # (SIGSTOP) at its first checkpoint so a fast machine cannot finish the run first
             remote = box / "models" / name
-            wait_for(lambda: runs.checkpoints(remote), every=0.02)
+            # (after its "checkpoint" metric too: that line is what sends the copier; a trainer frozen between
+            # the checkpoint dir and that line would leave nothing to copy)
+            wait_for(lambda: runs.checkpoints(remote) and any(m.get("event") == "checkpoint"
+                                                               for m in runs.read_metrics(remote)), every=0.02)
             status = runs.read_status(remote)
             assert status.state != "completed", "the run finished before box A could be frozen: raise STEPS"
             trainer_pid = status.pid
