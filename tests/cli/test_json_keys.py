@@ -85,7 +85,7 @@ def test_estimate_json_keeps_its_keys(small_ws: Path):
 LEADERBOARD_ROW_KEYS = ["run", "checkpoint", "step", "is_base", "model", "prompt_set", "prompts", "samples",
                         "assemble_rate", "rates", "counts", "pass_at_1", "pass_at_k", "match_rate", "matched",
                         "with_reference", "truncated", "by_category", "eval_loss", "eval_loss_by_dataset",
-                        "prompts_changed", "scored_at", "best", "rank"]
+                        "prompts_changed", "scored_at", "best", "rank", "exported"]
 SUMMARY_KEYS = ["prompts", "samples", "assemble_rate", "rates", "counts", "pass_at_1", "pass_at_k", "with_reference",
                 "matched", "match_rate", "truncated", "by_category"]
 SAMPLE_KEYS = ["run", "checkpoint", "prompt_set", "prompt_idx", "sample", "category", "prompt", "reference", "answer",

@@ -144,7 +144,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     print(table(
         ["#", "run", "checkpoint", "step", "assembles", "syntax", "unresolved", "pass@1", "pass@k", "match", "eval loss"],
         [[r.rank, ("(base) " + r.model.rsplit("/", 1)[-1]) if r.is_base else r.run,
-          r.checkpoint + "".join(" " + evals.BEST_MARKS[m] for m in r.best),
+          r.checkpoint + "".join(" " + evals.BEST_MARKS[m] for m in r.best) + (f" {evals.EXPORT_MARK}" if r.exported else ""),
           r.step if r.step is not None else "-", _pct(r.assemble_rate), _pct(r.rates.get("syntax_error", 0.0)),
           _pct(r.rates.get("unresolved_label", 0.0)), _pct(r.pass_at_1),
           _pct(r.pass_at_k) + (f" (k={r.samples})" if r.pass_at_k is not None else ""),
@@ -154,6 +154,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if any(r.best for r in rows):
         print(f"\n{evals.BEST_MARKS[evals.BEST_ASSEMBLES]} assembles best in its run   "
               f"{evals.BEST_MARKS[evals.BEST_LOSS]} lowest eval loss (early stopping's pick where it ran)")
+    exported = [r for r in rows if r.exported]
+    if exported:
+        print(f"\n{evals.EXPORT_MARK} exported (merged model logits check, GGUF greedy answers same as the merged model's):")
+        for r in exported:
+            print(f"  #{r.rank} {r.run} {r.checkpoint}: {evals.export_text(r.exported)}")
     per_ds = sorted({d for r in rows for d in r.eval_loss_by_dataset})
     if per_ds:
         print("\neval loss per dataset (at the checkpoint's step):\n")

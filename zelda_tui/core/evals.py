@@ -524,6 +524,7 @@ class LeaderboardRow:
     scored_at: float = 0.0
     best: tuple[str, ...] = ()  # BEST_ASSEMBLES and/or BEST_LOSS
     rank: int = 0  # 1-based position
+    exported: dict[str, Any] = field(default_factory=dict)  # export_mark of its export.json; {} when not exported
 
     @classmethod
     def scored(cls, run: str, checkpoint: str, step: int | None, model: str, prompt_set: str, summary: Summary,
@@ -544,6 +545,36 @@ class LeaderboardRow:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "best": list(self.best)}
+
+
+EXPORT_MARK = "⇩"  # next to an exported checkpoint
+
+
+def export_mark(record: dict[str, Any] | None) -> dict[str, Any]:
+    """What a checkpoint's export.json says was exported and how it verified, for the leaderboard:
+    {"merged": {ok, max_abs_diff, tolerance} | None, "gguf": {type: {same, prompts}}}; {} when
+    nothing is (a fresh export rewrites the record with merged None until it is in place)."""
+    if not record:
+        return {}
+    merged = record.get("merged") if isinstance(record.get("merged"), dict) else None
+    gguf = {str(kind): {"same": g.get("same"), "prompts": g.get("prompts")}
+            for kind, g in (record.get("gguf") or {}).items() if isinstance(g, dict)}
+    if merged is None and not gguf:
+        return {}
+    return {"merged": None if merged is None else {k: merged.get(k) for k in ("ok", "max_abs_diff", "tolerance")},
+            "gguf": gguf}
+
+
+def export_text(exported: dict[str, Any]) -> str:
+    """An export mark in words, short: "merged ✓, gguf f16 3/3, q8_0 2/3" ("" when not exported)."""
+    if not exported:
+        return ""
+    merged = exported.get("merged")
+    parts = [] if merged is None else ["merged " + ("✓" if merged.get("ok") else "✗")]
+    gguf = exported.get("gguf") or {}
+    if gguf:
+        parts.append("gguf " + ", ".join(f"{kind} {g.get('same')}/{g.get('prompts')}" for kind, g in gguf.items()))
+    return ", ".join(parts)
 
 
 # column -> (row field, higher is better)

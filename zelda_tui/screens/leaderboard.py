@@ -4,7 +4,8 @@ The table is `services.evals.leaderboard(prompt_set, sort)`, read on a worker th
 on a column header) re-ranks by another column; `p` switches prompt set; Enter opens the
 sample viewer of the selected checkpoint; `c` marks a checkpoint and `c` on a second one
 opens both side by side; `e` evaluates a run (generation runs in a child process started by
-the services; this screen only posts its progress).
+the services; this screen only posts its progress); `x` exports the selected checkpoint (merged,
+GGUF if asked; `⇩` marks the exported ones).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from .app_api import report_from_thread, zelda_app
 from ..services.evals import EvalReport
 from ..services.views import LeaderboardView
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
+from ..widgets.export_dialog import ExportChoice, ExportDialog
 from ..widgets.columns import Column, fill_table
+from .export_jobs import ExportDone, ExportProgress, done_text, known_types, run_export, running
 from .samples import CompareScreen, SampleViewer
 
 # Widths follow the cells and the terminal (widgets.columns): at 80 columns step, unresolved and
@@ -61,7 +64,8 @@ def row_cells(row: LeaderboardRow, marked: bool) -> tuple[Text | str, ...]:
     return (
         Text(("◆" if marked else "") + str(row.rank), style="bold cyan" if marked else ""),
         Text(run, style="italic" if row.is_base else ""),
-        row.checkpoint.removeprefix("checkpoint-") + "".join(evals.BEST_MARKS[m] for m in row.best),
+        row.checkpoint.removeprefix("checkpoint-") + "".join(evals.BEST_MARKS[m] for m in row.best)
+        + (evals.EXPORT_MARK if row.exported else ""),
         Text(pct(row.assemble_rate), style="bold", justify="right"),
         *(Text(n, justify="right") for n in numbers),
     )
@@ -81,6 +85,8 @@ def detail_text(row: LeaderboardRow) -> str:
         parts.append(" and ".join({evals.BEST_ASSEMBLES: "★ assembles best of its run",
                                    evals.BEST_LOSS: "▼ lowest eval loss of its run (early stopping's pick)"}[m]
                                   for m in row.best))
+    if row.exported:
+        parts.append(f"{evals.EXPORT_MARK} exported: {escape(evals.export_text(row.exported))}")
     if row.prompts_changed:
         parts.append("[yellow]scored on an older version of the prompt set[/]")
     return " · ".join(parts)
@@ -98,6 +104,7 @@ class LeaderboardScreen(Screen):
         Binding("s", "cycle_sort", "Sort", id="leaderboard.sort", tooltip="Rank by the next column: assembles, pass@1, pass@k, match, eval loss, step, run"),
         Binding("c", "compare", "Compare", id="leaderboard.compare", tooltip="Mark a checkpoint; on a second one, show both side by side"),
         Binding("e", "evaluate", "Eval", id="leaderboard.eval", tooltip="Evaluate a run's checkpoints (generate, assemble, score)"),
+        Binding("x", "export", "Export", id="leaderboard.export", tooltip="Export the selected checkpoint: merged into its base, GGUF if asked, each verified by running it"),
         Binding("p", "next_prompt_set", "Prompts", id="leaderboard.prompt_set", tooltip="Show the results of the next prompt set"),
         Binding("r", "refresh", "Refresh", id="leaderboard.refresh", tooltip="Read the results again"),
         Binding("y", "copy", "Copy run", id="leaderboard.copy", tooltip="Copy the selected row's run name to the clipboard (OSC 52)", show=False),
@@ -132,6 +139,7 @@ class LeaderboardScreen(Screen):
         self.sort_index = 0
         self.marked: tuple[str, str] | None = None  # (run, checkpoint) picked for a compare
         self.evaluating: str | None = None  # status text while an eval runs
+        self.exporting: dict[tuple[str, str], str] = {}  # (run, checkpoint) -> its export's latest progress line
         self._cancel = threading.Event()
         self._seq = 0
         self._applied = 0
@@ -179,7 +187,7 @@ class LeaderboardScreen(Screen):
             self.refresh_board()
 
     def on_unmount(self) -> None:
-        self._cancel.set()  # a running eval's generator is terminated, not orphaned
+        self._cancel.set()  # a running eval's generator (or export program) is terminated, not orphaned
 
     # --- loading -------------------------------------------------------------------------
     def refresh_board(self) -> None:
@@ -224,6 +232,8 @@ class LeaderboardScreen(Screen):
             parts.append(f"[cyan]compare {escape(self.marked[1])} with… (c)[/]")
         if self.evaluating:
             parts.append(f"[yellow]{escape(self.evaluating)}[/]")
+        for (run, checkpoint), text in self.exporting.items():
+            parts.append(f"[yellow]exporting {escape(run)} {escape(checkpoint)}: {escape(text)}[/]")
         status.update(" · ".join(parts) or "no eval results")
 
     def selected_row(self) -> LeaderboardRow | None:
@@ -381,7 +391,53 @@ class LeaderboardScreen(Screen):
             self.prompt_set = report.prompt_set
         self.refresh_board()
 
+    # --- exporting -----------------------------------------------------------------------
+    def action_export(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            self.notify("no checkpoint selected", severity="warning", timeout=3)
+            return
+        if row.is_base:
+            self.notify("the base model has no adapter to export: select a checkpoint of a run", severity="warning",
+                        timeout=5)
+            return
+        busy = running(self.services, row.run, row.checkpoint)
+        if busy is not None:
+            self.notify(f"{row.run} {row.checkpoint} is being exported: {busy}", severity="warning", timeout=5,
+                        markup=False)
+            return
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self._export(choice)
+
+        self.app.push_screen(ExportDialog(row.run, row.checkpoint, known_types()), chosen)
+
+    @work(thread=True, group="leaderboard-export", exit_on_error=False)
+    def _export(self, choice: ExportChoice) -> None:
+        run_export(self, self.services, choice, self._cancel)
+
+    @on(ExportProgress)
+    def _export_progress(self, msg: ExportProgress) -> None:
+        self.exporting[(msg.choice.run, msg.choice.checkpoint)] = msg.text
+        self._show_status()
+
+    @on(ExportDone)
+    def _export_done(self, msg: ExportDone) -> None:
+        if not msg.started:
+            self.notify(msg.error or "", severity="warning", timeout=5, markup=False)
+            return
+        self.exporting.pop((msg.choice.run, msg.choice.checkpoint), None)
+        self._show_status()
+        if msg.view is None:
+            self.notify(msg.error or "export failed", title=f"Export of {msg.choice.run} {msg.choice.checkpoint}",
+                        severity="error", timeout=15, markup=False)
+            return
+        self.notify(done_text(msg.view), title=f"Exported {msg.view.run}", timeout=20, markup=False)
+        self.refresh_board()  # the ⇩ mark
+
     def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Export checkpoint", "Leaderboard: merge the selected checkpoint into its base (GGUF if asked)", self.action_export)
         yield SystemCommand("Evaluate a run", "Leaderboard: generate, assemble with Asar and score a run's checkpoints", self.action_evaluate)
         yield SystemCommand("View samples", "Leaderboard: answers and verdicts of the selected checkpoint", self.action_view)
         yield SystemCommand("Compare checkpoints", "Leaderboard: mark the selected checkpoint for a side-by-side compare", self.action_compare)

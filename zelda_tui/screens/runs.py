@@ -10,6 +10,10 @@ copies the box's logs into the local run dir, reconnecting on its own, and watch
 and disk); the same local tails then show them, and the summary shows the connection. A run
 that moved to another box (`R`, `train recover`, `[recovery] auto`) is followed there, and the
 boxes it has been on are listed under the summary.
+
+`x` exports the selected run's checkpoint (its best-scored one, else its final adapters, else
+its latest checkpoint: the dialog says which and takes another) on a thread worker; its progress
+takes the summary's second line while it runs.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.format import duration, num
 from ..services import Services, UnknownHostKey
 from .app_api import report_from_thread, zelda_app
+from .export_jobs import ExportDone, ExportProgress, done_text, known_types, run_export, running
 from ..services.recovery import BoxStay, RecoveryPlan
 from ..services.views import InstanceRow, RunView
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
+from ..widgets.export_dialog import ExportChoice, ExportDialog, default_checkpoint
 from ..widgets.log_view import MAX_LINES, LogView
 from ..widgets.loss_chart import LossChart
 from ..widgets.start_run import StartRunDialog
@@ -136,7 +142,8 @@ class RunsScreen(Screen):
         Binding("b", "backup", "Backup", id="runs.backup", tooltip="Remote run: the box rsyncs lora_adapters/ to [backup] host:path", show=False),
         Binding("D", "destroy", "Destroy instance", id="runs.destroy", tooltip="Remote run: destroy the tracked instance it runs on", show=False),
         Binding("R", "recover", "Recover", id="runs.recover", tooltip="Lost remote run: go on elsewhere from its newest checkpoint safe here (the plan and its cost first)", show=False),
-        Binding("y", "copy('name')", "Copy name", id="runs.copy", tooltip="Copy the selected run's name to the clipboard (OSC 52)"),
+        Binding("x", "export", "Export", id="runs.export", tooltip="Export a checkpoint of the selected run: merged into its base, GGUF if asked, each verified by running it"),
+        Binding("y", "copy('name')", "Copy name", id="runs.copy", tooltip="Copy the selected run's name to the clipboard (OSC 52)", show=False),
         Binding("Y", "copy('path')", "Copy path", id="runs.copy_path", tooltip="Copy the selected run's directory to the clipboard (OSC 52)", show=False),
     ]
 
@@ -175,6 +182,8 @@ class RunsScreen(Screen):
         self.followed: tuple[str, str | None] | None = None  # (host, remote dir) the follow started on
         self.stays: dict[str, list[BoxStay]] = {}  # the boxes of recovered runs
         self.recovering: dict[str, str] = {}  # run -> the recovery's latest step (the summary shows it)
+        self.exporting: dict[tuple[str, str], str] = {}  # (run, checkpoint) -> its export's latest progress line
+        self._cancel = threading.Event()  # set when the screen goes (the app quits): exports are terminated
         self.ready = False  # True once the first runs list is on screen
 
     def compose(self) -> ComposeResult:
@@ -284,7 +293,9 @@ class RunsScreen(Screen):
         summary = self.query_one("#runs-summary", Static)
         info = self.infos.get(self.selected) if self.selected else None
         step = self.recovering.get(info.name) if info else None
-        link = f"[yellow]⟳ recovering: {escape(step)}[/]" if step else self.link
+        exports = [f"{escape(c)}: {escape(t)}" for (r, c), t in self.exporting.items() if info and r == info.name]
+        link = (f"[yellow]⟳ recovering: {escape(step)}[/]" if step
+                else f"[yellow]⇩ exporting {' · '.join(exports)}[/]" if exports else self.link)
         summary.update(summary_text(info, link) if info else "")
         boxes = self.query_one("#runs-boxes", Static)
         stays = self.stays.get(info.name) if info else None
@@ -314,6 +325,7 @@ class RunsScreen(Screen):
 
     def on_unmount(self) -> None:
         self._stop_mirror()
+        self._cancel.set()
 
     @work(thread=True, group="runs-mirror", exit_on_error=False)
     def _run_mirror(self, gen: int, name: str, stop: threading.Event) -> None:
@@ -596,6 +608,60 @@ class RunsScreen(Screen):
             self.recovering[name] = text
         self._show_summary()
 
+    def action_export(self) -> None:
+        info = self.selected_info()
+        if info is None:
+            return
+        latest = Path(info.last_checkpoint).name if info.last_checkpoint else None
+        self._prepare_export(info.name, info.state == runs.RunState.COMPLETED, latest)
+
+    @work(thread=True, group="runs-export", exit_on_error=False)
+    def _prepare_export(self, name: str, completed: bool, latest: str | None) -> None:
+        """Which checkpoint the dialog offers: `best` needs the run's eval scores (a database read)."""
+        try:
+            scored = any(r.run == name and not r.is_base for r in self.services.evals.leaderboard().rows)
+        except Exception as exc:
+            report_from_thread(self, exc, "reading eval results failed")
+            scored = False
+        self.app.call_from_thread(self._ask_export, name, default_checkpoint(scored, completed, latest))
+
+    def _ask_export(self, name: str, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            self.notify(f"{name} has no checkpoint to export yet", severity="warning")
+            return
+        busy = running(self.services, name, checkpoint)
+        if busy is not None:
+            self.notify(f"{name} {checkpoint} is being exported: {busy}", severity="warning")
+            return
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self._export(choice)
+
+        self.app.push_screen(ExportDialog(name, checkpoint, known_types()), chosen)
+
+    @work(thread=True, group="runs-export", exit_on_error=False)
+    def _export(self, choice: ExportChoice) -> None:
+        run_export(self, self.services, choice, self._cancel)
+
+    @on(ExportProgress)
+    def _export_progress(self, msg: ExportProgress) -> None:
+        self.exporting[(msg.choice.run, msg.choice.checkpoint)] = msg.text
+        self._show_summary()
+
+    @on(ExportDone)
+    def _export_done(self, msg: ExportDone) -> None:
+        if not msg.started:
+            self.notify(msg.error or "", severity="warning")
+            return
+        self.exporting.pop((msg.choice.run, msg.choice.checkpoint), None)
+        self._show_summary()
+        if msg.view is None:
+            self.notify(msg.error or "export failed", title=f"Export of {msg.choice.run} {msg.choice.checkpoint}",
+                        severity="error", timeout=15)
+            return
+        self.notify(done_text(msg.view), title=f"Exported {msg.view.run}", timeout=20)
+
     def action_follow(self) -> None:
         log = self.query_one("#runs-log", LogView)
         if log.has_focus:
@@ -620,6 +686,7 @@ class RunsScreen(Screen):
         yield SystemCommand("Fetch adapters", "Runs: bring a remote run's lora_adapters/ home", self.action_fetch)
         yield SystemCommand("Backup adapters", "Runs: rsync a remote run's lora_adapters/ to the backup host", self.action_backup)
         yield SystemCommand("Destroy instance", "Runs: destroy the tracked GPU instance of a remote run", self.action_destroy)
+        yield SystemCommand("Export checkpoint", "Runs: merge a checkpoint of the selected run into its base (GGUF if asked)", self.action_export)
         yield SystemCommand("Recover run", "Runs: a lost remote run goes on elsewhere (plan and cost first)", self.action_recover)
         yield SystemCommand("Copy run name", "Runs: the selected run's name to the clipboard (OSC 52)", lambda: self.action_copy("name"))
         yield SystemCommand("Copy run path", "Runs: the selected run's directory to the clipboard (OSC 52)", lambda: self.action_copy("path"))

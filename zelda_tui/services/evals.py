@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..backends import export_runner
 from ..backends.generate_runner import GENERATOR_STACK, GenerateRequest, run_generate
 from ..backends.hosts import BoxEval, SshHost
 from ..core import atomic, evals, runs
@@ -413,7 +414,8 @@ class EvalService:
 
         The base model is a row like the others (checkpoint `base`, step 0); several runs over
         the same base model and prompt set share one base row. Eval losses come from the
-        run's metrics.jsonl at the checkpoint's step.
+        run's metrics.jsonl at the checkpoint's step; an exported checkpoint's `exported` from
+        its export.json (what was exported and how it verified).
         """
         self.ingest_landed()
         sets = [s.prompt_set for s in self.prompt_sets()]
@@ -451,9 +453,12 @@ class EvalService:
             if s["run_dir"] not in metrics_cache:
                 metrics_cache[s["run_dir"]] = runs.read_metrics(Path(s["run_dir"]))
             loss = evals.eval_loss_at(metrics_cache[s["run_dir"]], s["step"])
-        return evals.LeaderboardRow.scored(s["run"], s["checkpoint"], s["step"], s["model"], s["prompt_set"],
-                                           evals.Summary.from_dict(s["summary"]), loss,
-                                           s["prompts_sha256"] != latest_sha, s["created"])
+        row = evals.LeaderboardRow.scored(s["run"], s["checkpoint"], s["step"], s["model"], s["prompt_set"],
+                                          evals.Summary.from_dict(s["summary"]), loss,
+                                          s["prompts_sha256"] != latest_sha, s["created"])
+        if row.is_base:
+            return row
+        return replace(row, exported=evals.export_mark(export_runner.read_record(Path(s["run_dir"]), s["checkpoint"])))
 
     def samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[SampleRow]:
         """Every stored answer of one checkpoint (prompt, answer, verdict, errors, failing line)."""

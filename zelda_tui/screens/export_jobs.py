@@ -1,0 +1,111 @@
+"""Exporting from a screen (the Runs and Leaderboard `x` key): the export dialog's answer runs
+`services.export.export` on the screen's thread worker, which posts its progress and its end to
+the screen as messages (as the Leaderboard's eval does).
+
+One export at a time per (workspace, run, checkpoint), across screens: two export programs
+writing the same export dir would spoil each other, so a second start says so and does nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from ..core.errors import ZeldaError
+from ..services import Services
+from ..services import export as export_service
+from ..services.export import ExportView
+from ..widgets.export_dialog import ExportChoice
+
+Key = tuple[str, str, str]  # (config path, run, checkpoint)
+_running: dict[Key, str] = {}  # each export running in this process -> its latest progress line
+_lock = threading.Lock()
+
+
+class ExportProgress(Message):
+    def __init__(self, choice: ExportChoice, text: str) -> None:
+        super().__init__()
+        self.choice, self.text = choice, text
+
+
+class ExportDone(Message):
+    """The end of an export: its view, or the one-line reason it did not happen (`started` False:
+    the same checkpoint was being exported already, and that one goes on)."""
+
+    def __init__(self, choice: ExportChoice, view: ExportView | None, error: str | None, started: bool = True) -> None:
+        super().__init__()
+        self.choice, self.view, self.error, self.started = choice, view, error, started
+
+
+def running(services: Services, run: str, checkpoint: str) -> str | None:
+    """The latest progress line of the export of `run`'s `checkpoint` (as named), None when none runs."""
+    with _lock:
+        return _running.get(_key(services, run, checkpoint))
+
+
+def _key(services: Services, run: str, checkpoint: str) -> Key:
+    name = checkpoint.strip().lower()
+    return (str(services.config.path), run, f"checkpoint-{int(name)}" if name.isdigit() else name)
+
+
+def _claim(services: Services, choice: ExportChoice) -> Key | None:
+    """Mark the export as running, by the checkpoint it resolves to (`best` is some checkpoint-N);
+    None when that one is running already."""
+    checkpoint = choice.checkpoint
+    try:
+        checkpoint = services.export.resolve_checkpoint(services.runs.dir(choice.run), checkpoint)
+    except ZeldaError:
+        pass  # the export itself says why (or, for a remote run, finds it on the box)
+    key = _key(services, choice.run, checkpoint)
+    with _lock:
+        if key in _running:
+            return None
+        _running[key] = "starting…"
+    return key
+
+
+def run_export(node: MessagePump, services: Services, choice: ExportChoice, cancel: threading.Event) -> None:
+    """The body of a screen's export worker (a thread): blocks for the whole export."""
+    key = _claim(services, choice)
+    if key is None:
+        node.post_message(ExportDone(choice, None, f"{choice.run} {choice.checkpoint} is being exported already: "
+                                                   "its progress is in the status line", started=False))
+        return
+
+    def progress(text: str) -> None:
+        with _lock:
+            _running[key] = text
+        node.post_message(ExportProgress(choice, text))
+
+    view, error = None, None
+    progress("starting…")
+    try:
+        view = services.export.export(choice.run, checkpoint=choice.checkpoint, gguf=choice.gguf,
+                                      gguf_pre=choice.gguf_pre, progress=progress, cancel=cancel)
+    except Exception as exc:  # one line for the user, whatever failed
+        error = str(exc) or type(exc).__name__
+    finally:
+        with _lock:
+            _running.pop(key, None)
+    node.post_message(ExportDone(choice, view, error))
+
+
+def done_text(view: ExportView) -> str:
+    """Where the files are and how they verified: the merged logits against the tolerance, and
+    each GGUF's greedy answers against the merged model's."""
+    lines = [f"{view.checkpoint} of {view.run} → {view.path}"]
+    merged = view.merged or {}
+    if merged:
+        verdict = "verified" if merged.get("ok") else "NOT verified"
+        lines.append(f"merged: {verdict}, logits max diff {merged.get('max_abs_diff')} vs base + adapter "
+                     f"(tolerance {merged.get('tolerance')})")
+    for kind, g in view.gguf.items():
+        lines.append(f"gguf {kind}: {g.get('same')}/{g.get('prompts')} greedy answers same as the merged model's")
+    return "\n".join(lines)
+
+
+def known_types() -> list[str]:
+    """The GGUF types an export knows (the dialog checks what is typed against them)."""
+    return list(export_service.layout.GGUF_TYPES)
