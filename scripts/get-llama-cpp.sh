@@ -13,9 +13,11 @@
 #   scripts/get-llama-cpp.sh --for-tests  build what is missing (make test); a failed build only skips the GGUF tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-CACHE="${ZELDA_TUI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zelda-tui}/llama-cpp-$VERSION"
 PY=.venv/bin/python
+# the pinned release and its build flags live in zelda_tui/backends/export_runner.py (the box installs the same)
+pin() { "$PY" -c "from zelda_tui.backends import export_runner as e; print(e.$1)"; }
+VERSION="${LLAMA_CPP_PYTHON_VERSION:-$(pin LLAMA_CPP_PYTHON)}"
+CACHE="${ZELDA_TUI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zelda-tui}/llama-cpp-$VERSION"
 SDIST="$CACHE/llama_cpp_python-$VERSION.tar.gz"
 
 wheel() { ls "$CACHE"/wheels/llama_cpp_python-"$VERSION"-*.whl 2>/dev/null | head -n 1; }
@@ -49,7 +51,7 @@ else
         echo "get-llama-cpp: compiling llama.cpp (llama-cpp-python $VERSION); minutes on a small machine" >&2
         start=$(date +%s)
         CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-        CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}" \
+        CMAKE_ARGS="${CMAKE_ARGS:-$(pin LLAMA_CPP_CMAKE_ARGS)}" \
             "$PY" -m pip wheel -q --no-deps -w "$CACHE/wheels" "$SDIST"
         echo "get-llama-cpp: built in $(( $(date +%s) - start )) s" >&2
     fi

@@ -5,6 +5,8 @@
     RUN_DIR/export/<checkpoint>/gguf/         <run>-<checkpoint>-<type>.gguf
     RUN_DIR/export/<checkpoint>/export.json   what was exported, from what, and how it verified
     RUN_DIR/export/<checkpoint>/export.log    the export program's log
+    RUN_DIR/export/<checkpoint>/export.events its JSON events, when it runs detached on a run's box
+    RUN_DIR/export/.<checkpoint>.lock         held by the export of that checkpoint while it runs
 
 The export program (`python -m zelda_tui.backends.trainer.export`) is a child process like the
 eval generator (torch never enters the app): its stdout is one JSON event a line. Everything
@@ -19,7 +21,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping
 
 from .generate_runner import run_child
@@ -30,6 +32,8 @@ MERGED = "merged"
 GGUF = "gguf"
 RECORD = "export.json"
 LOG = "export.log"
+EVENTS = "export.events"
+EXPORT_STACK = ("torch", "transformers", "peft")  # what the export program imports (the eval generator's stack)
 
 # type asked -> (llama.cpp's LLAMA_FTYPE_MOSTLY_* name, bytes per parameter, for the disk check)
 GGUF_TYPES: dict[str, tuple[str, float]] = {
@@ -42,10 +46,19 @@ SIXTEEN_BIT = ("f16", "bf16")  # what llama.cpp's converter writes; the other ty
 LLAMA_CPP_ENV = "ZELDA_TUI_LLAMA_CPP"
 LLAMA_CPP_DEV = Path(".tools/llama-cpp/llama.cpp")
 CONVERTER = "convert_hf_to_gguf.py"
+LLAMA_CPP_PYTHON = "0.3.36"  # the llama-cpp-python release whose llama.cpp converts and runs GGUF (scripts/get-llama-cpp.sh)
+# a CPU build of the bindings alone: what the export's GGUF check runs (the compile is the slow part)
+LLAMA_CPP_CMAKE_ARGS = ("-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF "
+                        "-DLLAMA_BUILD_SERVER=OFF")
 
 
 def export_dir(run_dir: Path, checkpoint: str) -> Path:
     return Path(run_dir) / EXPORT_DIR / checkpoint
+
+
+def lock_path(run_dir: PurePath, checkpoint: str) -> PurePath:
+    """The lock the export of a checkpoint holds (beside its dir: nothing of ours left inside it)."""
+    return run_dir / EXPORT_DIR / f".{checkpoint}.lock"
 
 
 def read_record(run_dir: Path, checkpoint: str) -> dict[str, Any] | None:
@@ -79,11 +92,11 @@ def find_llama_cpp(env: Mapping[str, str] | None = None, cwd: Path | None = None
 
 @dataclass
 class ExportRequest:
-    run_dir: Path
+    run_dir: PurePath  # here, or the run dir on its box
     checkpoint: str  # final | checkpoint-N
     gguf: list[str] = field(default_factory=list)
     device: str = ""  # "" = cuda when it holds the model, else cpu
-    llama_cpp: Path | None = None
+    llama_cpp: PurePath | None = None
     gguf_pre: str = ""  # llama.cpp pre-tokenizer name, for a tokenizer its converter does not recognise
     max_new_tokens: int = 32
     scores: dict[str, Any] = field(default_factory=dict)  # eval scores per prompt set, for the model card
@@ -105,8 +118,8 @@ class ExportRequest:
 def run_export(request: ExportRequest, on_event: Callable[[dict], None], cancel: threading.Event | None = None) -> int:
     """Run the export program to the end (or until `cancel`); returns its exit code. Its log goes
     to export.log beside what it writes."""
-    out = export_dir(request.run_dir, request.checkpoint)
-    return run_child(request.command(), request.run_dir, out / LOG, on_event, cancel)
+    out = export_dir(Path(request.run_dir), request.checkpoint)
+    return run_child(request.command(), Path(request.run_dir), out / LOG, on_event, cancel)
 
 
 def _pct(value: Any) -> str:

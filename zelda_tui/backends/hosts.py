@@ -24,6 +24,7 @@ from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.mix import EVAL_SOURCES
 from ..core.train_config import load_run_config
 from . import box_env, remote_runs, runners
+from .generate_runner import GENERATOR_STACK
 from .ssh_base import RemoteMissing, SshSettings
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
@@ -204,6 +205,16 @@ class SshHost:
             pid = self.start(run_dir, progress, session)
         return pid, steps[-1] if steps else None
 
+    def run_python(self, session: SshSession, run_dir: Path, progress: Progress = _quiet) -> str:
+        """The python the run's trainer ran with (box.json: the verified environment), which the
+        programs run beside it on the box (eval generator, export) use too; for a run from before
+        box.json, the environment a start would choose now."""
+        python = box_env.recorded_python(run_dir)
+        if python is None:
+            cfg = load_run_config(run_dir)
+            python = remote_runs.probe(session, self.settings, cfg.train.device, 0, progress).env.python
+        return python
+
     # --- the process ----------------------------------------------------------------
     def stop(self, run_dir: Path) -> int:
         remote_dir = self._dir()
@@ -294,15 +305,12 @@ class BoxEval:
         remote_dir, settings = self.host._dir(), self.host.settings
         rel = posixpath.join(evals.EVALS_DIR, prompt_set, evals.PROMPTS_FILE)
         with self.host._session() as session:
-            python = box_env.recorded_python(self.run_dir)
-            if python is None:  # a run from before box.json: the box's environment, as a start would choose it
-                cfg = load_run_config(self.run_dir)
-                python = remote_runs.probe(session, settings, cfg.train.device, 0, progress).env.python
+            python = self.host.run_python(session, self.run_dir, progress)
             app_dir, code_files = remote_runs.code_transfers(settings)
             remote_runs.upload(session, code_files, "upload the generator code", progress)
             remote_runs.upload(session, [remote_runs.transfer(self.run_dir / rel, posixpath.join(remote_dir, rel))],
                                f"upload prompt set {prompt_set}", progress)
-            remote_runs.check_generator_stack(session, python)
+            remote_runs.check_stack(session, python, GENERATOR_STACK, "generate eval answers")
             progress(f"{session.host.label}: starting the eval generator in {remote_dir}")
             return remote_runs.start_generate(session, remote_dir, python, app_dir, settings.dir("hf"), prompt_set,
                                               checkpoints, options)

@@ -132,13 +132,14 @@ def probe(session: SshSession, settings: RemoteSettings, device: str, need_bytes
     return BoxInfo(env, free, used, warnings)
 
 
-def check_generator_stack(session: SshSession, python: str) -> None:
-    """The box's python has what the eval generator imports: one line here, not a dead generator."""
+def check_stack(session: SshSession, python: str, modules: tuple[str, ...], doing: str) -> None:
+    """The box's python has what a program imports (`doing`: what it is for): one line here, not a
+    detached program dead at its first import."""
     q = shlex.quote
-    res = session.run(f"{q(python)} -c {q(FIND_MISSING)} {' '.join(GENERATOR_STACK)}", timeout=120)
+    res = session.run(f"{q(python)} -c {q(FIND_MISSING)} {' '.join(modules)}", timeout=120)
     missing = res.stdout.split() if res.rc == 0 else [(res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]]
     if missing:
-        raise RemoteError(f"{session.host.label}: {python} cannot generate eval answers (missing: {', '.join(missing)}); "
+        raise RemoteError(f"{session.host.label}: {python} cannot {doing} (missing: {', '.join(missing)}); "
                           "train a run there first (it builds the environment) or set [remote] python")
 
 
@@ -227,16 +228,22 @@ def upload(session: SshSession, items: list[Transfer], step: str, progress: Prog
 def code_transfers(settings: RemoteSettings) -> tuple[str, list[Transfer]]:
     """This program's own package files, into a directory named by their combined digest."""
     root = Path(__file__).resolve().parents[1]
+    return tree_transfers(root, root.parent, settings.dir("app"), "zelda_tui")
+
+
+def tree_transfers(root: Path, rel_to: Path, remote_parent: str, prefix: str) -> tuple[str, list[Transfer]]:
+    """Every file under `root` (paths relative to `rel_to`) into `remote_parent/<prefix>-<digest>`:
+    a new dir per content, so a box never runs a mix of two versions."""
     files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     h = hashlib.sha256()
     items = []
     for p in files:
-        rel = p.relative_to(root.parent).as_posix()
+        rel = p.relative_to(rel_to).as_posix()
         digest = sha256_file(p)
         h.update(f"{rel}\0{digest}\n".encode())
         items.append((p, rel, digest))
-    app = settings.dir("app", f"zelda_tui-{h.hexdigest()[:16]}")
-    return app, [Transfer(p, posixpath.join(app, rel), d, p.stat().st_size) for p, rel, d in items]
+    remote = posixpath.join(remote_parent, f"{prefix}-{h.hexdigest()[:16]}")
+    return remote, [Transfer(p, posixpath.join(remote, rel), d, p.stat().st_size) for p, rel, d in items]
 
 
 def link_data(session: SshSession, bundle_dir: str, run_dir: str, names: list[str]) -> None:
@@ -272,8 +279,18 @@ def start_generate(session: SshSession, run_dir: str, python: str, app_dir: str,
                      f"{edir}/{evals.GENERATE_LOG}", app_dir, hf_home, "the eval generator", mkdir=edir)
 
 
+def start_export(session: SshSession, run_dir: str, python: str, app_dir: str, hf_home: str, command: list[str],
+                 export_dir: str, events: str, log: str) -> int:
+    """Start the export program of a run on its box, detached like the trainer: its JSON events
+    go to a fresh `events` file (read by whoever follows it), its log is appended to `log`. It may
+    end at once (a busy lock, a bad checkpoint): its error event says why."""
+    q = shlex.quote
+    return _detached(session, run_dir, shlex.join([python, *command[1:]]), f"> {q(events)} 2>> {q(log)}", log,
+                     app_dir, hf_home, "the export", mkdir=export_dir, early_exit_ok=True)
+
+
 def _detached(session: SshSession, run_dir: str, command: str, redirect: str, log: str, app_dir: str, hf_home: str,
-              what: str, mkdir: str = "") -> int:
+              what: str, mkdir: str = "", early_exit_ok: bool = False) -> int:
     q = shlex.quote
     # a simple command backgrounded on its own (not `cd && cmd &`, whose subshell would hold the
     # channel's stdout open and make $! the subshell's pid)
@@ -286,6 +303,8 @@ def _detached(session: SshSession, run_dir: str, command: str, redirect: str, lo
         pid = int(out.splitlines()[-1])
     except (ValueError, IndexError):
         raise RemoteError(f"{session.host.label}: start {what}: no pid in {out!r}") from None
+    if early_exit_ok:
+        return pid
     res = session.run(f"sleep 1; kill -0 {pid} 2>/dev/null || {{ echo gone; tail -5 {q(run_dir + '/' + log)}; }}")
     if res.stdout.startswith("gone"):
         tail = " | ".join(res.stdout.splitlines()[1:][-3:])
@@ -295,12 +314,17 @@ def _detached(session: SshSession, run_dir: str, command: str, redirect: str, lo
 
 def eval_checkpoints(session: SshSession, run_dir: str) -> list[tuple[str, int]]:
     """What an `all` eval covers on the box, by the rule of core.evals.covered_checkpoints."""
+    return evals.covered_checkpoints(checkpoint_steps(session, run_dir), read_remote_status(session, run_dir),
+                                     has_final_adapters(session, run_dir))
+
+
+def has_final_adapters(session: SshSession, run_dir: str) -> bool:
+    """The run's lora_adapters/ is on the box (written when it ended)."""
     try:
         session.sftp.stat(f"{run_dir}/{runs.ADAPTERS}/adapter_config.json")
-        final = True
+        return True
     except FileNotFoundError:
-        final = False
-    return evals.covered_checkpoints(checkpoint_steps(session, run_dir), read_remote_status(session, run_dir), final)
+        return False
 
 
 def checkpoint_steps(session: SshSession, run_dir: str) -> list[int]:
@@ -382,7 +406,14 @@ def download_tree(session: SshSession, root: str, local_root: Path, step: str, p
                   digests_out: dict[str, str] | None = None) -> int:
     """Fetch a remote dir, sha256-verified and resumable; files already here and equal are skipped.
     `digests_out` gets each file's sha256 as the box computed it (relative path -> digest)."""
-    files = remote_tree(session, root)
+    return download_files(session, root, remote_tree(session, root), local_root, step, progress, digests_out)
+
+
+def download_files(session: SshSession, root: str, files: list[tuple[str, int]], local_root: Path, step: str,
+                   progress: Progress, digests_out: dict[str, str] | None = None) -> int:
+    """Fetch (relative path, size) files of a remote dir (as `remote_tree` lists them) into
+    `local_root`: each through a `.part` file, resumed from its size, sha256-verified, renamed into
+    place; files already here and equal are skipped. Returns the bytes moved."""
     digests = remote_digests(session, [posixpath.join(root, rel) for rel, _ in files])
     got_bytes = 0
     for n, (rel, size) in enumerate(files, 1):

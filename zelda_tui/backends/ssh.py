@@ -213,7 +213,7 @@ class SshSession:
         except (socket.timeout, TimeoutError):
             client.close()
             raise RemoteError(f"{h.label}: connect timed out after {s.connect_timeout_s:g} s") from None
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # EOFError: the server hung up mid-handshake
             client.close()
             if isinstance(exc, ZeldaError):
                 raise

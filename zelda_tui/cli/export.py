@@ -17,13 +17,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     ex.add_argument("run", help="run name (or run directory)")
     ex.add_argument("--checkpoint", default="final", help="N, checkpoint-N, best (the run's top leaderboard row) or "
                     "final (lora_adapters/, the default)")
-    ex.add_argument("--merged", action="store_true", help="the merged model (the default; GGUF is made from it)")
+    ex.add_argument("--merged", action="store_true", help="the merged model (always made: GGUF is made from it); for "
+                    "a remote run, bring it home too (the default when no --gguf is asked)")
     ex.add_argument("--gguf", metavar="TYPES", default="",
                     help=f"comma list of GGUF types: {', '.join(GGUF_TYPES)} (the 16-bit file is always written)")
     ex.add_argument("--device", choices=["auto", "cuda", "cpu"], help="where to merge (default: the GPU when the bf16 "
                     "model fits in it, else the CPU)")
     ex.add_argument("--gguf-pre", metavar="NAME", default="",
                     help="llama.cpp pre-tokenizer for a tokenizer its converter does not recognise (e.g. deepseek-llm)")
+    ex.add_argument("--here", action="store_true", help="a remote run: export on this machine from the adapters fetched "
+                    "here (its box is gone), not on its box")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -36,7 +39,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with open_services(args) as services:
         try:
             view = services.export.export(args.run, args.checkpoint, args.gguf.split(","), args.device or "",
-                                          args.gguf_pre, say, cancel)
+                                          args.gguf_pre, say, cancel, merged=True if args.merged else None,
+                                          here=args.here)
         except KeyboardInterrupt:
             cancel.set()
             raise
@@ -48,7 +52,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _text(view: ExportView) -> str:
-    lines = [f"exported {view.run} {view.checkpoint} into {view.path}"]
+    if view.remote_path:
+        lines = [f"exported {view.run} {view.checkpoint} on {view.host} into {view.remote_path}",
+                 f"  brought home into {view.path}: {', '.join(view.brought) or 'export.json only'}"]
+    else:
+        lines = [f"exported {view.run} {view.checkpoint} into {view.path}"]
     m = view.merged or {}
     if m:
         lines.append(f"  merged/  bf16 safetensors, {m.get('shards')} shard(s), {m.get('bytes', 0) / 1e9:.2f} GB; logits "
