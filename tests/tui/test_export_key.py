@@ -79,7 +79,7 @@ async def until(pilot, predicate, timeout: float = 120.0, seen=None) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_runs_x_exports_the_final_adapters_and_escape_starts_nothing(app_for, trained):
+async def test_runs_x_exports_the_final_adapters_escape_starts_nothing_quit_cancels(app_for, trained):
     cfg, run_dir = trained
     out = layout.export_dir(run_dir, "final")
     app = app_for(cfg)
@@ -178,6 +178,14 @@ async def test_leaderboard_x_exports_the_selected_checkpoint_and_marks_it(app_fo
         assert str(table.get_cell_at((0, 2))).endswith("⇩")  # the ckpt column marks it
         detail = str(screen.query_one("#leaderboard-detail", Static).render())
         assert "⇩ exported: merged ✓" in detail
+
+        await pilot.press("4")  # the run has eval scores now: the Runs screen offers its best checkpoint
+        await settle(pilot)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ExportDialog))
+        assert app.screen.query_one("#export-checkpoint").value == "best"
+        await pilot.press("escape")
+        await pilot.pause()
     assert notes(app, f"Exported {run_dir.name}")[0].startswith(
         f"checkpoint-2 of {run_dir.name} → {layout.export_dir(run_dir, 'checkpoint-2')}\nmerged: verified")
 
