@@ -77,6 +77,12 @@ def test_a_remote_runs_checkpoint_is_exported_on_its_box(tmp_path: Path, tiny_mo
     assert res.stderr.strip().splitlines()[-1] == (
         f"zelda-tui: error: {name} has no complete checkpoint-9 on gpu-box (it has: final, checkpoint-2)")
     assert not (remote / layout.EXPORT_DIR).exists()
+    # --here (the box is gone): from adapters here, which this run does not have yet
+    res = run_cli("export", name, "--here", "--config", str(cfg))
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"zelda-tui: error: {name}: no adapters here to export from: `zelda-tui train fetch {name} --checkpoint all` "
+        "first (the base model must be on this machine too), or export on the box (without --here)")
 
     # the export runs on the box; frozen there, a second export of the same checkpoint follows it
     # instead of starting another, and both followers lose their connection and reconnect
@@ -130,3 +136,20 @@ def test_a_remote_runs_checkpoint_is_exported_on_its_box(tmp_path: Path, tiny_mo
     rc, out, err = fourth.finish()
     assert rc == 0, err
     assert (layout.export_dir(local, "checkpoint-2") / layout.MERGED / "config.json").is_file()
+
+    # this disk too small for what is asked: one line with the sizes before anything comes home, and
+    # the export stays on the box (a 64 KB tmpfs over the run's export/ in a private mount namespace)
+    export_root = local / layout.EXPORT_DIR
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {export_root}"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.decode().strip()}")
+    cli = (f"mount -t tmpfs -o size=64k tmpfs {export_root} && exec {sys.executable} -m zelda_tui export {name} "
+           f"--checkpoint final --config {cfg}")
+    res = subprocess.run(["unshare", "-m", "sh", "-c", cli], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("zelda-tui: error: not enough disk here to bring the export home: it needs "), line
+    assert line.endswith(f"free under {export_root}; it stays on gpu-box in {box_out} (free some space and export "
+                         "again: nothing is redone)"), line
+    assert (here / layout.MERGED / "config.json").is_file()  # the real disk: what came home before is untouched
