@@ -33,6 +33,17 @@ def keygen(path: Path) -> str:
     return out.stdout.split()[1]  # "256 SHA256:... comment (ED25519)"
 
 
+def _wait_stopped(pid: int, timeout_s: float = 5.0) -> None:
+    """Until SIGSTOP has taken effect (a fork under way completes first: its child is then listed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z"):
+                return
+        time.sleep(0.005)
+    raise RuntimeError(f"sshd {pid} did not stop")
+
+
 @dataclass
 class Sshd:
     root: Path
@@ -140,9 +151,13 @@ Host closed-port
         return len(pids)
 
     def stop(self) -> None:
+        """The box dies: no session survives, including one being accepted at this moment (the
+        listener is frozen first, so it cannot fork a session between the listing and the kill)."""
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
+            _wait_stopped(self.proc.pid)
             self.drop_sessions()
-            self.proc.terminate()
+            self.proc.kill()
             self.proc.wait(5)
             self.proc = None
 
