@@ -161,6 +161,6 @@ def card_text(record: dict[str, Any]) -> str:
     for kind, g in (record.get("gguf") or {}).items():
         lines.append(f"- GGUF {kind} (`{g.get('file')}`, {g.get('bytes', 0) / 1e6:.1f} MB): greedy chat answers identical "
                      f"to the merged model's on {g.get('same')}/{g.get('prompts')} prompts, mean common prefix "
-                     f"{_pct(g.get('prefix_agreement'))}")
+                     f"{_pct(g.get('prefix_agreement'))}" + (f". Note: {g['note']}" if g.get("note") else ""))
     lines += ["", "## Versions", "", *[f"- {k}: {v}" for k, v in (record.get("versions") or {}).items()], ""]
     return "\n".join(lines)

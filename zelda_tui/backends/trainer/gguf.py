@@ -8,6 +8,14 @@
   the chat template stored in the GGUF (what llama.cpp, Ollama and LM Studio use); the answers are
   compared with the merged model's. A file is renamed into place only after it answered.
 
+llama.cpp repacks weights for its CPU kernels by default. On a CPU with AMX (Intel Xeons since
+Sapphire Rapids), llama-cpp-python 0.3.36's build cannot run DeepSeek-V2 files repacked for AMX: f16,
+q8_0 and q4_0 abort with GGML_ASSERT(*cur_backend_id != -1) (MLA multiplies attn_k_b by a permuted q;
+the AMX matmul takes only contiguous inputs), and Q4_K weights crash its kernel. A model with the real
+DeepSeek-Coder-V2-Lite attention dims hits both; the files run with repacking off. So a run that
+llama.cpp kills is tried once more with repacking off (llama.cpp's --no-repack). The record, the card
+and the progress say so: a user's llama.cpp on such a CPU needs that flag too.
+
 The converter names a tokenizer's pre-tokenizer by hashing how it splits a test string; a
 tokenizer it does not know (a new model, or a tiny test one) stops it. `--gguf-pre NAME` tells it
 which llama.cpp pre-tokenizer the tokenizer uses instead; nothing else of the converter changes.
@@ -18,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +74,9 @@ def export(llama_cpp: Path, gguf_pre: str, record: dict[str, Any], out: Path, ki
             quantize(gdir / file_name(record, first), tmp, kind)
         merged = record["merged"]
         emit("progress", step=f"gguf {kind}: answering {len(merged['prompts'])} prompts with llama.cpp")
-        answers = chat_answers(tmp, merged["prompts"], max_new_tokens, max(merged.get("prompt_tokens") or [0]))
+        answers, note = chat_answers(tmp, merged["prompts"], max_new_tokens, max(merged.get("prompt_tokens") or [0]))
+        if note:
+            emit("progress", step=f"gguf {kind}: {note}")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -72,7 +84,8 @@ def export(llama_cpp: Path, gguf_pre: str, record: dict[str, Any], out: Path, ki
     same = sum(a == b for a, b in zip(answers, merged["answers"]))
     prefix = [1.0 if a == b else _common_prefix(a, b) / max(len(a), len(b)) for a, b in zip(answers, merged["answers"])]
     result = {"file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path), "answers": answers,
-              "same": same, "prompts": len(answers), "prefix_agreement": round(sum(prefix) / max(len(prefix), 1), 4)}
+              "same": same, "prompts": len(answers), "prefix_agreement": round(sum(prefix) / max(len(prefix), 1), 4),
+              "note": note}
     emit("gguf", type=kind, path=str(path), same=same, prompts=len(answers))
     return result
 
@@ -108,25 +121,57 @@ def quantize(source: Path, target: Path, kind: str) -> None:
         raise ZeldaError(f"llama.cpp's quantiser failed to make {kind} from {source.name} (code {code}; see export.log)")
 
 
-def chat_answers(path: Path, prompts: list[str], max_new_tokens: int, prompt_tokens: int) -> list[str]:
-    """Greedy answers of a GGUF file through its own chat template (as llama.cpp-based apps run it), in
-    a child process: a llama.cpp abort (a GGML_ASSERT) is one line of error, not the export's death."""
+def chat_answers(path: Path, prompts: list[str], max_new_tokens: int, prompt_tokens: int) -> tuple[list[str], str]:
+    """Greedy answers of a GGUF file through its own chat template (as llama.cpp-based apps run it), and a note
+    when they needed weight repacking off. Runs in a child process: a llama.cpp abort or crash is one line of
+    error, not the export's death."""
     request = {"path": str(path), "prompts": prompts, "max_new_tokens": max_new_tokens,
                "n_ctx": prompt_tokens + max_new_tokens + 64}
+    proc = _run_child(request)
+    note = ""
+    if proc.returncode < 0:  # killed by a signal (abort, segfault): llama.cpp itself, not a file it refused to load
+        failure = _failure(proc)
+        proc = _run_child({**request, "no_repack": True})
+        if proc.returncode != 0:
+            raise ZeldaError(f"llama.cpp failed running {path.name}: {failure} (and with weight repacking off: "
+                             f"{_failure(proc)})")
+        note = (f"llama.cpp's default CPU weight repacking failed on the exporting machine ({failure}); it runs with "
+                "repacking off (llama.cpp --no-repack, llama-cpp-python use_extra_bufts=False)")
+    if proc.returncode != 0:
+        raise ZeldaError(f"llama.cpp failed running {path.name}: {_failure(proc)}")
+    return list(json.loads(proc.stdout)["answers"]), note
+
+
+def _run_child(request: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request), capture_output=True, text=True,
                           encoding="utf-8", errors="replace")
     sys.stderr.write(proc.stderr)  # into export.log
-    if proc.returncode != 0:
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-        reason = next((line for line in reversed(lines) if "GGML_ASSERT" in line or "Error" in line),
-                      lines[-1] if lines else f"exit {proc.returncode}")
-        raise ZeldaError(f"llama.cpp failed running {path.name}: {reason}")
-    return list(json.loads(proc.stdout)["answers"])
+    return proc
+
+
+def _failure(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    assertion = next((line for line in reversed(lines) if "GGML_ASSERT" in line), "")
+    if assertion:
+        return re.sub(r"^\S*/", "", assertion)  # ggml-backend.cpp:1294: GGML_ASSERT(...), not the build dir
+    if proc.returncode < 0:
+        return f"killed by signal {-proc.returncode} ({signal.strsignal(-proc.returncode)})"
+    return next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else f"exit {proc.returncode}")
 
 
 def _answer(request: dict[str, Any]) -> list[str]:
+    import llama_cpp.llama as bindings
     from llama_cpp import Llama
 
+    if request.get("no_repack"):  # Llama() takes no use_extra_bufts; it reads its model defaults from here
+        defaults = bindings.llama_cpp.llama_model_default_params
+
+        def no_repack() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_cpp.llama_model_default_params = no_repack
     try:
         llm = Llama(model_path=request["path"], n_ctx=request["n_ctx"], n_threads=os.cpu_count() or 1, seed=0,
                     verbose=False)
