@@ -1,6 +1,7 @@
-"""Exporting from a screen (the Runs and Leaderboard `x` key): the export dialog's answer runs
-`services.export.export` on the screen's thread worker, which posts its progress and its end to
-the screen as messages (as the Leaderboard's eval does).
+"""Exporting from a screen (the Runs and Leaderboard `x` key): `ExportsFromScreen` asks with the
+export dialog and runs `services.export.export` on the screen's thread worker, which posts its
+progress and its end to the screen as messages (as the Leaderboard's eval does); the screen only
+says which checkpoint to offer and how to show the progress.
 
 One export at a time per (workspace, run, checkpoint), across screens: two export programs
 writing the same export dir would spoil each other, so a second start says so and does nothing.
@@ -9,7 +10,9 @@ writing the same export dir would spoil each other, so a second start says so an
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from textual import work
 from textual.message import Message
 from textual.message_pump import MessagePump
 
@@ -17,7 +20,7 @@ from ..core.errors import ZeldaError
 from ..services import Services
 from ..services import export as export_service
 from ..services.export import ExportView
-from ..widgets.export_dialog import ExportChoice
+from ..widgets.export_dialog import ExportChoice, ExportDialog
 
 Key = tuple[str, str, str]  # (config path, run, checkpoint)
 _running: dict[Key, str] = {}  # each export running in this process -> its latest progress line
@@ -108,4 +111,55 @@ def done_text(view: ExportView) -> str:
 
 def known_types() -> list[str]:
     """The GGUF types an export knows (the dialog checks what is typed against them)."""
-    return list(export_service.layout.GGUF_TYPES)
+    return list(export_service.GGUF_TYPES)
+
+
+class ExportsFromScreen:
+    """The `x` flow of a screen (mixed into a Screen that has `services`): ask, export on a thread
+    worker, show progress through `_exports_changed`, notify the end. `exporting` holds each running
+    export's latest progress line by (run, checkpoint); `_export_cancel` is set when the app quits."""
+
+    services: Services
+    exporting: dict[tuple[str, str], str]
+    _export_cancel: threading.Event
+    notify: Any
+    app: Any
+
+    def _exports_changed(self) -> None:
+        """Show `exporting` (the screen's status line)."""
+        raise NotImplementedError
+
+    def _ask_export(self, run: str, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            self.notify(f"{run} has no checkpoint to export yet", severity="warning", markup=False)
+            return
+        busy = running(self.services, run, checkpoint)
+        if busy is not None:
+            self.notify(f"{run} {checkpoint} is being exported: {busy}", severity="warning", timeout=5, markup=False)
+            return
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self._export(choice)
+
+        self.app.push_screen(ExportDialog(run, checkpoint, known_types()), chosen)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, choice: ExportChoice) -> None:
+        run_export(self, self.services, choice, self._export_cancel)  # type: ignore[arg-type]  # a Screen
+
+    def on_export_progress(self, msg: ExportProgress) -> None:
+        self.exporting[(msg.choice.run, msg.choice.checkpoint)] = msg.text
+        self._exports_changed()
+
+    def on_export_done(self, msg: ExportDone) -> None:
+        if not msg.started:
+            self.notify(msg.error or "", severity="warning", timeout=5, markup=False)
+            return
+        self.exporting.pop((msg.choice.run, msg.choice.checkpoint), None)
+        self._exports_changed()
+        if msg.view is None:
+            self.notify(msg.error or "export failed", title=f"Export of {msg.choice.run} {msg.choice.checkpoint}",
+                        severity="error", timeout=15, markup=False)
+            return
+        self.notify(done_text(msg.view), title=f"Exported {msg.view.run}", timeout=20, markup=False)

@@ -30,9 +30,8 @@ from .app_api import report_from_thread, zelda_app
 from ..services.evals import EvalReport
 from ..services.views import LeaderboardView
 from ..widgets.eval_dialog import EvalChoice, EvalDialog
-from ..widgets.export_dialog import ExportChoice, ExportDialog
 from ..widgets.columns import Column, fill_table
-from .export_jobs import ExportDone, ExportProgress, done_text, known_types, run_export, running
+from .export_jobs import ExportsFromScreen
 from .samples import CompareScreen, SampleViewer
 
 # Widths follow the cells and the terminal (widgets.columns): at 80 columns step, unresolved and
@@ -97,7 +96,7 @@ def _table_key(row: LeaderboardRow) -> str:
     return f"{row.run}\t{row.checkpoint}"
 
 
-class LeaderboardScreen(Screen):
+class LeaderboardScreen(ExportsFromScreen, Screen):
     CSS_PATH = "leaderboard.tcss"
     BINDINGS = [
         Binding("enter", "view", "Samples", id="leaderboard.view", tooltip="Prompts, answers and Asar's verdicts of the selected checkpoint"),
@@ -141,6 +140,7 @@ class LeaderboardScreen(Screen):
         self.evaluating: str | None = None  # status text while an eval runs
         self.exporting: dict[tuple[str, str], str] = {}  # (run, checkpoint) -> its export's latest progress line
         self._cancel = threading.Event()
+        self._export_cancel = self._cancel  # one event: quitting ends the eval and the exports
         self._seq = 0
         self._applied = 0
         self.ready = False
@@ -401,39 +401,10 @@ class LeaderboardScreen(Screen):
             self.notify("the base model has no adapter to export: select a checkpoint of a run", severity="warning",
                         timeout=5)
             return
-        busy = running(self.services, row.run, row.checkpoint)
-        if busy is not None:
-            self.notify(f"{row.run} {row.checkpoint} is being exported: {busy}", severity="warning", timeout=5,
-                        markup=False)
-            return
+        self._ask_export(row.run, row.checkpoint)
 
-        def chosen(choice: ExportChoice | None) -> None:
-            if choice is not None:
-                self._export(choice)
-
-        self.app.push_screen(ExportDialog(row.run, row.checkpoint, known_types()), chosen)
-
-    @work(thread=True, group="leaderboard-export", exit_on_error=False)
-    def _export(self, choice: ExportChoice) -> None:
-        run_export(self, self.services, choice, self._cancel)
-
-    @on(ExportProgress)
-    def _export_progress(self, msg: ExportProgress) -> None:
-        self.exporting[(msg.choice.run, msg.choice.checkpoint)] = msg.text
+    def _exports_changed(self) -> None:
         self._show_status()
-
-    @on(ExportDone)
-    def _export_done(self, msg: ExportDone) -> None:
-        if not msg.started:
-            self.notify(msg.error or "", severity="warning", timeout=5, markup=False)
-            return
-        self.exporting.pop((msg.choice.run, msg.choice.checkpoint), None)
-        self._show_status()
-        if msg.view is None:
-            self.notify(msg.error or "export failed", title=f"Export of {msg.choice.run} {msg.choice.checkpoint}",
-                        severity="error", timeout=15, markup=False)
-            return
-        self.notify(done_text(msg.view), title=f"Exported {msg.view.run}", timeout=20, markup=False)
         self.refresh_board()  # the ⇩ mark
 
     def palette_commands(self) -> Iterable[SystemCommand]:

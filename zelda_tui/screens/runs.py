@@ -40,12 +40,12 @@ from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.format import duration, num
 from ..services import Services, UnknownHostKey
 from .app_api import report_from_thread, zelda_app
-from .export_jobs import ExportDone, ExportProgress, done_text, known_types, run_export, running
+from .export_jobs import ExportsFromScreen
 from ..services.recovery import BoxStay, RecoveryPlan
 from ..services.views import InstanceRow, RunView
 from ..widgets.columns import Column, fill_table, shown_cells, table_widths
 from ..widgets.confirm import ConfirmDialog
-from ..widgets.export_dialog import ExportChoice, ExportDialog, default_checkpoint
+from ..widgets.export_dialog import default_checkpoint
 from ..widgets.log_view import MAX_LINES, LogView
 from ..widgets.loss_chart import LossChart
 from ..widgets.start_run import StartRunDialog
@@ -131,7 +131,7 @@ class Follow:
                    skip_first=offset > 0)
 
 
-class RunsScreen(Screen):
+class RunsScreen(ExportsFromScreen, Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
         Binding("n", "new_run", "New", id="runs.new", tooltip="Start a training run on a phase or a mix"),
@@ -183,7 +183,7 @@ class RunsScreen(Screen):
         self.stays: dict[str, list[BoxStay]] = {}  # the boxes of recovered runs
         self.recovering: dict[str, str] = {}  # run -> the recovery's latest step (the summary shows it)
         self.exporting: dict[tuple[str, str], str] = {}  # (run, checkpoint) -> its export's latest progress line
-        self._cancel = threading.Event()  # set when the screen goes (the app quits): exports are terminated
+        self._export_cancel = threading.Event()  # set when the screen goes (the app quits): exports are terminated
         self.ready = False  # True once the first runs list is on screen
 
     def compose(self) -> ComposeResult:
@@ -325,7 +325,7 @@ class RunsScreen(Screen):
 
     def on_unmount(self) -> None:
         self._stop_mirror()
-        self._cancel.set()
+        self._export_cancel.set()
 
     @work(thread=True, group="runs-mirror", exit_on_error=False)
     def _run_mirror(self, gen: int, name: str, stop: threading.Event) -> None:
@@ -625,42 +625,8 @@ class RunsScreen(Screen):
             scored = False
         self.app.call_from_thread(self._ask_export, name, default_checkpoint(scored, completed, latest))
 
-    def _ask_export(self, name: str, checkpoint: str | None) -> None:
-        if checkpoint is None:
-            self.notify(f"{name} has no checkpoint to export yet", severity="warning")
-            return
-        busy = running(self.services, name, checkpoint)
-        if busy is not None:
-            self.notify(f"{name} {checkpoint} is being exported: {busy}", severity="warning")
-            return
-
-        def chosen(choice: ExportChoice | None) -> None:
-            if choice is not None:
-                self._export(choice)
-
-        self.app.push_screen(ExportDialog(name, checkpoint, known_types()), chosen)
-
-    @work(thread=True, group="runs-export", exit_on_error=False)
-    def _export(self, choice: ExportChoice) -> None:
-        run_export(self, self.services, choice, self._cancel)
-
-    @on(ExportProgress)
-    def _export_progress(self, msg: ExportProgress) -> None:
-        self.exporting[(msg.choice.run, msg.choice.checkpoint)] = msg.text
+    def _exports_changed(self) -> None:
         self._show_summary()
-
-    @on(ExportDone)
-    def _export_done(self, msg: ExportDone) -> None:
-        if not msg.started:
-            self.notify(msg.error or "", severity="warning")
-            return
-        self.exporting.pop((msg.choice.run, msg.choice.checkpoint), None)
-        self._show_summary()
-        if msg.view is None:
-            self.notify(msg.error or "export failed", title=f"Export of {msg.choice.run} {msg.choice.checkpoint}",
-                        severity="error", timeout=15)
-            return
-        self.notify(done_text(msg.view), title=f"Exported {msg.view.run}", timeout=20)
 
     def action_follow(self) -> None:
         log = self.query_one("#runs-log", LogView)

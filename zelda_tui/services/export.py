@@ -31,6 +31,7 @@ from .runs import RunService
 from .views import View
 
 Progress = Callable[[str], None]
+GGUF_TYPES = tuple(layout.GGUF_TYPES)  # what --gguf takes (the screens' dialog checks against it)
 SCORE_KEYS = ("prompts", "samples", "assemble_rate", "pass_at_1", "pass_at_k", "match_rate")
 
 
