@@ -151,6 +151,8 @@ class BoxExport:
                                         f"kill -0 {job.pid} 2>/dev/null && echo alive || true", "follow the export")
                     lines = out.split()
                     size, alive = int(lines[0]) if lines and lines[0].isdigit() else 0, "alive" in lines
+                    if size < offset:  # started afresh (another start raced ours): read the new one's
+                        offset, pending = 0, b""
                     if size > offset:
                         pending += b"".join(session.read_range(events, offset, size - offset))
                         offset = size
