@@ -3,16 +3,26 @@ the connection (dropped sessions, sshd restarts, a restarted follower), partial 
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.backends.replay_server import ReplayServer
 from zelda_tui.backends.remote_tail import RemoteMirror
 from zelda_tui.backends.ssh import SshSession
 from zelda_tui.core import runs
+from zelda_tui.services import build_services
 
+from . import log_writer
 from .log_writer import expected
+from .test_run_watch import KEY, RUN, box, remote_run, running, trainer, vast_says, wait, workspace  # noqa: F401
 
 WRITER = Path(__file__).with_name("log_writer.py")
 
@@ -107,6 +117,100 @@ def test_remote_run_dir_deleted_ends_the_follow_and_keeps_the_copy(sshd, tmp_pat
     final = mirror.follow(threading.Event())
     assert final.state == "failed" and "gone" in final.error and str(remote) in final.error
     assert (local / runs.TRAIN_LOG).read_text() == "kept\n"
+
+
+def follow_in_thread(mirror: RemoteMirror) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    follower = threading.Thread(target=mirror.follow, args=(stop,), daemon=True)
+    follower.start()
+    return follower, stop
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_run_dir_gone_while_connected_ends_the_follow_as_at_connect(sshd, tmp_path: Path, how: str):
+    """Deleted (or re-imaged) on the box, or emptied under a still-there dir (its disk unmounted), while
+    the mirror is connected and the run trains: the follow ends "failed"/gone within seconds, as when
+    the next connection finds it gone, instead of polling "nothing new" forever."""
+    remote, local = tmp_path / "remote" / "run", tmp_path / "local" / "run"
+    start_writer(sshd, remote, 100_000, rate=50)
+    states: list = []
+    mirror = mirror_for(sshd, remote, local, [], states)
+    follower, stop = follow_in_thread(mirror)
+    try:
+        wait(lambda: (local / runs.TRAIN_LOG).exists() and runs.read_status(local) is not None)
+        assert states[-1].state == "connected"
+        os.kill(runs.read_status(local).pid, signal.SIGKILL)  # it would write status.json into an emptied dir
+        shutil.rmtree(remote)
+        if how == "emptied":
+            remote.mkdir()
+        gone_at = time.monotonic()
+        follower.join(10)
+        took = time.monotonic() - gone_at
+    finally:
+        stop.set()
+    assert not follower.is_alive(), f"still following a run dir that is gone; states {[s.state for s in states]}"
+    final = states[-1]
+    assert final.state == "failed" and "gone" in final.error and str(remote) in final.error, final
+    assert "reconnecting" not in [s.state for s in states], "a gone run dir is not link trouble"
+    assert took < 8, f"noticed after {took:.1f} s"
+    kept = (local / runs.TRAIN_LOG).read_text().splitlines()
+    assert kept and kept == [expected(i) for i in range(len(kept))]  # what came home stays
+
+
+def test_tail_says_the_run_dir_went_and_exits_1(box, small_ws: Path, trainer: int):
+    """`tail` of a remote run whose dir is deleted on the box while it follows: it says so and
+    exits 1, as when it connects to a box without that dir, instead of waiting forever."""
+    with ReplayServer() as server:
+        vast_says(server, running())
+        cfg = workspace(small_ws, box, f"{server.url}/api/v0", lost_after_minutes=60)
+        services = build_services(cfg)
+        try:
+            remote, local = remote_run(services, box, small_ws.parent, pid=trainer)
+        finally:
+            services.close()
+        (remote / runs.TRAIN_LOG).write_text("step 1\n")
+        env = {**os.environ, "VAST_API_KEY": KEY}
+        tail = subprocess.Popen([sys.executable, "-m", "zelda_tui", "tail", RUN, "--config", str(cfg)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait(lambda: (local / runs.TRAIN_LOG).exists() or tail.poll() is not None, timeout=60)
+            assert tail.poll() is None, tail.communicate()
+            shutil.rmtree(remote)
+            out, err = tail.communicate(timeout=30)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait()
+    assert tail.returncode == 1, (out, err)
+    assert "step 1" in out
+    said = [line for line in (out + err).splitlines() if line.startswith("zelda-tui: error:")]
+    assert said and f"remote run dir {remote} is gone" in said[0], (out, err)
+
+
+def test_status_json_not_yet_written_or_replaced_in_a_loop_is_not_gone(sshd, tmp_path: Path):
+    """A run dir whose trainer has not written status.json yet, then one replacing it (temp + rename)
+    as fast as it can: the mirror keeps following until the run completes."""
+    remote, local = tmp_path / "r", tmp_path / "l"
+    remote.mkdir()
+    (remote / runs.TRAIN_LOG).write_text("starting\n")
+    states: list = []
+    mirror = mirror_for(sshd, remote, local, [], states)
+    follower, stop = follow_in_thread(mirror)
+    try:
+        time.sleep(3.5)  # > GONE_AFTER_S + DIR_CHECK_S with no status.json
+        assert follower.is_alive() and states[-1].state == "connected", states
+        end = time.monotonic() + 3.5
+        step = 0
+        while time.monotonic() < end:
+            step += 1
+            log_writer.status(str(remote), "running", step)
+        log_writer.status(str(remote), "completed", step)
+        follower.join(10)
+    finally:
+        stop.set()
+    assert [s.state for s in states][-1] == "stopped", states
+    assert "failed" not in [s.state for s in states]
+    assert runs.read_status(local).state == "completed"
 
 
 def test_replaced_remote_log_is_refused_not_mixed(sshd, tmp_path: Path):

@@ -6,6 +6,11 @@ program, reading resumes exactly where the local file ends, so no line is lost o
 Only complete lines are appended (a partial last line stays on the remote side until its
 newline arrives). status.json is replaced atomically on the box, and copied whenever it
 changes. Every local reader (tail, Runs screen, run_info) then reads the local files.
+
+A run dir that vanishes while connected (deleted, the box re-imaged behind the same address, its
+disk unmounted) ends the follow as it does at connect time (RemoteRunGone), not as "nothing new"
+forever: the dir missing, or status.json (which the trainer always writes, replacing it by rename,
+so it is never missing in between) missing once seen, on every pass for GONE_AFTER_S.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from .ssh import HostKeyChanged, RemoteError, SshSession, UnknownHostKey
 APPEND_ONLY = (runs.TRAIN_LOG, runs.METRICS)
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 BULK_BYTES = 1 << 20
+DIR_CHECK_S = 1.0  # while status.json is missing, how often the run dir itself is looked at
 EVALS_EVERY_S = 1.0  # how often the box's evals/ is listed (the logs are polled every poll_s)
 LOCK_FILE = ".mirror.lock"
 READ_TIMEOUT_S = 15.0  # a silently dead link (no FIN/RST) is noticed after this long
+GONE_AFTER_S = 2.0  # missing this long on every pass, not a file caught mid-replace: the run dir is gone
 
 LinesCallback = Callable[[str, list[str]], None]
 
@@ -71,6 +78,9 @@ class RemoteMirror:
         self.host = host  # the alias until a connection names it in full
         self.alias = host  # as the run's .remote marker names its box
         self._status_sig: tuple[int, int] | None = None
+        self._status_seen = False  # status.json was there on this box: its going missing means the dir went
+        self._missing_since: float | None = None  # since when every pass found the run dir (or status.json) gone
+        self._dir_check_due = 0.0
         self._evals_due = 0.0
         self._copied: dict[str, tuple[int, int]] = {}  # evals/<set>/<file> -> (mtime, size) last copied
         self.state = LinkState("idle", self.host)
@@ -90,7 +100,7 @@ class RemoteMirror:
             new = 0
             for name in APPEND_ONLY:
                 new += self._sync_append_only(sftp, name)
-            self._sync_status(sftp)
+            self._check_there(sftp, self._sync_status(sftp))
             if time.monotonic() >= self._evals_due:
                 self._evals_due = time.monotonic() + EVALS_EVERY_S
                 new += self._sync_evals(sftp)
@@ -116,13 +126,40 @@ class RemoteMirror:
             channel = self.session.sftp.get_channel()
             if channel is not None:
                 channel.settimeout(READ_TIMEOUT_S)
-            try:
-                if not stat.S_ISDIR(self.session.sftp.stat(self.remote_dir).st_mode or 0):
-                    raise RemoteRunGone(f"{self.host}: {self.remote_dir} is not a directory")
-            except FileNotFoundError:
-                raise RemoteRunGone(f"{self.host}: remote run dir {self.remote_dir} is gone (deleted?); "
-                                    f"what was copied so far is kept in {self.local_dir}") from None
+            if not self._dir_there(self.session.sftp):
+                raise self._gone(f"remote run dir {self.remote_dir} is gone (deleted?)")
         return self.session.sftp
+
+    def _dir_there(self, sftp: paramiko.SFTPClient) -> bool:
+        try:
+            if not stat.S_ISDIR(sftp.stat(self.remote_dir).st_mode or 0):
+                raise RemoteRunGone(f"{self.host}: {self.remote_dir} is not a directory")
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _gone(self, what: str) -> RemoteRunGone:
+        return RemoteRunGone(f"{self.host}: {what}; what was copied so far is kept in {self.local_dir}")
+
+    def _check_there(self, sftp: paramiko.SFTPClient, status_there: bool) -> None:
+        """Raise RemoteRunGone once the run dir (or status.json, seen here before) has been missing on
+        every pass for GONE_AFTER_S; the dir is looked at only while status.json is missing."""
+        now = time.monotonic()
+        if status_there:
+            self._missing_since = None
+            return
+        if now < self._dir_check_due:
+            return
+        self._dir_check_due = now + DIR_CHECK_S
+        dir_there = self._dir_there(sftp)
+        if dir_there and not self._status_seen:
+            self._missing_since = None  # not written yet (the trainer starts), or a dir without a trainer
+            return
+        if self._missing_since is None:
+            self._missing_since = now
+        elif now - self._missing_since >= GONE_AFTER_S:
+            raise self._gone(f"remote run dir {self.remote_dir} is gone (deleted?)" if not dir_there else
+                             f"{self.remote_dir}/{runs.STATUS} is gone (the run dir emptied, or its disk unmounted?)")
 
     def _sync_append_only(self, sftp: paramiko.SFTPClient, name: str, upto: int | None = None) -> int:
         local = self.local_dir / name
@@ -169,23 +206,29 @@ class RemoteMirror:
             raise RemoteError(f"{self.host}: {path} gave {len(data)} of {length} bytes")
         yield data
 
-    def _sync_status(self, sftp: paramiko.SFTPClient) -> None:
+    def _sync_status(self, sftp: paramiko.SFTPClient) -> bool:
+        """Copy status.json when it changed; False when it is not on the box."""
         remote = f"{self.remote_dir}/{runs.STATUS}"
         try:
             st = sftp.stat(remote)
         except FileNotFoundError:
-            return
+            return False
+        self._status_seen = True
         sig = (int(st.st_mtime or 0), int(st.st_size or 0))
         if sig == self._status_sig and (self.local_dir / runs.STATUS).exists():
-            return
-        with sftp.open(remote, "rb") as fh:
-            data = fh.read()
+            return True
+        try:
+            with sftp.open(remote, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return True  # replaced between the stat and the open (non-atomic writer): next pass
         try:
             json.loads(data)
         except ValueError:
-            return  # caught mid-replace on a filesystem without atomic rename: next pass
+            return True  # caught mid-replace on a filesystem without atomic rename: next pass
         atomic.write_bytes(self.local_dir / runs.STATUS, data)
         self._status_sig = sig
+        return True
 
     def _sync_evals(self, sftp: paramiko.SFTPClient) -> int:
         """The box's evals (a generator running there): events and log appended like the run's
@@ -298,6 +341,7 @@ class RemoteMirror:
             self.on_state(state)
 
     def _drop_session(self) -> None:
+        self._missing_since = None  # "gone on every pass" counts within one connection (the next checks at connect)
         if self.session is not None:
             self.session.close()
             self.session = None
