@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python bench/bench_offers.py
 	$(BIN)/python bench/bench_asm.py
 	$(BIN)/python bench/bench_tail.py
+	$(BIN)/python bench/bench_upload.py
 	$(BIN)/python bench/bench_startup.py
 
 screenshot: setup

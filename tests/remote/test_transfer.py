@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -56,12 +57,15 @@ def test_download_tree_verifies_resumes_and_skips(sshd, tmp_path: Path):
     a = blob(box / "adapter_model.safetensors", 2_500_000)
     b = blob(box / "sub" / "tokenizer.json", 5000, seed=3)
     (box / "leftover.part").write_text("never fetched")
+    (box / ".zelda-upload-1f2e.part").mkdir()  # an upload's staging dir: nothing in it is in place yet
+    (box / ".zelda-upload-1f2e.part" / "0").write_text("never fetched")
     local = tmp_path / "home" / "lora_adapters"
     with SshSession("gpu-box", sshd.settings()) as s:
         assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 2_505_000
         assert (local / "adapter_model.safetensors").read_bytes() == a.read_bytes()
         assert (local / "sub" / "tokenizer.json").read_bytes() == b.read_bytes()
         assert not (local / "leftover.part").exists()
+        assert not (local / ".zelda-upload-1f2e.part").exists()
         assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 0
         (local / "adapter_model.safetensors").unlink()
         (local / "adapter_model.safetensors.part").write_bytes(a.read_bytes()[:2_000_000])
@@ -155,3 +159,107 @@ def test_paths_with_a_backslash_and_a_newline_upload_verify_and_skip(sshd, tmp_p
         assert (box / "datasets" / "m" / "tr\\ain\n.jsonl").read_bytes() == src.read_bytes()
         assert remote_runs.upload(s, items, "upload mix", quiet) == 0  # recognised as already there
         assert remote_runs.remote_digests(s, [items[0].remote, f"{box}/missing"]) == {items[0].remote: items[0].sha256}
+
+
+def small_tree(root: Path, n: int = 40, size: int = 20_000) -> Path:
+    """n small files in nested dirs (some with a space in the name), like a package's code."""
+    for i in range(n):
+        d = root / f"pkg{i % 3}" / ("sub dir" if i % 2 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        blob(d / f"mod_{i}.py", size + i, seed=i)
+    return root
+
+
+def counting_runs(session: SshSession, monkeypatch) -> list[str]:
+    """The commands the upload runs on the box (each one is an exec channel: a round trip or more)."""
+    commands: list[str] = []
+    real = session.run
+
+    def run(command: str, *args, **kwargs):
+        commands.append(command)
+        return real(command, *args, **kwargs)
+
+    monkeypatch.setattr(session, "run", run)
+    return commands
+
+
+def test_the_code_goes_to_a_fresh_box_in_a_few_commands_and_arrives_whole(sshd, tmp_path: Path, monkeypatch):
+    settings = remote_runs.RemoteSettings(training_dir=str(tmp_path / "box"))
+    app, code = remote_runs.code_transfers(settings)
+    assert len(code) > 50 and all(t.size < remote_runs.SMALL_FILE for t in code)
+    with SshSession("gpu-box", sshd.settings()) as s:
+        commands = counting_runs(s, monkeypatch)
+        said: list[str] = []
+        assert remote_runs.upload(s, code, "upload the trainer code", said.append) == sum(t.size for t in code)
+        assert len(commands) <= 4, commands  # digests, unpack, verify, move: not one or more per file
+        assert s._sftp is None  # no file went file by file over SFTP
+        assert said == [f"upload the trainer code: {len(code)} file(s), {sum(t.size for t in code) / 1e6:.1f} MB to send"]
+        for t in code:
+            assert Path(t.remote).read_bytes() == t.local.read_bytes(), t.remote
+        assert not list((tmp_path / "box").rglob("*.part"))  # the staging dir is gone
+        commands.clear()
+        assert remote_runs.upload(s, code, "upload the trainer code", quiet) == 0  # all there: nothing sent
+        assert len(commands) == 1
+
+
+def test_small_and_big_files_of_one_upload_each_take_their_way(sshd, tmp_path: Path):
+    tree = small_tree(tmp_path / "src", n=12)
+    big = blob(tmp_path / "src" / "adapter.safetensors", 2_000_000)
+    box = tmp_path / "box"
+    _, items = remote_runs.tree_transfers(tree, tree, str(box), "ckpt")
+    assert any(t.local == big for t in items)
+    said: list[str] = []
+    with SshSession("gpu-box", sshd.settings()) as s:
+        assert remote_runs.upload(s, items, "upload checkpoint", said.append) == sum(t.size for t in items)
+    for t in items:
+        assert Path(t.remote).read_bytes() == t.local.read_bytes()
+    assert [line for line in said if "adapter.safetensors" in line]  # the big one is named (and resumable)
+    assert not list(box.rglob("*.part"))
+
+
+def test_a_file_changed_during_the_upload_puts_nothing_in_place(sshd, tmp_path: Path):
+    tree = small_tree(tmp_path / "src")
+    box = tmp_path / "box"
+    _, items = remote_runs.tree_transfers(tree, tree, str(box), "app")
+    items[-1].local.write_bytes(b"x" * items[-1].size)  # changed after its sha256 was taken: same size, other bytes
+    with SshSession("gpu-box", sshd.settings()) as s:
+        with pytest.raises(RemoteError) as info:
+            remote_runs.upload(s, items, "upload the trainer code", quiet)
+    msg = str(info.value)
+    assert re.match(r"gpu-box \(127.0.0.1:\d+\): upload the trainer code: ", msg) and "arrived corrupted" in msg and "\n" not in msg
+    assert not [t for t in items if Path(t.remote).exists()]  # not even the files that were right
+    assert not list(box.rglob("*.part"))
+
+
+def test_a_transfer_stopped_halfway_puts_nothing_in_place(sshd, tmp_path: Path):
+    tree = small_tree(tmp_path / "src")
+    box = tmp_path / "box"
+    _, items = remote_runs.tree_transfers(tree, tree, str(box), "app")
+    items[len(items) // 2].local.unlink()  # the tree changed under the upload: it stops at that file
+    with SshSession("gpu-box", sshd.settings()) as s:
+        with pytest.raises(RemoteError) as info:
+            remote_runs.upload(s, items, "upload the trainer code", quiet)
+    msg = str(info.value)
+    assert re.match(r"gpu-box \(127.0.0.1:\d+\): upload the trainer code: ", msg) and "\n" not in msg
+    assert str(items[len(items) // 2].local) in msg
+    assert not [t for t in items if Path(t.remote).exists()]
+    assert not list(box.rglob("*.part"))
+
+
+def test_a_full_disk_under_a_tree_of_small_files_is_named_and_leaves_nothing(sshd, tmp_path: Path, small_disk: Path):
+    tree = small_tree(tmp_path / "src", n=30, size=40_000)  # 1.2 MB in 30 files
+    filler = small_disk / "other-run.bin"
+    filler.write_bytes(b"\0" * 3_300_000)
+    _, items = remote_runs.tree_transfers(tree, tree, f"{small_disk}/app", "zelda_tui")
+    with SshSession("gpu-box", sshd.settings()) as s:
+        with pytest.raises(RemoteError) as info:
+            remote_runs.upload(s, items, "upload the trainer code", quiet)
+        msg = str(info.value)
+        assert re.match(r"gpu-box \(127.0.0.1:\d+\): upload the trainer code: the remote disk is full", msg) and "\n" not in msg
+        assert not [t for t in items if Path(t.remote).exists()]
+        assert not list(small_disk.rglob("*.part"))  # what arrived is gone again: its space is free
+        assert filler.read_bytes() == b"\0" * 3_300_000  # what we did not write is untouched
+        filler.unlink()  # room again
+        assert remote_runs.upload(s, items, "upload the trainer code", quiet) == sum(t.size for t in items)
+    for t in items:
+        assert Path(t.remote).read_bytes() == t.local.read_bytes()
