@@ -258,3 +258,29 @@ def test_no_offer_fits_the_run_stays_lost_with_a_clear_line(box: Sshd, small_ws:
         assert res.stderr.strip().splitlines()[-1].startswith(
             f"zelda-tui: error: {RUN} stays lost: no offer fits `gpu_name=B300 num_gpus=16`")
         assert "widen it with --query" in res.stderr and not server.received("PUT")
+
+
+def test_a_run_dir_gone_from_a_box_that_answers_makes_the_run_lost(box: Sshd, small_ws: Path, monkeypatch, trainer: int):
+    """The box answers but the run is not there (re-imaged behind the same address, its disk gone):
+    the run cannot go on there, so it is lost at once, not left "running" with a red line."""
+    import shutil
+
+    monkeypatch.setenv("VAST_API_KEY", KEY)
+    with ReplayServer() as server:
+        vast_says(server, running())
+        cfg = workspace(small_ws, box, f"{server.url}/api/v0", lost_after_minutes=60)  # SSH alone: not for an hour
+        services = build_services(cfg)
+        try:
+            remote, local = remote_run(services, box, small_ws.parent, trainer)
+            alerts: list[str] = []
+            thread, stop = follow(services, alerts)
+            wait(lambda: services.runs.info(local).synced_at)
+            shutil.rmtree(remote)
+            lost = wait(lambda: (v := services.runs.info(local)).state == "lost" and v, timeout=30)
+            said = next(a for a in alerts if "is lost" in a)
+            assert said.startswith(f"{RUN}: its box gpu-box is lost (its run dir is gone from the box)")
+            assert f"zelda-tui train recover {RUN}" in said and lost.state == "lost"
+            stop.set()
+            thread.join(20)
+        finally:
+            services.close()

@@ -52,6 +52,7 @@ class LinkState:
     attempt: int = 0
     retry_in_s: float | None = None
     error: str = ""
+    gone: bool = False  # failed because the run dir is not on the box (RemoteRunGone): the run cannot go on there
 
     def line(self) -> str:
         if self.state == "reconnecting":
@@ -303,7 +304,7 @@ class RemoteMirror:
                     self._set(LinkState("stopped", self.host))
                     break
             except (RemoteRunGone, UnknownHostKey, HostKeyChanged) as exc:
-                self._set(LinkState("failed", self.host, attempt, error=str(exc)))
+                self._set(LinkState("failed", self.host, attempt, error=str(exc), gone=isinstance(exc, RemoteRunGone)))
                 self.close()
                 return self.state
             except (RemoteError, OSError, EOFError, paramiko.SSHException) as exc:

@@ -91,15 +91,14 @@ class RunWatch:
             status = runs.read_status(self.run_dir)
             ended = link.state == "stopped" and status is not None and not runs.RunState.of(status.state).is_live
             self.sync.close(FINAL_COPY_WAIT_S if ended else 0.0)
+        if link.state == "failed" and link.gone:  # the box answers, but the run is not there any more
+            self._lost("its run dir is gone from the box")
         if self.on_state is not None:
             self.on_state(link)
 
     def _check_lost(self, now: float) -> None:
-        if self.lost:
+        if self.lost or self._ended():
             return
-        status = runs.read_status(self.run_dir)
-        if status is not None and not runs.RunState.of(status.state).is_live:
-            return  # it ended before the box went: nothing is lost
         reason = ""
         if self.link.down(now):
             reason = f"no SSH for {self.link.down_for(now) / 60:.1f} min"
@@ -108,7 +107,12 @@ class RunWatch:
             gone = self.instances.box_gone(self.host, ask=True)
             if gone is not None:
                 reason = f"{gone.key} is {gone.state} (the provider says so)"
-        if not reason:
+        if reason:
+            self._lost(reason)
+
+    def _lost(self, reason: str) -> None:
+        """Index the run lost, say so, hand it to `when_lost`; unless it ended before (nothing is lost)."""
+        if self.lost or self._ended():
             return
         self.lost = True
         index_state(self.store, self.run, runs.RunState.LOST)
@@ -116,6 +120,11 @@ class RunWatch:
                    f"{_home(self.run_dir)} — `zelda-tui train recover {self.run}` goes on elsewhere")
         if self.when_lost is not None:
             self.when_lost(self.run, self.alert)
+
+    def _ended(self) -> bool:
+        """It ended before the box went (as its last status here says): nothing is lost."""
+        status = runs.read_status(self.run_dir)
+        return status is not None and not runs.RunState.of(status.state).is_live
 
     def _found_again(self) -> None:
         row = self.store.run_row(self.run)
