@@ -3,15 +3,15 @@
     .venv/bin/python bench/bench_upload.py [--reps 5]
 
 What every remote start, resume, recovery, eval and export does first on a box that does not have
-this version of the code yet: `remote_runs.code_transfers` (~130 files, ~1.5 MB) sent by
-`remote_runs.upload` into a fresh training dir. Each repetition of each variant is a fresh
+this version of the code yet: `box_files.code_transfers` (~130 files, ~1.5 MB) sent by
+`box_files.upload` into a fresh training dir. Each repetition of each variant is a fresh
 `python bench/bench_upload.py --child VARIANT` (bench/_harness.py) with its own new training dir
 on the box (the tests' throwaway sshd, `tests/remote/sshd.py`); variants alternate.
 
 * baseline - `upload_one_by_one` below: the upload as it was before small files went as one tar
              (per file: SFTP stat of the .part, open/write/close, stat, one `sha256sum` exec,
              rename), kept here as the reference.
-* ours     - `remote_runs.upload` as it is.
+* ours     - `box_files.upload` as it is.
 
 The clock runs around the upload call alone: connecting and hashing the local files
 (`code_transfers`) happen before it, the same for both. Every run checks that each file arrived
@@ -38,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _harness as h  # noqa: E402
 from tests.remote.sshd import Sshd  # noqa: E402  the same throwaway server the tests use
-from zelda_tui.backends import remote_runs  # noqa: E402
+from zelda_tui.backends import box_files, remote_runs  # noqa: E402
 from zelda_tui.backends.ssh import RemoteError, SshSession  # noqa: E402
 
 
-def upload_one_by_one(session: SshSession, items: list[remote_runs.Transfer], step: str) -> int:
+def upload_one_by_one(session: SshSession, items: list[box_files.Transfer], step: str) -> int:
     """The baseline: every file through its own .part over SFTP, verified by its own exec."""
-    have = remote_runs.remote_digests(session, [t.remote for t in items])
+    have = box_files.remote_digests(session, [t.remote for t in items])
     todo = [t for t in items if have.get(t.remote) != t.sha256]
     if not todo:
         return 0
@@ -77,7 +77,7 @@ def upload_one_by_one(session: SshSession, items: list[remote_runs.Transfer], st
 
 def child(variant: str, sshd_root: Path, port: int, box_root: Path) -> None:
     settings = remote_runs.RemoteSettings(training_dir=str(box_root / f"{variant}-{uuid.uuid4().hex[:8]}"))
-    _app, code = remote_runs.code_transfers(settings)
+    _app, code = box_files.code_transfers(settings)
     server = Sshd(sshd_root, port, "")
     with SshSession("gpu-box", server.settings()) as session:
         commands = [0]
@@ -101,7 +101,7 @@ def child(variant: str, sshd_root: Path, port: int, box_root: Path) -> None:
         if variant == "baseline":
             sent = upload_one_by_one(session, code, "upload the trainer code")
         elif variant == "ours":
-            sent = remote_runs.upload(session, code, "upload the trainer code", lambda _: None)
+            sent = box_files.upload(session, code, "upload the trainer code", lambda _: None)
         else:
             raise SystemExit(f"unknown variant {variant}")
         seconds = time.perf_counter() - t0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zelda_tui.backends import remote_runs
+from zelda_tui.backends import box_files, remote_runs
 from zelda_tui.backends.ssh import RemoteError, SshSession
 from zelda_tui.backends.ssh_base import RemoteMissing
 
@@ -29,16 +29,16 @@ def test_upload_skips_equal_files_and_resumes_a_partial_one(sshd, tmp_path: Path
     src = blob(tmp_path / "train.jsonl", 3_000_000)
     small = blob(tmp_path / "meta.json", 1000, seed=2)
     box = tmp_path / "box"
-    items = [remote_runs.transfer(src, f"{box}/ds/train.jsonl"), remote_runs.transfer(small, f"{box}/ds/meta.json")]
+    items = [box_files.transfer(src, f"{box}/ds/train.jsonl"), box_files.transfer(small, f"{box}/ds/meta.json")]
     with SshSession("gpu-box", sshd.settings()) as s:
-        assert remote_runs.upload(s, items, "upload mix", quiet) == 3_001_000
+        assert box_files.upload(s, items, "upload mix", quiet) == 3_001_000
         assert (box / "ds" / "train.jsonl").read_bytes() == src.read_bytes()
-        assert remote_runs.upload(s, items, "upload mix", quiet) == 0  # sha256 equal: nothing sent
+        assert box_files.upload(s, items, "upload mix", quiet) == 0  # sha256 equal: nothing sent
         # an interrupted upload left 1 MB in a .part file: only the rest is sent
         (box / "ds" / "train.jsonl").unlink()
         (box / "ds" / "train.jsonl.part").write_bytes(src.read_bytes()[:1_000_000])
         said: list[str] = []
-        assert remote_runs.upload(s, items, "upload mix", said.append) == 2_000_000
+        assert box_files.upload(s, items, "upload mix", said.append) == 2_000_000
         assert any("resuming at 1.0 MB" in line for line in said)
         assert (box / "ds" / "train.jsonl").read_bytes() == src.read_bytes()
         assert not (box / "ds" / "train.jsonl.part").exists()
@@ -46,8 +46,8 @@ def test_upload_skips_equal_files_and_resumes_a_partial_one(sshd, tmp_path: Path
         (box / "ds" / "train.jsonl").unlink()
         (box / "ds" / "train.jsonl.part").write_bytes(b"garbage" * 1000)
         with pytest.raises(RemoteError, match="arrived corrupted"):
-            remote_runs.upload(s, items, "upload mix", quiet)
-        assert remote_runs.upload(s, items, "upload mix", quiet) == 3_000_000
+            box_files.upload(s, items, "upload mix", quiet)
+        assert box_files.upload(s, items, "upload mix", quiet) == 3_000_000
         assert (box / "ds" / "train.jsonl").read_bytes() == src.read_bytes()
 
 
@@ -61,18 +61,18 @@ def test_download_tree_verifies_resumes_and_skips(sshd, tmp_path: Path):
     (box / ".zelda-upload-1f2e.part" / "0").write_text("never fetched")
     local = tmp_path / "home" / "lora_adapters"
     with SshSession("gpu-box", sshd.settings()) as s:
-        assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 2_505_000
+        assert box_files.download_tree(s, str(box), local, "fetch", quiet) == 2_505_000
         assert (local / "adapter_model.safetensors").read_bytes() == a.read_bytes()
         assert (local / "sub" / "tokenizer.json").read_bytes() == b.read_bytes()
         assert not (local / "leftover.part").exists()
         assert not (local / ".zelda-upload-1f2e.part").exists()
-        assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 0
+        assert box_files.download_tree(s, str(box), local, "fetch", quiet) == 0
         (local / "adapter_model.safetensors").unlink()
         (local / "adapter_model.safetensors.part").write_bytes(a.read_bytes()[:2_000_000])
-        assert remote_runs.download_tree(s, str(box), local, "fetch", quiet) == 500_000
+        assert box_files.download_tree(s, str(box), local, "fetch", quiet) == 500_000
         assert (local / "adapter_model.safetensors").read_bytes() == a.read_bytes()
         with pytest.raises(RemoteMissing, match=r"gpu-box.*/box/nope does not exist$") as missing:
-            remote_runs.download_tree(s, str(tmp_path / "box" / "nope"), local, "fetch", quiet)
+            box_files.download_tree(s, str(tmp_path / "box" / "nope"), local, "fetch", quiet)
         assert missing.value.path == str(tmp_path / "box" / "nope")  # a type the caller catches, not a wording
 
 
@@ -92,11 +92,11 @@ def test_trainer_import_check_reports_the_missing_module(sshd, tmp_path: Path):
 
     bare = str(Path(sys.base_prefix) / "bin" / "python3")  # the interpreter without this venv's packages
     settings = remote_runs.RemoteSettings(training_dir=str(tmp_path / "box"))
-    app, code = remote_runs.code_transfers(settings)
+    app, code = box_files.code_transfers(settings)
     with SshSession("gpu-box", sshd.settings()) as s:
         with pytest.raises(RemoteError, match=r"gpu-box.*check python: .* cannot import the trainer: .*No module named 'zelda_tui'"):
             remote_runs.check_trainer_imports(s, bare, str(tmp_path))
-        remote_runs.upload(s, code, "upload the trainer code", quiet)
+        box_files.upload(s, code, "upload the trainer code", quiet)
         with pytest.raises(RemoteError, match=r"cannot import the trainer: .*No module named '(?!zelda_tui)"):
             remote_runs.check_trainer_imports(s, bare, app)  # the code is there now; its dependencies are not
         remote_runs.check_trainer_imports(s, sys.executable, app)
@@ -118,10 +118,10 @@ def test_disk_full_mid_upload_is_named_and_resumes(sshd, tmp_path: Path, small_d
     src = blob(tmp_path / "train.jsonl", 3_000_000)
     filler = small_disk / "other-run.bin"
     filler.write_bytes(b"\0" * 2_000_000)
-    items = [remote_runs.transfer(src, f"{small_disk}/datasets/m/train.jsonl")]
+    items = [box_files.transfer(src, f"{small_disk}/datasets/m/train.jsonl")]
     with SshSession("gpu-box", sshd.settings()) as s:
         with pytest.raises(RemoteError) as info:
-            remote_runs.upload(s, items, "upload mix m", quiet)
+            box_files.upload(s, items, "upload mix m", quiet)
         msg = str(info.value)
         assert "gpu-box" in msg and "upload mix m" in msg and "the remote disk is full" in msg and "resume" in msg
         part = small_disk / "datasets" / "m" / "train.jsonl.part"
@@ -129,7 +129,7 @@ def test_disk_full_mid_upload_is_named_and_resumes(sshd, tmp_path: Path, small_d
         assert 0 < kept < 3_000_000  # what arrived stays
         filler.unlink()  # room again
         said: list[str] = []
-        assert remote_runs.upload(s, items, "upload mix m", said.append) == 3_000_000 - kept
+        assert box_files.upload(s, items, "upload mix m", said.append) == 3_000_000 - kept
         assert (small_disk / "datasets" / "m" / "train.jsonl").read_bytes() == src.read_bytes()
 
 
@@ -153,12 +153,12 @@ def test_paths_with_a_backslash_and_a_newline_upload_verify_and_skip(sshd, tmp_p
     """sha256sum escapes such names in its listing ("\\<digest>  a\\\\b\\nc"): the digests must not depend on it."""
     src = blob(tmp_path / "train.jsonl", 200_000)
     box = tmp_path / "box\\with\nodd name"  # a training_dir with both
-    items = [remote_runs.transfer(src, f"{box}/datasets/m/tr\\ain\n.jsonl")]
+    items = [box_files.transfer(src, f"{box}/datasets/m/tr\\ain\n.jsonl")]
     with SshSession("gpu-box", sshd.settings()) as s:
-        assert remote_runs.upload(s, items, "upload mix", quiet) == 200_000
+        assert box_files.upload(s, items, "upload mix", quiet) == 200_000
         assert (box / "datasets" / "m" / "tr\\ain\n.jsonl").read_bytes() == src.read_bytes()
-        assert remote_runs.upload(s, items, "upload mix", quiet) == 0  # recognised as already there
-        assert remote_runs.remote_digests(s, [items[0].remote, f"{box}/missing"]) == {items[0].remote: items[0].sha256}
+        assert box_files.upload(s, items, "upload mix", quiet) == 0  # recognised as already there
+        assert box_files.remote_digests(s, [items[0].remote, f"{box}/missing"]) == {items[0].remote: items[0].sha256}
 
 
 def small_tree(root: Path, n: int = 40, size: int = 20_000) -> Path:
@@ -185,12 +185,12 @@ def counting_runs(session: SshSession, monkeypatch) -> list[str]:
 
 def test_the_code_goes_to_a_fresh_box_in_a_few_commands_and_arrives_whole(sshd, tmp_path: Path, monkeypatch):
     settings = remote_runs.RemoteSettings(training_dir=str(tmp_path / "box"))
-    app, code = remote_runs.code_transfers(settings)
-    assert len(code) > 50 and all(t.size < remote_runs.SMALL_FILE for t in code)
+    app, code = box_files.code_transfers(settings)
+    assert len(code) > 50 and all(t.size < box_files.SMALL_FILE for t in code)
     with SshSession("gpu-box", sshd.settings()) as s:
         commands = counting_runs(s, monkeypatch)
         said: list[str] = []
-        assert remote_runs.upload(s, code, "upload the trainer code", said.append) == sum(t.size for t in code)
+        assert box_files.upload(s, code, "upload the trainer code", said.append) == sum(t.size for t in code)
         assert len(commands) <= 4, commands  # digests, unpack, verify, move: not one or more per file
         assert s._sftp is None  # no file went file by file over SFTP
         assert said == [f"upload the trainer code: {len(code)} file(s), {sum(t.size for t in code) / 1e6:.1f} MB to send"]
@@ -198,7 +198,7 @@ def test_the_code_goes_to_a_fresh_box_in_a_few_commands_and_arrives_whole(sshd, 
             assert Path(t.remote).read_bytes() == t.local.read_bytes(), t.remote
         assert not list((tmp_path / "box").rglob("*.part"))  # the staging dir is gone
         commands.clear()
-        assert remote_runs.upload(s, code, "upload the trainer code", quiet) == 0  # all there: nothing sent
+        assert box_files.upload(s, code, "upload the trainer code", quiet) == 0  # all there: nothing sent
         assert len(commands) == 1
 
 
@@ -206,11 +206,11 @@ def test_small_and_big_files_of_one_upload_each_take_their_way(sshd, tmp_path: P
     tree = small_tree(tmp_path / "src", n=12)
     big = blob(tmp_path / "src" / "adapter.safetensors", 2_000_000)
     box = tmp_path / "box"
-    _, items = remote_runs.tree_transfers(tree, tree, str(box), "ckpt")
+    _, items = box_files.tree_transfers(tree, tree, str(box), "ckpt")
     assert any(t.local == big for t in items)
     said: list[str] = []
     with SshSession("gpu-box", sshd.settings()) as s:
-        assert remote_runs.upload(s, items, "upload checkpoint", said.append) == sum(t.size for t in items)
+        assert box_files.upload(s, items, "upload checkpoint", said.append) == sum(t.size for t in items)
     for t in items:
         assert Path(t.remote).read_bytes() == t.local.read_bytes()
     assert [line for line in said if "adapter.safetensors" in line]  # the big one is named (and resumable)
@@ -220,11 +220,11 @@ def test_small_and_big_files_of_one_upload_each_take_their_way(sshd, tmp_path: P
 def test_a_file_changed_during_the_upload_puts_nothing_in_place(sshd, tmp_path: Path):
     tree = small_tree(tmp_path / "src")
     box = tmp_path / "box"
-    _, items = remote_runs.tree_transfers(tree, tree, str(box), "app")
+    _, items = box_files.tree_transfers(tree, tree, str(box), "app")
     items[-1].local.write_bytes(b"x" * items[-1].size)  # changed after its sha256 was taken: same size, other bytes
     with SshSession("gpu-box", sshd.settings()) as s:
         with pytest.raises(RemoteError) as info:
-            remote_runs.upload(s, items, "upload the trainer code", quiet)
+            box_files.upload(s, items, "upload the trainer code", quiet)
     msg = str(info.value)
     assert re.match(r"gpu-box \(127.0.0.1:\d+\): upload the trainer code: ", msg) and "arrived corrupted" in msg and "\n" not in msg
     assert not [t for t in items if Path(t.remote).exists()]  # not even the files that were right
@@ -234,11 +234,11 @@ def test_a_file_changed_during_the_upload_puts_nothing_in_place(sshd, tmp_path: 
 def test_a_transfer_stopped_halfway_puts_nothing_in_place(sshd, tmp_path: Path):
     tree = small_tree(tmp_path / "src")
     box = tmp_path / "box"
-    _, items = remote_runs.tree_transfers(tree, tree, str(box), "app")
+    _, items = box_files.tree_transfers(tree, tree, str(box), "app")
     items[len(items) // 2].local.unlink()  # the tree changed under the upload: it stops at that file
     with SshSession("gpu-box", sshd.settings()) as s:
         with pytest.raises(RemoteError) as info:
-            remote_runs.upload(s, items, "upload the trainer code", quiet)
+            box_files.upload(s, items, "upload the trainer code", quiet)
     msg = str(info.value)
     assert re.match(r"gpu-box \(127.0.0.1:\d+\): upload the trainer code: ", msg) and "\n" not in msg
     assert str(items[len(items) // 2].local) in msg
@@ -250,16 +250,16 @@ def test_a_full_disk_under_a_tree_of_small_files_is_named_and_leaves_nothing(ssh
     tree = small_tree(tmp_path / "src", n=30, size=40_000)  # 1.2 MB in 30 files
     filler = small_disk / "other-run.bin"
     filler.write_bytes(b"\0" * 3_300_000)
-    _, items = remote_runs.tree_transfers(tree, tree, f"{small_disk}/app", "zelda_tui")
+    _, items = box_files.tree_transfers(tree, tree, f"{small_disk}/app", "zelda_tui")
     with SshSession("gpu-box", sshd.settings()) as s:
         with pytest.raises(RemoteError) as info:
-            remote_runs.upload(s, items, "upload the trainer code", quiet)
+            box_files.upload(s, items, "upload the trainer code", quiet)
         msg = str(info.value)
         assert re.match(r"gpu-box \(127.0.0.1:\d+\): upload the trainer code: the remote disk is full", msg) and "\n" not in msg
         assert not [t for t in items if Path(t.remote).exists()]
         assert not list(small_disk.rglob("*.part"))  # what arrived is gone again: its space is free
         assert filler.read_bytes() == b"\0" * 3_300_000  # what we did not write is untouched
         filler.unlink()  # room again
-        assert remote_runs.upload(s, items, "upload the trainer code", quiet) == sum(t.size for t in items)
+        assert box_files.upload(s, items, "upload the trainer code", quiet) == sum(t.size for t in items)
     for t in items:
         assert Path(t.remote).read_bytes() == t.local.read_bytes()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 from ..core.errors import ZeldaError
 from ..core.format import human_bytes
 from . import export_runner as layout
-from . import remote_runs
+from . import box_files, remote_runs
 from .runners import FIND_MISSING
 from .ssh_base import RemoteError
 
@@ -81,8 +81,8 @@ class BoxExport:
                          f"(pid {running}): following it")
                 return BoxJob(running, True)
             python = self.host.run_python(session, self.run_dir, progress)
-            app_dir, code_files = remote_runs.code_transfers(settings)
-            remote_runs.upload(session, code_files, "upload the export code", progress)
+            app_dir, code_files = box_files.code_transfers(settings)
+            box_files.upload(session, code_files, "upload the export code", progress)
             remote_runs.check_stack(session, python, layout.EXPORT_STACK, "export a merged model")
             llama_cpp = self._gguf_tools(session, python, progress) if request.gguf else None
             there = replace(request, run_dir=PurePosixPath(self.remote_dir), llama_cpp=llama_cpp)
@@ -99,8 +99,8 @@ class BoxExport:
         q = shlex.quote
         local = layout.find_llama_cpp()
         if local is not None:
-            remote, files = remote_runs.tree_transfers(local, local, settings.dir("tools"), "llama.cpp")
-            remote_runs.upload(session, files, "upload llama.cpp's converter", progress)
+            remote, files = box_files.tree_transfers(local, local, settings.dir("tools"), "llama.cpp")
+            box_files.upload(session, files, "upload llama.cpp's converter", progress)
         else:  # the sdist's vendored converter, unpacked there once
             remote = settings.dir("tools", f"llama.cpp-{layout.LLAMA_CPP_PYTHON}")
             progress(f"{label}: fetching llama.cpp's converter (llama-cpp-python {layout.LLAMA_CPP_PYTHON} sdist)")
@@ -197,7 +197,7 @@ class BoxExport:
         edir = self.remote_export_dir(checkpoint)
         local = layout.export_dir(self.run_dir, checkpoint)
         with self.host._session() as session:
-            listing = remote_runs.remote_tree(session, edir)
+            listing = box_files.remote_tree(session, edir)
             with session.sftp.open(posixpath.join(edir, layout.RECORD), "rb") as fh:
                 record = json.loads(fh.read())
             names = {(record.get("gguf") or {}).get(t, {}).get("file") for t in types} - {None}
@@ -217,8 +217,8 @@ class BoxExport:
                 if final.is_dir() and not staging.exists():
                     final.rename(staging)  # equal files are skipped, not copied again
                 rels = [(rel[len(layout.MERGED) + 1:], n) for rel, n in want_merged]
-                remote_runs.download_files(session, posixpath.join(edir, layout.MERGED), rels, staging,
-                                           f"bring home {layout.MERGED}", progress)
+                box_files.download_files(session, posixpath.join(edir, layout.MERGED), rels, staging,
+                                         f"bring home {layout.MERGED}", progress)
                 keep = {rel for rel, _ in rels}
                 for extra in [p for p in staging.rglob("*") if p.is_file() and p.relative_to(staging).as_posix() not in keep]:
                     extra.unlink()  # an older merge's shard this one does not have (ours: we brought it)
@@ -227,11 +227,11 @@ class BoxExport:
                 staging.rename(final)
                 brought.append(layout.MERGED)
             if want_gguf:
-                remote_runs.download_files(session, edir, want_gguf, local, "bring home GGUF", progress)
+                box_files.download_files(session, edir, want_gguf, local, "bring home GGUF", progress)
                 brought += [rel for rel, _ in want_gguf]
             extras = [(rel, n) for rel, n in listing if rel in (layout.LOG, layout.RECORD)]
-            remote_runs.download_files(session, edir, sorted(extras, key=lambda e: e[0] == layout.RECORD), local,
-                                       "bring home export.json", progress)  # the record last: it names the rest
+            box_files.download_files(session, edir, sorted(extras, key=lambda e: e[0] == layout.RECORD), local,
+                                     "bring home export.json", progress)  # the record last: it names the rest
         return brought
 
 

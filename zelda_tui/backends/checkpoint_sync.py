@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..core import atomic, locks, runs
-from . import remote_runs
+from . import box_files, remote_runs
 
 if TYPE_CHECKING:  # paramiko loads when a remote step runs, not at app start
     from .ssh import SshSession
@@ -85,7 +85,7 @@ def verify(ckpt: Path) -> str | None:
         path = ckpt / rel
         if not path.is_file():
             return f"{ckpt.name}: {rel} is missing"
-        if remote_runs.sha256_file(path) != want:
+        if box_files.sha256_file(path) != want:
             return f"{ckpt.name}: {rel} fails its sha256 check"
     return None
 
@@ -122,8 +122,8 @@ def sync_newest(session: SshSession, remote_dir: str, run_dir: Path, keep: int =
         if stale != into:
             shutil.rmtree(stale, ignore_errors=True)
     digests: dict[str, str] = {}
-    moved = remote_runs.download_tree(session, posixpath.join(remote_dir, runs.CHECKPOINTS, name), into,
-                                      f"sync {name}", progress, digests)
+    moved = box_files.download_tree(session, posixpath.join(remote_dir, runs.CHECKPOINTS, name), into,
+                                    f"sync {name}", progress, digests)
     done = into / runs.CHECKPOINT_DONE
     try:
         json.loads(done.read_text(encoding="utf-8"))

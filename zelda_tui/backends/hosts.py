@@ -23,7 +23,7 @@ from ..core.atomic import atomic_open
 from ..core.errors import NoCheckpoints, ZeldaError
 from ..core.mix import EVAL_SOURCES
 from ..core.train_config import load_run_config
-from . import box_env, remote_runs, runners
+from . import box_env, box_files, remote_runs, runners
 from .generate_runner import GENERATOR_STACK
 from .ssh_base import RemoteMissing, SshSettings
 
@@ -159,7 +159,7 @@ class SshHost:
 
     # --- start / resume ---------------------------------------------------------------
     def start(self, run_dir: Path, progress: Progress = _quiet, session: SshSession | None = None,
-              env: box_env.BoxEnv | None = None, code: tuple[str, list[remote_runs.Transfer]] | None = None) -> int:
+              env: box_env.BoxEnv | None = None, code: tuple[str, list[box_files.Transfer]] | None = None) -> int:
         """Upload what the box lacks (sha256-skipped), link the data, start the trainer.
 
         The data comes from the run's own data/ (frozen at creation), not the mix dir, which may
@@ -176,15 +176,15 @@ class SshHost:
         with atomic_open(Path(run_dir) / box_env.BOX_JSON) as fh:
             fh.write(json.dumps(env.to_json(), indent=1).encode())
         data_dir = settings.dir("datasets", cfg.data.mix)
-        data = [remote_runs.transfer(run_dir / runs.DATA_DIR / f, posixpath.join(data_dir, f)) for f in BUNDLE_FILES]
-        app_dir, code_files = code or remote_runs.code_transfers(settings)
-        remote_runs.upload(session, code_files, "upload the trainer code", progress)
-        remote_runs.upload(session, data, f"upload mix {cfg.data.mix}", progress)
+        data = [box_files.transfer(run_dir / runs.DATA_DIR / f, posixpath.join(data_dir, f)) for f in BUNDLE_FILES]
+        app_dir, code_files = code or box_files.code_transfers(settings)
+        box_files.upload(session, code_files, "upload the trainer code", progress)
+        box_files.upload(session, data, f"upload mix {cfg.data.mix}", progress)
         frozen = [runs.RUN_TOML, box_env.BOX_JSON]
         if cfg.eval.prompt_set:  # the prompt set of the evals the box runs by itself
             frozen.append(posixpath.join(evals.EVALS_DIR, cfg.eval.prompt_set, evals.PROMPTS_FILE))
-        remote_runs.upload(session, [remote_runs.transfer(run_dir / f, posixpath.join(remote_dir, f))
-                                     for f in frozen], "upload run.toml", progress)
+        box_files.upload(session, [box_files.transfer(run_dir / f, posixpath.join(remote_dir, f))
+                                   for f in frozen], "upload run.toml", progress)
         remote_runs.link_data(session, data_dir, remote_dir, list(BUNDLE_FILES))
         remote_runs.check_trainer_imports(session, python, app_dir)
         progress(f"{session.host.label}: starting the trainer in {remote_dir}")
@@ -270,7 +270,7 @@ class SshHost:
             for rel in wanted:
                 src = f"{remote_dir}/{rel}"
                 try:
-                    total += remote_runs.download_tree(session, src, Path(run_dir) / rel, f"fetch {rel}", progress)
+                    total += box_files.download_tree(session, src, Path(run_dir) / rel, f"fetch {rel}", progress)
                 except RemoteMissing:
                     if rel != runs.ADAPTERS:
                         raise
@@ -306,10 +306,10 @@ class BoxEval:
         rel = posixpath.join(evals.EVALS_DIR, prompt_set, evals.PROMPTS_FILE)
         with self.host._session() as session:
             python = self.host.run_python(session, self.run_dir, progress)
-            app_dir, code_files = remote_runs.code_transfers(settings)
-            remote_runs.upload(session, code_files, "upload the generator code", progress)
-            remote_runs.upload(session, [remote_runs.transfer(self.run_dir / rel, posixpath.join(remote_dir, rel))],
-                               f"upload prompt set {prompt_set}", progress)
+            app_dir, code_files = box_files.code_transfers(settings)
+            box_files.upload(session, code_files, "upload the generator code", progress)
+            box_files.upload(session, [box_files.transfer(self.run_dir / rel, posixpath.join(remote_dir, rel))],
+                             f"upload prompt set {prompt_set}", progress)
             remote_runs.check_stack(session, python, GENERATOR_STACK, "generate eval answers")
             progress(f"{session.host.label}: starting the eval generator in {remote_dir}")
             return remote_runs.start_generate(session, remote_dir, python, app_dir, settings.dir("hf"), prompt_set,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable
 
-from ..backends import remote_runs
+from ..backends import box_files, remote_runs
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.idle_watch import IdleWatch
@@ -27,7 +27,7 @@ def box_watch(config: Config, instances: InstanceRegistry, settings: remote_runs
     disk_warned = [False]
 
     def tick(session: SshSession) -> None:
-        _, used = remote_runs.disk_usage(session, settings.training_dir)
+        _, used = box_files.disk_usage(session, settings.training_dir)
         if used >= disk_limit and not disk_warned[0]:
             alert(f"{host}: disk {used:.0f}% full under {settings.training_dir} (warning at {disk_limit:g}%)")
         disk_warned[0] = used >= disk_limit

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..backends import checkpoint_sync, remote_runs
+from ..backends import box_files, checkpoint_sync
 from ..core import atomic, locks, offer_query, runs
 from ..core.config import Config
 from ..core.errors import ZeldaError
@@ -226,15 +226,15 @@ class RecoveryService:
         remote_dir = settings.dir("models", run_dir.name)
         progress(f"{host}: connecting")
         with self.hosts.connect(host, accept_new_host_key) as session:
-            items = [remote_runs.transfer(run_dir / f, posixpath.join(remote_dir, f)) for f in LOGS
+            items = [box_files.transfer(run_dir / f, posixpath.join(remote_dir, f)) for f in LOGS
                      if (run_dir / f).is_file()]  # the logs go on where they end here: the mirror's offsets hold
             if plan.from_checkpoint is not None:
                 ckpt = run_dir / plan.from_checkpoint
-                items += [remote_runs.transfer(p, posixpath.join(remote_dir, plan.from_checkpoint,
-                                                                 p.relative_to(ckpt).as_posix()))
+                items += [box_files.transfer(p, posixpath.join(remote_dir, plan.from_checkpoint,
+                                                               p.relative_to(ckpt).as_posix()))
                           for p in sorted(ckpt.rglob("*")) if p.is_file()]
-            remote_runs.upload(session, items, f"upload {run_dir.name} ({plan.from_checkpoint or 'no checkpoint'})",
-                               progress)
+            box_files.upload(session, items, f"upload {run_dir.name} ({plan.from_checkpoint or 'no checkpoint'})",
+                             progress)
             runs.write_remote_marker(run_dir, host, remote_dir)
             row = self.store.run_row(run_dir.name) or {"mix": "", "phase": None}
             self.store.run_upsert(run_dir.name, str(run_dir), host, row["mix"], row["phase"], None,

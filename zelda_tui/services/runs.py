@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..backends import remote_runs
+from ..backends import box_files, remote_runs
 from ..backends.checkpoint_sync import last_synced
 from ..backends.hosts import BUNDLE_FILES, RunHost, SshHost
 from ..backends.ssh_base import RemoteError
@@ -138,7 +138,7 @@ class RunService:
         settings = self.hosts.remote_settings()
         progress(f"{host}: connecting")
         with self.hosts.connect(host, accept_new_host_key) as session:
-            code = remote_runs.code_transfers(settings)  # hashed once: sized here, uploaded below
+            code = box_files.code_transfers(settings)  # hashed once: sized here, uploaded below
             need = sum((bundle / f).stat().st_size for f in BUNDLE_FILES) + sum(t.size for t in code[1]) + (1 << 20)
             info = remote_runs.probe(session, settings, cfg.train.device, need, progress)  # before anything is created
             for warning in info.warnings:
