@@ -84,7 +84,7 @@ def test_an_eval_on_the_box_counts_as_work(small_ws: Path):
     """A run that ended long ago whose box still evaluates its checkpoints ([eval] during_training,
     `eval run`) is not idle; a generator silent past WORKER_STALE_S (it died without a word) no longer
     holds the box, and the idle time counts from its last heartbeat."""
-    from zelda_tui.core import atomic, evals
+    from zelda_tui.core import atomic, eval_worker, evals
 
     with ReplayServer() as server:
         for iid in ("201", "202"):
@@ -97,7 +97,7 @@ def test_an_eval_on_the_box_counts_as_work(small_ws: Path):
             remote_run(cfg, name, f"root@ssh{iid}.vast.ai:{iid}", "completed", 45)
             worker = {"state": "generating", "mode": "after", "pid": 7, "checkpoint": "checkpoint-40", "done": 3,
                       "total": 40, "heartbeat": time.time() - heartbeat_ago_s}
-            atomic.write_text(cfg.parent / "runs" / name / evals.EVALS_DIR / "held_out" / evals.WORKER_FILE,
+            atomic.write_text(cfg.parent / "runs" / name / evals.EVALS_DIR / "held_out" / eval_worker.WORKER_FILE,
                               json.dumps(worker))
         dry = run_cli("instances", "enforce", "--dry-run", "--json", "--config", str(cfg), env={"VAST_API_KEY": KEY})
         assert dry.returncode == 0, dry.stderr

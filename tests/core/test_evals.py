@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_jsonl
-from zelda_tui.core import evals, runs
+from zelda_tui.core import evals, leaderboard, runs
 from zelda_tui.core.errors import ZeldaError
 from zelda_tui.core.store import Store
 
@@ -159,22 +159,22 @@ def test_eval_loss_at_a_checkpoint_step():
 # --- ranking -------------------------------------------------------------------------------------
 
 
-def _lb(run: str, ckpt: str, step: int, asm, match=None, passk=None, loss=None) -> evals.LeaderboardRow:
-    return evals.LeaderboardRow(run=run, checkpoint=ckpt, step=step, assemble_rate=asm, match_rate=match,
+def _lb(run: str, ckpt: str, step: int, asm, match=None, passk=None, loss=None) -> leaderboard.LeaderboardRow:
+    return leaderboard.LeaderboardRow(run=run, checkpoint=ckpt, step=step, assemble_rate=asm, match_rate=match,
                                 pass_at_1=passk, pass_at_k=passk, eval_loss=loss)
 
 
 def test_rank_best_first_missing_last_with_tie_breaks():
     rows = [_lb("r", "base", 0, 0.1), _lb("r", "checkpoint-2", 2, 0.5, 0.1, loss=2.0),
             _lb("r", "checkpoint-4", 4, 0.5, 0.3, loss=1.0), _lb("q", "checkpoint-9", 9, None, loss=0.5)]
-    ranked = evals.rank(rows)
+    ranked = leaderboard.rank(rows)
     assert [(r.rank, r.checkpoint) for r in ranked] == [
         (1, "checkpoint-4"), (2, "checkpoint-2"), (3, "base"), (4, "checkpoint-9")]
-    by_loss = evals.rank(rows, "eval_loss")  # lower is better; the base has none
+    by_loss = leaderboard.rank(rows, "eval_loss")  # lower is better; the base has none
     assert [r.checkpoint for r in by_loss] == ["checkpoint-9", "checkpoint-4", "checkpoint-2", "base"]
-    assert [r.checkpoint for r in evals.rank(rows, "step")] == ["checkpoint-9", "checkpoint-4", "checkpoint-2", "base"]
+    assert [r.checkpoint for r in leaderboard.rank(rows, "step")] == ["checkpoint-9", "checkpoint-4", "checkpoint-2", "base"]
     with pytest.raises(ZeldaError, match="unknown sort column 'speed'"):
-        evals.rank(rows, "speed")
+        leaderboard.rank(rows, "speed")
 
 
 # --- which checkpoints an eval covers --------------------------------------------------------------

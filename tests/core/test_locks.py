@@ -141,7 +141,7 @@ def test_each_callers_lock_file_excludes_a_process_holding_it(tmp_path: Path, ch
     zelda-tui) keeps the mirror and the checkpoint copier out and makes the eval generator wait."""
     from zelda_tui.backends.checkpoint_sync import CheckpointSync
     from zelda_tui.backends.remote_tail import RemoteMirror
-    from zelda_tui.core import evals
+    from zelda_tui.core import eval_worker, evals
 
     def no_link():
         raise AssertionError("connected while another process held the lock")
@@ -161,7 +161,7 @@ def test_each_callers_lock_file_excludes_a_process_holding_it(tmp_path: Path, ch
     got: list[int] = []
 
     def generate() -> None:
-        with evals.worker_lock(edir, on_busy=lambda: busy.append(1)):
+        with eval_worker.worker_lock(edir, on_busy=lambda: busy.append(1)):
             got.append(1)
 
     waiter = threading.Thread(target=generate, daemon=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from zelda_tui.core import evals, runs
+from zelda_tui.core import eval_worker, evals, runs
 from zelda_tui.core.store import Store
 from zelda_tui.core.train_config import load_run_config
 
@@ -203,7 +203,7 @@ def test_a_local_run_evaluates_its_checkpoints_after_training(tmp_path: Path, ti
     run_dir = Path(json.loads(res.stdout)["run_dir"])
     assert load_run_config(run_dir).eval.prompt_set == "held_out"
     edir = evals.eval_dir(run_dir, "held_out")
-    worker = wait_for(lambda: (w := evals.read_worker(edir)) and w.state in ("finished", "failed") and w)
+    worker = wait_for(lambda: (w := eval_worker.read_worker(edir)) and w.state in ("finished", "failed") and w)
     assert worker.state == "finished", (edir / evals.GENERATE_LOG).read_text()[-2000:]
     board = json.loads(run_cli("leaderboard", "--json", "--config", str(cfg)).stdout)
     assert {r["checkpoint"] for r in board["rows"] if r["run"] == run_dir.name} == {"base", "checkpoint-2", "checkpoint-4"}
@@ -228,7 +228,7 @@ def test_a_full_disk_fails_each_checkpoint_with_one_line_and_loses_nothing(train
     text = evals.prompts_jsonl(evals.parse_prompts(prompts).prompts)
     edir = evals_root / "full"
     script = (f"mount -t tmpfs -o size=64k tmpfs {evals_root} && mkdir -p {edir} && "
-              f"cat > {edir / evals.PROMPTS_FILE} && touch {edir / evals.WORKER_LOCK} && "
+              f"cat > {edir / evals.PROMPTS_FILE} && touch {edir / eval_worker.WORKER_LOCK} && "
               f"dd if=/dev/zero of={evals_root / 'filler'} bs=4k 2>/dev/null; "
               f"exec {sys.executable} -m zelda_tui.backends.trainer.generate {run_dir} --prompt-set full "
               f"--checkpoints base,checkpoint-2 --max-new-tokens {TOKENS}")

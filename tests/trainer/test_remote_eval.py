@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from zelda_tui.core import evals, runs
+from zelda_tui.core import eval_worker, evals, runs
 from zelda_tui.core.store import Store
 
 from .conftest import wait_for
@@ -32,8 +32,8 @@ def nothing_left_running(tmp_path: Path):
         status = runs.read_status(status_file.parent)
         if status and status.pid and runs.pid_alive(status.pid):
             os.kill(status.pid, signal.SIGKILL)
-    for worker_file in tmp_path.glob(f"ws*/box/models/*/{evals.EVALS_DIR}/*/{evals.WORKER_FILE}"):
-        worker = evals.read_worker(worker_file.parent)
+    for worker_file in tmp_path.glob(f"ws*/box/models/*/{evals.EVALS_DIR}/*/{eval_worker.WORKER_FILE}"):
+        worker = eval_worker.read_worker(worker_file.parent)
         if worker and worker.pid and runs.pid_alive(worker.pid):
             os.kill(worker.pid, signal.SIGKILL)
 
@@ -75,7 +75,7 @@ def test_a_remote_runs_checkpoints_are_evaluated_on_its_box(tmp_path: Path, tiny
     # the generator runs on the box; the SSH connections die mid-eval and the eval still completes
     proc = eval_cli_popen(cfg, name, prompts)
     box_edir = remote / evals.EVALS_DIR / "held_out"
-    wait_for(lambda: (w := evals.read_worker(box_edir)) and w.state == "generating", timeout=120)
+    wait_for(lambda: (w := eval_worker.read_worker(box_edir)) and w.state == "generating", timeout=120)
     assert sshd.drop_sessions() > 0
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -106,7 +106,7 @@ def test_a_remote_runs_checkpoints_are_evaluated_on_its_box(tmp_path: Path, tiny
 
     # a checkpoint deleted on the box while the eval runs fails alone, with a clear line
     proc = eval_cli_popen(cfg, name, prompts, "--samples", "1")
-    wait_for(lambda: (w := evals.read_worker(box_edir)) and w.state == "generating" and w.checkpoint == "base",
+    wait_for(lambda: (w := eval_worker.read_worker(box_edir)) and w.state == "generating" and w.checkpoint == "base",
              timeout=120)
     shutil.rmtree(remote / runs.CHECKPOINTS / "checkpoint-4")
     out, err = proc.communicate(timeout=300)
@@ -144,7 +144,7 @@ def test_the_box_evaluates_checkpoints_by_itself(tmp_path: Path, tiny_model: Pat
         status = wait_for(lambda: (s := runs.read_status(remote)) and s.state == "stopped" and s, timeout=240)
     else:
         status = finished(remote)
-    worker = wait_for(lambda: (w := evals.read_worker(box_edir)) and w.state in ("finished", "failed") and w,
+    worker = wait_for(lambda: (w := eval_worker.read_worker(box_edir)) and w.state in ("finished", "failed") and w,
                       timeout=240)
     assert worker.state == "finished" and worker.mode == mode, (box_edir / evals.GENERATE_LOG).read_text()[-3000:]
 

@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 import paramiko
 
-from ..core import atomic, evals, locks, runs
+from ..core import atomic, eval_worker, evals, locks, runs
 from ..core.errors import ZeldaError
 from .ssh import HostKeyChanged, RemoteError, SshSession, UnknownHostKey
 
@@ -252,7 +252,7 @@ class RemoteMirror:
                     sizes[log_name] = 0
             for attr in sftp.listdir_attr(f"{root}/{name}"):
                 fname = attr.filename
-                if fname != evals.WORKER_FILE and (not fname.endswith(".jsonl") or fname == evals.PROMPTS_FILE):
+                if fname != eval_worker.WORKER_FILE and (not fname.endswith(".jsonl") or fname == evals.PROMPTS_FILE):
                     continue
                 rel = f"{rel_dir}/{fname}"
                 sig = (int(attr.st_mtime or 0), int(attr.st_size or 0))
@@ -334,7 +334,7 @@ class RemoteMirror:
         status = runs.read_status(self.local_dir)
         if status is None or runs.RunState.of(status.state).is_live:
             return True
-        return any(w.working for w in evals.workers(self.local_dir).values())
+        return any(w.working for w in eval_worker.workers(self.local_dir).values())
 
     def _set(self, state: LinkState) -> None:
         self.state = state

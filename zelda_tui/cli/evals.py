@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..core import evals
 from ..core.evals import GenerateOptions
+from ..core.leaderboard import (BEST_ASSEMBLES, BEST_LOSS, BEST_MARKS, DEFAULT_SORT, EXPORT_MARK, export_text,
+                                 sort_key_names)
 from ..core.format import num, percent
 from ..services.evals import EvalReport
 from .common import emit_json, open_services, table
@@ -43,7 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     es.add_argument("--prompt-set", help="default: the last one scored")
     es.add_argument("--prompt", type=int, metavar="IDX", help="only this prompt")
     lb = sub.add_parser("leaderboard", help="checkpoints of every run ranked by eval scores", parents=[common])
-    lb.add_argument("--sort", default=evals.DEFAULT_SORT, choices=evals.sort_key_names(), help="rank by this column (best first)")
+    lb.add_argument("--sort", default=DEFAULT_SORT, choices=sort_key_names(), help="rank by this column (best first)")
     lb.add_argument("--prompt-set", help="default: the last one scored")
 
 
@@ -144,7 +146,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     print(table(
         ["#", "run", "checkpoint", "step", "assembles", "syntax", "unresolved", "pass@1", "pass@k", "match", "eval loss"],
         [[r.rank, ("(base) " + r.model.rsplit("/", 1)[-1]) if r.is_base else r.run,
-          r.checkpoint + "".join(" " + evals.BEST_MARKS[m] for m in r.best) + (f" {evals.EXPORT_MARK}" if r.exported else ""),
+          r.checkpoint + "".join(" " + BEST_MARKS[m] for m in r.best) + (f" {EXPORT_MARK}" if r.exported else ""),
           r.step if r.step is not None else "-", _pct(r.assemble_rate), _pct(r.rates.get("syntax_error", 0.0)),
           _pct(r.rates.get("unresolved_label", 0.0)), _pct(r.pass_at_1),
           _pct(r.pass_at_k) + (f" (k={r.samples})" if r.pass_at_k is not None else ""),
@@ -152,13 +154,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         "rllrrrrrrrr",
     ))
     if any(r.best for r in rows):
-        print(f"\n{evals.BEST_MARKS[evals.BEST_ASSEMBLES]} assembles best in its run   "
-              f"{evals.BEST_MARKS[evals.BEST_LOSS]} lowest eval loss (early stopping's pick where it ran)")
+        print(f"\n{BEST_MARKS[BEST_ASSEMBLES]} assembles best in its run   "
+              f"{BEST_MARKS[BEST_LOSS]} lowest eval loss (early stopping's pick where it ran)")
     exported = [r for r in rows if r.exported]
     if exported:
-        print(f"\n{evals.EXPORT_MARK} exported (merged model logits check, GGUF greedy answers same as the merged model's):")
+        print(f"\n{EXPORT_MARK} exported (merged model logits check, GGUF greedy answers same as the merged model's):")
         for r in exported:
-            print(f"  #{r.rank} {r.run} {r.checkpoint}: {evals.export_text(r.exported)}")
+            print(f"  #{r.rank} {r.run} {r.checkpoint}: {export_text(r.exported)}")
     per_ds = sorted({d for r in rows for d in r.eval_loss_by_dataset})
     if per_ds:
         print("\neval loss per dataset (at the checkpoint's step):\n")

@@ -1,4 +1,4 @@
-"""Evaluation of checkpoints, the pure part: prompt files, answer files, scoring and ranking.
+"""Evaluation of checkpoints, the pure part: prompt files, answer files and scoring.
 
 Prompt file (JSONL, one prompt a line; blank lines skipped):
 
@@ -18,7 +18,8 @@ generation request (prompts sha256, samples, max_new_tokens, seed, ...), then on
 
 Scores per checkpoint: assemble rate and the rate of every verdict class over the greedy
 answers, unbiased pass@k (Chen et al. 2021) over the K samples, normalised match of the
-greedy answer's code against the reference, and per-category assemble rates.
+greedy answer's code against the reference, and per-category assemble rates. Ranking them is
+`core.leaderboard`; the generator's lock and worker.json are `core.eval_worker`.
 """
 
 from __future__ import annotations
@@ -26,16 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import time
 from collections import Counter
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
-from . import atomic, locks, runs
+from . import atomic, runs
 from .errors import ZeldaError
 from .jsonl import JSONDecodeError, loads, read_bytes, split_lines
 
@@ -43,9 +41,6 @@ EVALS_DIR = "evals"
 PROMPTS_FILE = "prompts.jsonl"  # the valid prompts of a set, as evaluated (inside the eval dir)
 GENERATE_LOG = "generate.log"
 EVENTS_FILE = "generate.events"  # the generator's JSON events, appended (a detached generator's stdout)
-WORKER_FILE = "worker.json"  # what the generator of this prompt set is doing now (replaced atomically)
-WORKER_LOCK = ".generate.lock"  # one generator per (run, prompt set) at a time
-WORKER_STALE_S = 900.0  # a worker silent longer than this is taken for dead (loading 16B weights takes minutes)
 BASE = "base"  # the base model without adapter
 FINAL = "final"  # lora_adapters/ when no checkpoint holds the same weights
 VERDICTS = ("assembles", "syntax_error", "unresolved_label", "timeout", "crash", "empty", "other")
@@ -200,7 +195,7 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# --- the eval dir and answer files ----------------------------------------------------------
+# --- the eval dir ----------------------------------------------------------------------------
 
 
 def eval_dir(run_dir: Path, prompt_set: str) -> Path:
@@ -211,97 +206,7 @@ def answers_path(run_dir: Path, prompt_set: str, checkpoint: str) -> Path:
     return eval_dir(run_dir, prompt_set) / f"{checkpoint}.jsonl"
 
 
-# --- the generator's own state ----------------------------------------------------------------
-
-
-@contextmanager
-def worker_lock(edir: Path, on_busy: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the prompt set's generator lock (flock; freed when the process dies): a second
-    generator for the same set waits its turn (`on_busy` once) instead of doing the same work."""
-    with locks.waiting(edir / WORKER_LOCK, on_busy):
-        yield
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    """RUN_DIR/evals/<set>/worker.json: the generator's state (starting, queued, waiting,
-    generating, finished, failed), its checkpoint and progress, and a heartbeat."""
-
-    state: str
-    mode: str = "once"  # once | alongside | after
-    pid: int | None = None
-    checkpoint: str | None = None
-    done: int = 0
-    total: int = 0
-    heartbeat: float = 0.0
-    message: str = ""
-
-    @property
-    def working(self) -> bool:
-        """Busy now: an eval counts as work (the idle rule does not destroy its box) unless it
-        has been silent for WORKER_STALE_S (then it died without saying so)."""
-        return (self.state in ("starting", "queued", "waiting", "generating")
-                and time.time() - self.heartbeat < WORKER_STALE_S)
-
-
-class EvalWorker:
-    """The writer of worker.json (the generator program)."""
-
-    def __init__(self, edir: Path, mode: str) -> None:
-        self.path = Path(edir) / WORKER_FILE
-        self.data: dict[str, Any] = {"state": "starting", "mode": mode, "pid": os.getpid(), "checkpoint": None,
-                                     "done": 0, "total": 0, "message": ""}
-        self._written = 0.0
-
-    def update(self, **values: Any) -> None:
-        changed = any(self.data.get(k) != v for k, v in values.items() if k not in ("done", "total"))
-        self.data.update(values)
-        now = time.time()
-        if changed or now - self._written >= 1.0:  # progress at most once a second
-            self.data["heartbeat"] = round(now, 3)
-            try:
-                atomic.write_text(self.path, json.dumps(self.data))
-            except OSError:  # a full disk: the state file is news, not data; the answers' own write says why
-                return
-            self._written = now
-
-
-def read_worker(edir: Path) -> WorkerStatus | None:
-    try:
-        data = json.loads((Path(edir) / WORKER_FILE).read_text(encoding="utf-8"))
-        fields = {k: data[k] for k in WorkerStatus.__dataclass_fields__ if k in data}
-        return WorkerStatus(**fields)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def worker_line(run_dir: Path) -> str | None:
-    """What the generators of a run are doing, one clause per prompt set (None: none ever ran)."""
-    parts = []
-    for name, w in workers(run_dir).items():
-        if w.state in ("starting", "queued", "waiting", "generating") and not w.working:
-            parts.append(f"{name}: eval silent for {(time.time() - w.heartbeat) / 60:.0f} min (ended without a word?)")
-        elif w.state == "generating":
-            parts.append(f"{name}: evaluating {w.checkpoint}" + (f" ({w.done}/{w.total})" if w.total else ""))
-        elif w.state == "queued":
-            parts.append(f"{name}: eval queued until training ends")
-        elif w.state == "waiting":
-            parts.append(f"{name}: eval waiting for the next checkpoint")
-        elif w.state == "failed":
-            parts.append(f"{name}: eval failed" + (f" ({w.message})" if w.message else ""))
-        else:
-            parts.append(f"{name}: eval {w.state}")
-    return "; ".join(parts) or None
-
-
-def workers(run_dir: Path) -> dict[str, WorkerStatus]:
-    """Each prompt set's generator state in a run dir (sets never evaluated have none)."""
-    found = {}
-    for edir in sorted((Path(run_dir) / EVALS_DIR).glob("*")):
-        status = read_worker(edir)
-        if status is not None:
-            found[edir.name] = status
-    return found
+# --- checkpoints and generation requests --------------------------------------------------
 
 
 def adapter_signature(adapter_dir: Path | None) -> str:
@@ -357,6 +262,9 @@ def covered_checkpoints(steps: list[int], status: runs.RunStatus | None, has_fin
     if has_final and status is not None and not status.best_checkpoint and status.step not in steps:
         found.append((FINAL, status.step))
     return found
+
+
+# --- answer files ----------------------------------------------------------------------------
 
 
 def write_answers(path: Path, header: dict, answers: list[dict]) -> None:
@@ -490,165 +398,7 @@ def eval_loss_at(metrics: list[dict], step: int | None) -> dict:
             "by_dataset": {k.split("/", 1)[1]: v for k, v in event.items() if k.startswith("eval_loss/")}}
 
 
-# --- ranking ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeaderboardRow:
-    """One scored (run, checkpoint) of a prompt set, as the Leaderboard and `leaderboard --json` show it.
-
-    The base model is a row too (`is_base`, checkpoint `base`). `best` and `rank` are set only by
-    `mark_best` and `rank`; its `to_json()` keys are a contract (scripts read them)."""
-
-    run: str
-    checkpoint: str
-    step: int | None = None
-    is_base: bool = False
-    model: str = ""
-    prompt_set: str = ""
-    prompts: int = 0
-    samples: int = 0
-    assemble_rate: float | None = None
-    rates: dict[str, float] = field(default_factory=dict)  # verdict -> share of greedy answers
-    counts: dict[str, int] = field(default_factory=dict)
-    pass_at_1: float | None = None
-    pass_at_k: float | None = None
-    match_rate: float | None = None
-    matched: int = 0
-    with_reference: int = 0
-    truncated: int = 0
-    by_category: dict[str, dict] = field(default_factory=dict)
-    eval_loss: float | None = None
-    eval_loss_by_dataset: dict[str, float] = field(default_factory=dict)
-    prompts_changed: bool = False  # scored on an older version of the prompt set
-    scored_at: float = 0.0
-    best: tuple[str, ...] = ()  # BEST_ASSEMBLES and/or BEST_LOSS
-    rank: int = 0  # 1-based position
-    exported: dict[str, Any] = field(default_factory=dict)  # export_mark of its export.json; {} when not exported
-
-    @classmethod
-    def scored(cls, run: str, checkpoint: str, step: int | None, model: str, prompt_set: str, summary: Summary,
-               eval_loss: dict, prompts_changed: bool, scored_at: float) -> "LeaderboardRow":
-        """From a checkpoint's stored Summary and `eval_loss_at`'s answer for its step."""
-        return cls(run=run, checkpoint=checkpoint, step=step, is_base=checkpoint == BASE, model=model,
-                   prompt_set=prompt_set, prompts=summary.prompts, samples=summary.samples,
-                   assemble_rate=summary.assemble_rate, rates=summary.rates, counts=summary.counts,
-                   pass_at_1=summary.pass_at_1, pass_at_k=summary.pass_at_k, match_rate=summary.match_rate,
-                   matched=summary.matched, with_reference=summary.with_reference, truncated=summary.truncated,
-                   by_category=summary.by_category, eval_loss=eval_loss["eval_loss"],
-                   eval_loss_by_dataset=eval_loss["by_dataset"], prompts_changed=prompts_changed, scored_at=scored_at)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """(run, checkpoint): what names a row across refreshes and sorts."""
-        return (self.run, self.checkpoint)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "best": list(self.best)}
-
-
-EXPORT_MARK = "⇩"  # next to an exported checkpoint
-
-
-def export_mark(record: dict[str, Any] | None) -> dict[str, Any]:
-    """What a checkpoint's export.json says was exported and how it verified, for the leaderboard:
-    {"merged": {ok, max_abs_diff, tolerance} | None, "gguf": {type: {same, prompts}}}; {} when
-    nothing is (a fresh export rewrites the record with merged None until it is in place)."""
-    if not record:
-        return {}
-    merged = record.get("merged") if isinstance(record.get("merged"), dict) else None
-    gguf = {str(kind): {"same": g.get("same"), "prompts": g.get("prompts")}
-            for kind, g in (record.get("gguf") or {}).items() if isinstance(g, dict)}
-    if merged is None and not gguf:
-        return {}
-    return {"merged": None if merged is None else {k: merged.get(k) for k in ("ok", "max_abs_diff", "tolerance")},
-            "gguf": gguf}
-
-
-def export_text(exported: dict[str, Any]) -> str:
-    """An export mark in words, short: "merged ✓, gguf f16 3/3, q8_0 2/3" ("" when not exported)."""
-    if not exported:
-        return ""
-    merged = exported.get("merged")
-    parts = [] if merged is None else ["merged " + ("✓" if merged.get("ok") else "✗")]
-    gguf = exported.get("gguf") or {}
-    if gguf:
-        parts.append("gguf " + ", ".join(f"{kind} {g.get('same')}/{g.get('prompts')}" for kind, g in gguf.items()))
-    return ", ".join(parts)
-
-
-# column -> (row field, higher is better)
-SORT_COLUMNS: dict[str, tuple[str, bool]] = {
-    "assemble": ("assemble_rate", True),
-    "pass1": ("pass_at_1", True),
-    "passk": ("pass_at_k", True),
-    "match": ("match_rate", True),
-    "eval_loss": ("eval_loss", False),
-    "step": ("step", True),
-    "run": ("run", False),
-}
-DEFAULT_SORT = "assemble"
-# ties on the chosen column are broken by these, in order
-TIE_BREAK = ("assemble", "match", "passk", "eval_loss")
-
-
-def sort_key_names() -> list[str]:
-    return list(SORT_COLUMNS)
-
-
-def rank(rows: Iterable[LeaderboardRow], sort: str = DEFAULT_SORT) -> list[LeaderboardRow]:
-    """Best first by `sort` (its natural direction), missing values last, ties by TIE_BREAK.
-
-    Each row comes back with its `rank` (1-based position).
-    """
-    if sort not in SORT_COLUMNS:
-        raise ZeldaError(f"unknown sort column '{sort}' (one of: {', '.join(SORT_COLUMNS)})", exit_code=2)
-    order = [sort] + [c for c in TIE_BREAK if c != sort]
-
-    def key(row: LeaderboardRow) -> tuple:
-        parts: list[Any] = []
-        for col in order:
-            name, higher = SORT_COLUMNS[col]
-            value = getattr(row, name)
-            if value is None:
-                parts.append((1, 0))
-            elif isinstance(value, str):
-                parts.append((0, value))
-            else:
-                parts.append((0, -value if higher else value))
-        parts.append((0, row.run))
-        parts.append((0, row.step or 0))
-        return tuple(parts)
-
-    return [replace(row, rank=i) for i, row in enumerate(sorted(rows, key=key), 1)]
-
-
-BEST_ASSEMBLES = "assembles"  # the run's checkpoint whose answers assemble most often
-BEST_LOSS = "eval_loss"  # the one early stopping keeps (else the lowest eval loss)
-BEST_MARKS = {BEST_ASSEMBLES: "★", BEST_LOSS: "▼"}
-
-
-def mark_best(rows: list[LeaderboardRow], early_stopping_pick: dict[str, str]) -> list[LeaderboardRow]:
-    """The rows (same order) with their `best`: which of its run's checkpoints is best by assemble rate
-    and which by eval loss (`early_stopping_pick`: run -> checkpoint name early stopping chose, where
-    it ran), so a user sees when the two disagree. Base rows are never marked."""
-    by_run: dict[str, list[int]] = {}  # run -> positions of its checkpoints' rows
-    for i, row in enumerate(rows):
-        if not row.is_base:
-            by_run.setdefault(row.run, []).append(i)
-    marks: list[list[str]] = [[] for _ in rows]
-    for run, mine in by_run.items():
-        rates = {i: r for i in mine if (r := rows[i].assemble_rate) is not None}
-        for i, rate in rates.items():
-            if rate == max(rates.values()):
-                marks[i].append(BEST_ASSEMBLES)
-        pick = early_stopping_pick.get(run)
-        losses = {i: loss for i in mine if (loss := rows[i].eval_loss) is not None}
-        chosen = ([i for i in mine if rows[i].checkpoint == pick] if pick
-                  else [min(losses, key=lambda i: losses[i])] if losses else [])
-        for i in chosen:
-            marks[i].append(BEST_LOSS)
-    return [replace(row, best=tuple(m)) for row, m in zip(rows, marks)]
+# --- prompt files from a mix's eval split -------------------------------------------------
 
 
 def prompts_from_records(records: Iterable[tuple[dict, str]]) -> list[dict]:

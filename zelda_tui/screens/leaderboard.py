@@ -22,8 +22,9 @@ from textual.screen import Screen
 from rich.text import Text
 from textual.widgets import DataTable, Footer, Header, Static
 
-from ..core import evals
-from ..core.evals import GenerateOptions, LeaderboardRow
+from ..core import leaderboard
+from ..core.evals import GenerateOptions
+from ..core.leaderboard import LeaderboardRow
 from ..core.format import percent as pct
 from ..services import Services
 from .app_api import report_from_thread, zelda_app
@@ -63,8 +64,8 @@ def row_cells(row: LeaderboardRow, marked: bool) -> tuple[Text | str, ...]:
     return (
         Text(("◆" if marked else "") + str(row.rank), style="bold cyan" if marked else ""),
         Text(run, style="italic" if row.is_base else ""),
-        row.checkpoint.removeprefix("checkpoint-") + "".join(evals.BEST_MARKS[m] for m in row.best)
-        + (evals.EXPORT_MARK if row.exported else ""),
+        row.checkpoint.removeprefix("checkpoint-") + "".join(leaderboard.BEST_MARKS[m] for m in row.best)
+        + (leaderboard.EXPORT_MARK if row.exported else ""),
         Text(pct(row.assemble_rate), style="bold", justify="right"),
         *(Text(n, justify="right") for n in numbers),
     )
@@ -81,11 +82,11 @@ def detail_text(row: LeaderboardRow) -> str:
     if row.eval_loss_by_dataset:
         parts.append("eval loss " + ", ".join(f"{escape(d)} {v:.3f}" for d, v in sorted(row.eval_loss_by_dataset.items())))
     if row.best:
-        parts.append(" and ".join({evals.BEST_ASSEMBLES: "★ assembles best of its run",
-                                   evals.BEST_LOSS: "▼ lowest eval loss of its run (early stopping's pick)"}[m]
+        parts.append(" and ".join({leaderboard.BEST_ASSEMBLES: "★ assembles best of its run",
+                                   leaderboard.BEST_LOSS: "▼ lowest eval loss of its run (early stopping's pick)"}[m]
                                   for m in row.best))
     if row.exported:
-        parts.append(f"{evals.EXPORT_MARK} exported: {escape(evals.export_text(row.exported))}")
+        parts.append(f"{leaderboard.EXPORT_MARK} exported: {escape(leaderboard.export_text(row.exported))}")
     if row.prompts_changed:
         parts.append("[yellow]scored on an older version of the prompt set[/]")
     return " · ".join(parts)

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from rich.text import Text
 
-from ..core.evals import LeaderboardRow
+from ..core.leaderboard import LeaderboardRow
 from ..services import Services
 from ..services.views import SampleRow
 from .app_api import report_from_thread

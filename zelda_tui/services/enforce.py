@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..core import evals
+from ..core import eval_worker
 from ..core.config import Config
 from ..core.errors import ZeldaError
 from ..core.offers import held_hours, spent_usd
@@ -55,7 +55,7 @@ class BudgetEnforcer:
             elif on_idle == "destroy":
                 mine = [r for r in remote_runs if instance_of[r["name"]] == inst["key"]]
                 infos = [self.runs.info(Path(r["run_dir"]), r) for r in mine]
-                workers = [w for r in mine for w in evals.workers(Path(r["run_dir"])).values()]  # as last mirrored
+                workers = [w for r in mine for w in eval_worker.workers(Path(r["run_dir"])).values()]  # as last mirrored
                 if infos and all(not i.state.is_live for i in infos) and not any(w.working for w in workers):
                     ended = max([(i.finished or i.heartbeat or inst["started"]) for i in infos]
                                 + [w.heartbeat for w in workers])  # an eval on the box is work too

@@ -5,18 +5,18 @@ generator program for the checkpoints whose answers are missing (a child process
 enters the app), and scores each checkpoint as soon as its answers file lands: every answer
 through `asm_validate`, then the scores of `core.evals`, stored in SQLite in one transaction
 per checkpoint. A checkpoint already generated and scored is skipped, so an interrupted eval
-continues where it stopped and a second run of the same eval does nothing.
+continues where it stopped and a second run of the same eval does nothing. A remote run's
+answers are generated on its box (`services.box_evals`); the ranking is `core.leaderboard`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..backends import export_runner
 from ..backends.generate_runner import GENERATOR_STACK, GenerateRequest, run_generate
@@ -25,21 +25,19 @@ from ..core import atomic, evals, runs
 from ..demo import run as demo_run
 from ..core.config import Config
 from ..core.errors import ZeldaError
+from ..core.leaderboard import DEFAULT_SORT, LeaderboardRow, export_mark, mark_best, rank
 from ..core.mix import EVAL_SOURCES
 from ..core.store import Store
 from ..core.train_config import load_run_config
 from .asm import AsmService
+from .box_evals import generate_on_box
 from .datasets import DatasetService
 from .runs import RunService
 from .views import LeaderboardView, PromptSetRow, SampleRow, View
 
-if TYPE_CHECKING:
-    from ..backends.ssh import SshSession
-
 # (checkpoint, answers done, answers total); checkpoint "" with done == total == 0: a phase message
 EvalProgress = Callable[[str, int, int], object]  # what it returns is ignored
 Say = Callable[[str], None]  # a line about what happens (starting on the box, waiting for another eval)
-BOX_GONE_GRACE_S = 15.0  # after the box's generator is seen gone, how long its last files may take to arrive
 INSTALL_TRAIN = "pip install -e '.[train]'"
 
 
@@ -159,7 +157,7 @@ class EvalService:
         """Generate, validate, score and store; a failing checkpoint never stops the others.
 
         Answers are generated where the run's model is: here for a local run, on the run's box
-        for a remote one (see `_run_on_box`); Asar validation and scoring always run here.
+        for a remote one (see `box_evals.generate_on_box`); Asar validation and scoring always run here.
         """
         opts = options or evals.GenerateOptions()
         if opts.samples < 0 or opts.max_new_tokens < 1 or opts.batch_size < 1:
@@ -182,7 +180,7 @@ class EvalService:
             atomic.write_text(prompts_file, prompt_text)
         sink = _Sink(self, run_dir, pf.name, {c.checkpoint: c for c in report.checkpoints}, progress, say or _quiet)
         if box is not None:
-            self._run_on_box(box, sink, [n for n, _ in names], opts, cancel, say or _quiet)
+            generate_on_box(box, sink, [n for n, _ in names], opts, cancel, say or _quiet)
         else:
             done: list[str] = []
             todo: list[str] = []
@@ -224,59 +222,6 @@ class EvalService:
         code = run_generate(request, log_path, sink.event, cancel)
         if sink.fatal or code not in (0, 1):
             sink.fail_pending(todo, sink.fatal[0] if sink.fatal else f"the generator exited with code {code} (see {log_path})")
-
-    def _run_on_box(self, box: BoxEval, sink: _Sink, todo: list[str], opts: evals.GenerateOptions,
-                    cancel: threading.Event | None, say: Say) -> None:
-        """Generate on the run's box: the generator starts detached there (a dropped connection or a
-        closed laptop loses nothing: it goes on, and the next eval picks its answers up); the
-        mirror brings each checkpoint's answers home as they land and they are scored here.
-
-        Only the events after this start are read: the generator answers for every checkpoint asked
-        ("skipped" for answers it already has), and a generator of the same prompt set that is
-        still running there (an earlier eval, the one training started) goes first."""
-        edir = evals.eval_dir(sink.run_dir, sink.prompt_set)
-        tail = runs.LineTail(edir / evals.EVENTS_FILE)
-        tail.offset = tail.path.stat().st_size if tail.path.exists() else 0
-        pid = box.start(sink.prompt_set, todo, opts.argv(), say)
-        say(f"{box.host.name}: generating on the box (pid {pid}); answers are validated with Asar and scored here")
-        sink.pid = pid
-        gone = threading.Event()
-
-        def tick(session: SshSession) -> None:
-            if not box.alive(session, pid):
-                gone.set()
-
-        stop = threading.Event()
-        mirror = box.host.mirror(sink.run_dir, on_tick=tick, tick_s=5.0)
-        follower = threading.Thread(target=mirror.follow, args=(stop, False), name=f"eval-mirror-{pid}", daemon=True)
-        follower.start()
-        gone_seen = 0.0
-        try:
-            while not sink.finished:
-                for line in tail.read_new():
-                    sink.line(line)
-                if sink.finished:
-                    break
-                if cancel is not None and cancel.is_set():  # the app closes: the box goes on, the next eval scores it
-                    sink.fail_pending(todo, f"left generating on {box.host.name} (pid {pid}): the next eval of this "
-                                            "run scores what it wrote")
-                    break
-                if mirror.state.state == "failed":
-                    sink.fail_pending(todo, mirror.state.error)
-                    break
-                if gone.is_set():  # ended without its last event: read what the mirror still brings, then give up
-                    gone_seen = gone_seen or time.monotonic()
-                    if time.monotonic() - gone_seen > BOX_GONE_GRACE_S:
-                        sink.fail_pending(todo, f"the eval generator on {box.host.name} ended without finishing "
-                                                f"(see {evals.EVALS_DIR}/{sink.prompt_set}/{evals.GENERATE_LOG} there); "
-                                                "`zelda-tui eval run` again continues")
-                        break
-                time.sleep(0.2)
-        finally:
-            stop.set()
-            follower.join(timeout=30)
-        if sink.fatal:
-            sink.fail_pending(todo, sink.fatal[0])
 
     def _score(self, run_dir: Path, prompt_set: str, result: CheckpointResult, how: str) -> None:
         try:
@@ -409,7 +354,7 @@ class EvalService:
         """Prompt sets with results, the last scored first."""
         return [PromptSetRow(**row) for row in self.store.eval_prompt_sets()]
 
-    def leaderboard(self, prompt_set: str | None = None, sort: str = evals.DEFAULT_SORT) -> LeaderboardView:
+    def leaderboard(self, prompt_set: str | None = None, sort: str = DEFAULT_SORT) -> LeaderboardView:
         """Every scored checkpoint of one prompt set (default: the last one scored), ranked.
 
         The base model is a row like the others (checkpoint `base`, step 0); several runs over
@@ -424,7 +369,7 @@ class EvalService:
         elif prompt_set not in sets:
             raise ZeldaError(f"no eval results for prompt set '{prompt_set}' (scored: {', '.join(sets) or 'none yet'})",
                              exit_code=2)
-        rows: list[evals.LeaderboardRow] = []
+        rows: list[LeaderboardRow] = []
         run_dirs: dict[str, str] = {}  # run -> its run dir, for early stopping's pick
         if prompt_set is not None:
             summaries = self.store.eval_summaries(prompt_set)
@@ -445,20 +390,20 @@ class EvalService:
             status = runs.read_status(Path(run_dir))
             if status is not None and status.best_checkpoint:
                 picks[run] = Path(status.best_checkpoint).name
-        return LeaderboardView(prompt_set, sets, sort, evals.rank(evals.mark_best(rows, picks), sort))
+        return LeaderboardView(prompt_set, sets, sort, rank(mark_best(rows, picks), sort))
 
-    def _leaderboard_row(self, s: dict, latest_sha: str, metrics_cache: dict[str, list[dict]]) -> evals.LeaderboardRow:
+    def _leaderboard_row(self, s: dict, latest_sha: str, metrics_cache: dict[str, list[dict]]) -> LeaderboardRow:
         loss: dict = {"eval_loss": None, "by_dataset": {}}
         if s["checkpoint"] != evals.BASE:
             if s["run_dir"] not in metrics_cache:
                 metrics_cache[s["run_dir"]] = runs.read_metrics(Path(s["run_dir"]))
             loss = evals.eval_loss_at(metrics_cache[s["run_dir"]], s["step"])
-        row = evals.LeaderboardRow.scored(s["run"], s["checkpoint"], s["step"], s["model"], s["prompt_set"],
+        row = LeaderboardRow.scored(s["run"], s["checkpoint"], s["step"], s["model"], s["prompt_set"],
                                           evals.Summary.from_dict(s["summary"]), loss,
                                           s["prompts_sha256"] != latest_sha, s["created"])
         if row.is_base:
             return row
-        return replace(row, exported=evals.export_mark(export_runner.read_record(Path(s["run_dir"]), s["checkpoint"])))
+        return replace(row, exported=export_mark(export_runner.read_record(Path(s["run_dir"]), s["checkpoint"])))
 
     def samples(self, run: str, checkpoint: str, prompt_set: str, prompt_idx: int | None = None) -> list[SampleRow]:
         """Every stored answer of one checkpoint (prompt, answer, verdict, errors, failing line)."""

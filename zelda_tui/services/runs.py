@@ -20,7 +20,7 @@ from ..backends import box_files, remote_runs
 from ..backends.checkpoint_sync import last_synced
 from ..backends.hosts import BUNDLE_FILES, RunHost, SshHost
 from ..backends.ssh_base import RemoteError
-from ..core import evals, run_plan, runs
+from ..core import eval_worker, run_plan, runs
 from ..core.config import Config
 from ..core.errors import ConfigError, ZeldaError
 from ..core.store import Store
@@ -245,7 +245,7 @@ class RunService:
             best_checkpoint=status.best_checkpoint, message=status.message,
             remote_dir=row.get("remote_dir") if remote else None,
             synced_at=_mtime(run_dir / runs.STATUS) if remote else None, instance=instance, spent_usd=spent,
-            home_checkpoint=last_synced(run_dir) if remote else None, evals=evals.worker_line(run_dir),
+            home_checkpoint=last_synced(run_dir) if remote else None, evals=eval_worker.worker_line(run_dir),
         )
 
     def _box_lost(self, row: dict, status: runs.RunStatus | None) -> bool:

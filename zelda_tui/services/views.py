@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.evals import LeaderboardRow
+from ..core.leaderboard import LeaderboardRow
 from ..core.offers import spent_usd
 from ..core.runs import RunState
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...core import evals, runs
+from ...core import eval_worker, evals, runs
 from ...core.errors import ZeldaError
 from ...core.train_config import RunConfig, load_run_config
 
@@ -71,13 +71,13 @@ def parse_args(argv: list[str] | None) -> GenerateArgs:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
-    worker: evals.EvalWorker | None = None
+    worker: eval_worker.EvalWorker | None = None
     try:
         cfg = load_run_config(args.run_dir)
         edir = evals.eval_dir(args.run_dir, args.prompt_set)
-        with evals.worker_lock(edir, on_busy=lambda: emit("waiting", checkpoint=None,
+        with eval_worker.worker_lock(edir, on_busy=lambda: emit("waiting", checkpoint=None,
                                                           message="another eval of this prompt set runs first")):
-            worker = evals.EvalWorker(edir, mode=args.follow or "once")
+            worker = eval_worker.EvalWorker(edir, mode=args.follow or "once")
             worker.update(state="starting")
             code = Generator(args, cfg, worker).run()
             worker.update(state="finished" if code == 0 else "failed", checkpoint=None)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _failed(worker: evals.EvalWorker | None, message: str) -> None:
+def _failed(worker: eval_worker.EvalWorker | None, message: str) -> None:
     emit("error", checkpoint=None, message=message)
     if worker is not None:
         worker.update(state="failed", message=message)
@@ -102,7 +102,7 @@ def _failed(worker: evals.EvalWorker | None, message: str) -> None:
 class Generator:
     """Answers for one run's checkpoints with one base model load: adapters are switched, not the base."""
 
-    def __init__(self, args: GenerateArgs, cfg: RunConfig, worker: evals.EvalWorker) -> None:
+    def __init__(self, args: GenerateArgs, cfg: RunConfig, worker: eval_worker.EvalWorker) -> None:
         self.args, self.cfg, self.worker = args, cfg, worker
         prompts_path = evals.eval_dir(args.run_dir, args.prompt_set) / evals.PROMPTS_FILE
         if not prompts_path.is_file():
@@ -284,7 +284,7 @@ def _with_adapter(base: Any, adapter: Path, name: str) -> Any:
 
 
 def generate(model, tokenizer, texts: list[str], prompts: list[evals.Prompt], args: GenerateArgs, name: str, torch,
-             worker: evals.EvalWorker | None = None) -> list[dict]:
+             worker: eval_worker.EvalWorker | None = None) -> list[dict]:
     """Greedy (sample 0) then K sampled answers (1..K) per prompt, in batches of prompts."""
     total = len(prompts) * (1 + args.options.samples)
     answers: list[dict] = []
