@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..core import evals, runs
 from . import box_env, box_files
-from .generate_runner import GENERATOR_STACK, MODULE as GENERATE_MODULE
+from .generate_runner import MODULE as GENERATE_MODULE
 from .runners import FIND_MISSING, trainer_command
 from .ssh_base import RemoteError
 
