@@ -109,6 +109,11 @@ def test_a_lost_box_is_recovered_on_another_and_trains_on_identically(tmp_path: 
 
         assert wait_for(lambda: finished(ref_dir)).state == "completed"
         ref, after = train_losses(ref_dir), losses_after_resume(local)
+        # one config, one seed: box A trained exactly as the run here did until it was lost (the LoRA
+        # init is seeded too), so what box B trains next is compared with a run that started alike
+        before = {m["step"]: m["loss"] for m in runs.read_metrics(local) if m.get("event") == "train"
+                  and m["step"] <= home}
+        assert before and before == {s: ref[s] for s in before}, (before, ref)
         assert sorted(after) == list(range(home + 1, STEPS + 1))
         for step, loss in after.items():
             assert loss == ref[step] or abs(loss - ref[step]) <= 1e-3 * abs(ref[step]), (step, loss, ref[step])

@@ -136,7 +136,7 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
     stack = versions.check()  # before the heavy imports: a wrong version is one line, not a traceback
     import torch
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback, TrainerCallback
+    from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
 
     from .batching import ZeldaSFTTrainer, batching
     from .callbacks import RunDirCallback, install_sigterm
@@ -162,6 +162,9 @@ def train(run_dir: Path, cfg: RunConfig, status: runs.RunStatus, dist: Distribut
              ", ".join(f"{k} {len(eval_ds[k])} of {len(v)}" for k, v in eval_groups.items()))
     log.info("batches: train.packing = %s, attention %s", cfg.train.packing, cfg.model.attn_implementation)
 
+    # the seed before the model: the LoRA A matrices are drawn when the adapter is attached, before the
+    # Trainer seeds itself; unseeded, two runs of one config (a run and its re-run) start apart
+    set_seed(cfg.train.seed)
     model, quant = load_model(cfg, device, dist.local_rank)
     log.info(quant.line())
     plan = resolve_targets(model, cfg.lora)
