@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.trainer.conftest import make_workspace, short_records, wait_for
+from tests.trainer.conftest import completed_run, make_workspace, short_records
 from tests.trainer.tiny import build_tiny_model
-from zelda_tui.core import runs
 
 # a few steps at a high rate: the adapter moves the logits well beyond bf16 rounding
 TRAIN_EXTRA = "lr = 0.01\neval_max_samples = 2\n"
@@ -31,9 +28,4 @@ def trained(tmp_path_factory, tiny_v2: Path) -> tuple[Path, Path]:
     """(config, run dir) of a completed 4-step run with checkpoints at steps 2 and 4 and final adapters."""
     cfg = make_workspace(tmp_path_factory.mktemp("export") / "ws", tiny_v2, max_steps=4, every=2)
     cfg.write_text(cfg.read_text() + TRAIN_EXTRA)
-    res = run_cli("train", "start", "--phase", "0", "--json", "--config", str(cfg))
-    assert res.returncode == 0, res.stderr
-    run_dir = Path(json.loads(res.stdout)["run_dir"])
-    status = wait_for(lambda: (s := runs.read_status(run_dir)) and s.state in ("completed", "failed") and s)
-    assert status.state == "completed", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
-    return cfg, run_dir
+    return cfg, completed_run(cfg)

@@ -93,6 +93,19 @@ def train_ws(tmp_path: Path, tiny_model: Path) -> Path:
     return make_workspace(tmp_path / "ws", tiny_model)
 
 
+def completed_run(cfg: Path) -> Path:
+    """The run dir of phase 0 of `cfg`, trained here by the real CLI to completion."""
+    from tests.conftest import run_cli
+    from zelda_tui.core import runs
+
+    res = run_cli("train", "start", "--phase", "0", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    run_dir = Path(json.loads(res.stdout)["run_dir"])
+    status = wait_for(lambda: (s := runs.read_status(run_dir)) and s.state in ("completed", "failed") and s)
+    assert status.state == "completed", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
+    return run_dir
+
+
 def wait_for(predicate, timeout: float = 240.0, every: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from zelda_tui.core import eval_worker, evals, runs
 from zelda_tui.core.store import Store
 from zelda_tui.core.train_config import load_run_config
 
-from .conftest import make_workspace, wait_for
+from .conftest import completed_run, make_workspace, wait_for
 
 TOKENS = "6"  # tiny answers keep a CPU eval at a few seconds
 
@@ -24,12 +24,7 @@ TOKENS = "6"  # tiny answers keep a CPU eval at a few seconds
 def trained(tmp_path_factory, tiny_model: Path) -> tuple[Path, Path]:
     """(config, run dir) of a completed 4-step run with checkpoints at steps 2 and 4."""
     cfg = make_workspace(tmp_path_factory.mktemp("eval") / "ws", tiny_model, max_steps=4, every=2)
-    res = run_cli("train", "start", "--phase", "0", "--json", "--config", str(cfg))
-    assert res.returncode == 0, res.stderr
-    run_dir = Path(json.loads(res.stdout)["run_dir"])
-    status = wait_for(lambda: (s := runs.read_status(run_dir)) and s.state in ("completed", "failed") and s)
-    assert status.state == "completed", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
-    return cfg, run_dir
+    return cfg, completed_run(cfg)
 
 
 def prompt_file(path: Path, n: int = 3, extra_lines: list[str] | None = None) -> Path:

@@ -21,10 +21,9 @@ from textual.widgets import DataTable, Static  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.evals_seed import ANSWERS, seed_results  # noqa: E402
 from tests.export.conftest import TRAIN_EXTRA  # noqa: E402
-from tests.trainer.conftest import make_workspace, short_records, wait_for  # noqa: E402
+from tests.trainer.conftest import completed_run, make_workspace, short_records, wait_for  # noqa: E402
 from tests.trainer.tiny import build_tiny_model  # noqa: E402
 from zelda_tui.backends import export_runner as layout  # noqa: E402
-from zelda_tui.core import runs  # noqa: E402
 from zelda_tui.screens.leaderboard import LeaderboardScreen  # noqa: E402
 from zelda_tui.screens.runs import RunsScreen  # noqa: E402
 from zelda_tui.services import build_services  # noqa: E402
@@ -39,12 +38,7 @@ def train(root: Path, model: Path) -> tuple[Path, Path]:
     """(config, run dir) of a completed 2-step run (checkpoint-2 and final adapters)."""
     cfg = make_workspace(root, model, max_steps=2, every=2)
     cfg.write_text(cfg.read_text() + TRAIN_EXTRA)
-    res = run_cli("train", "start", "--phase", "0", "--json", "--config", str(cfg))
-    assert res.returncode == 0, res.stderr
-    run_dir = Path(json.loads(res.stdout)["run_dir"])
-    status = wait_for(lambda: (s := runs.read_status(run_dir)) and s.state in ("completed", "failed") and s)
-    assert status.state == "completed", (run_dir / runs.TRAIN_LOG).read_text()[-2000:]
-    return cfg, run_dir
+    return cfg, completed_run(cfg)
 
 
 @pytest.fixture(scope="module")
