@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 
+from ..core import atomic, jsonl
 from ..core.errors import ZeldaError
 from ..core.format import human_bytes
 from . import export_runner as layout
@@ -158,7 +159,7 @@ class BoxExport:
                         offset = size
                         *whole, pending = pending.split(b"\n")
                         for raw in whole:
-                            event = _parse(raw)
+                            event = jsonl.event(raw)
                             if event is None:
                                 continue
                             on_event(event)
@@ -254,19 +255,8 @@ def _check_room(local: Path, files: list[tuple[str, int]], host: str, edir: str)
         return False
 
     need = int(sum(n for rel, n in files if not here(rel, n)) * DISK_MARGIN)
-    probe = local
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free, probe = atomic.free_space(local)
     if need > free:
         raise ZeldaError(f"not enough disk here to bring the export home: it needs {human_bytes(need)}, "
                          f"{human_bytes(free)} free under {probe}; it stays on {host} in {edir} (free some space and "
                          "export again: nothing is redone)")
-
-
-def _parse(raw: bytes) -> dict | None:
-    try:
-        event = json.loads(raw)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None

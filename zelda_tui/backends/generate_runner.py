@@ -7,7 +7,6 @@ event terminates it (a TUI leaving, Ctrl+C in the CLI).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..core import jsonl
 from ..core.evals import GenerateOptions
 
 MODULE = "zelda_tui.backends.trainer.generate"
@@ -62,14 +62,7 @@ def run_child(command: list[str], cwd: Path, log_path: Path, on_event: Callable[
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a stray print from a library: not an event
-            if isinstance(event, dict):
+            if (event := jsonl.event(line)) is not None:
                 on_event(event)
         return proc.wait()
     except BaseException:

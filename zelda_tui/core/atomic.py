@@ -1,11 +1,13 @@
 """Atomic writes: a temp file in the same directory, fsync, then rename.
 
-A crash half-way leaves the previous file untouched; readers never see a partial file.
+A crash half-way leaves the previous file untouched; readers never see a partial file. Also
+the room there is for a write, checked before anything big starts.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,3 +49,12 @@ def write_text(path: Path, text: str, perms: int | None = None) -> None:
 def write_bytes(path: Path, data: bytes) -> None:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+def free_space(path: Path) -> tuple[int, Path]:
+    """(free bytes, the dir measured) on the filesystem that will hold `path`: its nearest existing
+    parent, since what is about to be written is often not there yet."""
+    probe = Path(path)
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free, probe

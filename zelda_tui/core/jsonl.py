@@ -96,6 +96,16 @@ def loads(raw: bytes) -> Any:
         return json.loads(raw)
 
 
+def event(raw: str | bytes) -> dict | None:
+    """One line of a child program's JSON event stream (eval generator, export); None for anything
+    else on it (a blank line, a stray print from a library)."""
+    try:
+        value = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def iter_records(path: Path) -> Iterator[tuple[int, Any | None, bytes]]:
     """Yield (line number, parsed value or None on a parse error, raw line) for non-blank lines."""
     for lineno, raw in enumerate(split_lines(read_bytes(path)), 1):

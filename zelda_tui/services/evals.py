@@ -11,7 +11,6 @@ answers are generated on its box (`services.box_evals`); the ranking is `core.le
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
@@ -21,7 +20,7 @@ from typing import Callable
 from ..backends import export_runner
 from ..backends.generate_runner import GENERATOR_STACK, GenerateRequest, run_generate
 from ..backends.hosts import BoxEval, SshHost
-from ..core import atomic, evals, runs
+from ..core import atomic, evals, jsonl, runs
 from ..demo import run as demo_run
 from ..core.config import Config
 from ..core.errors import ZeldaError
@@ -98,11 +97,8 @@ class _Sink:
     finished: bool = False
 
     def line(self, text: str) -> None:
-        try:
-            event = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
+        event = jsonl.event(text)
+        if event is None:
             return
         if event.get("event") == "done" and event.get("pid") != self.pid and event.get("checkpoint") not in self.by_name:
             try:  # another generator's (the one training started): stored for the leaderboard as well

@@ -193,21 +193,13 @@ def _write_card(merged_dir: Path, record: dict[str, Any]) -> None:
 # --- before anything heavy ------------------------------------------------------------------
 
 
-def free_bytes(path: Path) -> int:
-    """Free bytes on the filesystem that will hold `path` (its nearest existing parent)."""
-    probe = Path(path)
-    while not probe.exists():
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
-
-
 def gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 def check_disk(out: Path, merged_bytes: int, gguf_bytes: int) -> None:
     need = int((merged_bytes + gguf_bytes) * DISK_MARGIN)
-    free = free_bytes(out)
+    free, _ = atomic.free_space(out)
     if need > free:
         parts = ", ".join(f"{what} {gb(n)}" for what, n in (("merged bf16", merged_bytes), ("GGUF", gguf_bytes)) if n)
         raise ZeldaError(f"not enough disk under {out}: the export needs {gb(need)} ({parts}), {gb(free)} free")
